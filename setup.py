@@ -1,0 +1,34 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="erapi",
+    version="0.1.0",
+    description="Asynchronous Entity-Relationship service for Brick building metadata",
+    python_requires=">=3.11",
+    packages=find_packages(include=["erapi", "erapi.*", "storage_plugins", "storage_plugins.*"]),
+    include_package_data=True,
+    install_requires=[
+        "aiohttp>=3.14.3",
+        "PyJWT[crypto]>=2.13",
+        "structlog>=24.1",
+        "orjson>=3.10",
+        "jsonschema-rs>=0.29",
+    ],
+    extras_require={
+        "mongodb": ["pymongo>=4.13"],
+        "test": [
+            "pytest>=8.2",
+            "pytest-aiohttp>=1.1",
+            "pytest-asyncio>=0.24",
+            "jsonschema>=4.23",
+            "pymongo>=4.13",
+        ],
+    },
+    entry_points={
+        "console_scripts": ["erapi=erapi.cli:main"],
+        "erapi.storage_plugins": [
+            "memory=storage_plugins.memory:MemoryStorage",
+            "mongodb=storage_plugins.mongodb:MongoStorage",
+        ],
+    },
+)
