@@ -1,0 +1,178 @@
+"""Configuration: TOML file, then ERAPI_* environment overrides, checked strictly into frozen dataclasses.
+
+An unknown key or a value of the wrong type or range stops start-up with a ConfigurationError naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from storage_plugins.base import ConfigurationError
+
+DEFAULT_SECRET_FILE = "~/.config/erapi/local-secret"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""  # base of tracker URLs; empty: the request's own scheme and host
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_items: int = 100
+    shutdown_timeout: float = 30.0
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    mode: str = "local"  # "local" (HS256, shared secret) or "jwks" (RS256/ES256 from an identity provider)
+    secret: str = ""  # local mode; empty: ERAPI_AUTH_SECRET, else generated once into secret_file
+    secret_file: str = DEFAULT_SECRET_FILE
+    token_ttl_seconds: int = 3600  # lifetime of tokens minted by `erapi token`
+    jwks_url: str = ""
+    issuer: str = ""  # checked exactly when set
+    audience: str = ""  # checked exactly when set
+    leeway_seconds: int = 30
+    jwks_refresh_interval: float = 60.0  # at most one refetch per interval on an unknown kid
+    jwks_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class AclConfig:
+    cache_ttl_seconds: float = 5.0
+    destination_access: str = "read"  # access the caller needs on a relationship's destination collection
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class MongoConfig:
+    uri: str = "mongodb://127.0.0.1:27017"
+    database: str = "erapi"
+    write_concern: str = "majority"  # "majority" or a number of nodes as a string, e.g. "1"
+    journal: bool = True
+    timeout_ms: int = 5000
+
+
+@dataclass(frozen=True)
+class Config:
+    storage: str = "memory"
+    server: ServerConfig = field(default_factory=ServerConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    acl: AclConfig = field(default_factory=AclConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    mongodb: MongoConfig = field(default_factory=MongoConfig)
+
+    def storage_settings(self) -> dict[str, Any]:
+        """Keyword arguments for the selected storage plugin."""
+        if self.storage == "mongodb":
+            return dataclasses.asdict(self.mongodb)
+        return {}
+
+
+ENVIRONMENT_OVERRIDES = {
+    "ERAPI_STORAGE": ("storage",),
+    "ERAPI_MONGODB_URI": ("mongodb", "uri"),
+    "ERAPI_AUTH_SECRET": ("auth", "secret"),
+    "ERAPI_PUBLIC_URL": ("server", "public_url"),
+    "ERAPI_LOG_LEVEL": ("log", "level"),
+}
+
+CHOICES = {
+    "auth.mode": {"local", "jwks"},
+    "acl.destination_access": {"read", "write"},
+    "log.level": {"DEBUG", "INFO", "WARNING", "ERROR"},
+}
+
+
+def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (or ``ERAPI_CONFIG``; none: built-in defaults), apply environment overrides, check."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("ERAPI_CONFIG") or None
+    raw: dict[str, Any] = {}
+    if path:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigurationError(f"cannot read config file {path}: {error.strerror}") from error
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigurationError(f"config file {path} is not valid TOML: {error}") from error
+    for variable, key_path in ENVIRONMENT_OVERRIDES.items():
+        if environ.get(variable):
+            section = raw
+            for key in key_path[:-1]:
+                section = section.setdefault(key, {})
+            section[key_path[-1]] = environ[variable]
+    config = _build(Config, raw, prefix="")
+    _check(config)
+    return config
+
+
+def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(f"config section {prefix.rstrip('.') or '(top)'} must be a table")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ConfigurationError(f"unknown config key {prefix}{unknown[0]}; valid keys: {', '.join(known)}")
+    values = {}
+    for name, value in raw.items():
+        default = known[name].default_factory() if known[name].default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default):
+            values[name] = _build(type(default), value, f"{prefix}{name}.")
+        else:
+            values[name] = _coerce(f"{prefix}{name}", value, type(getattr(cls(), name)))
+    return cls(**values)
+
+
+def _coerce(key: str, value: Any, expected: type) -> Any:
+    """Accept the TOML type, or a string from the environment that parses as it."""
+    try:
+        if expected is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in {"true", "false"}:
+                return value.lower() == "true"
+            raise ValueError
+        if expected is int and not isinstance(value, bool):
+            return int(value)
+        if expected is float and not isinstance(value, bool):
+            return float(value)
+        if expected is str and isinstance(value, str):
+            return value
+    except ValueError:
+        pass
+    raise ConfigurationError(f"config key {key} must be a {expected.__name__}, got {value!r}")
+
+
+def _check(config: Config) -> None:
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value not in allowed:
+            raise ConfigurationError(f"config key {key} must be one of {sorted(allowed)}, got {value!r}")
+    positive = {
+        "server.port": config.server.port,
+        "server.max_body_bytes": config.server.max_body_bytes,
+        "server.max_items": config.server.max_items,
+        "server.workers": config.server.workers,
+        "auth.token_ttl_seconds": config.auth.token_ttl_seconds,
+        "mongodb.timeout_ms": config.mongodb.timeout_ms,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigurationError(f"config key {key} must be positive, got {value}")
+    if not 0 <= config.auth.leeway_seconds <= 60:
+        raise ConfigurationError("config key auth.leeway_seconds must be between 0 and 60")
+    if config.acl.cache_ttl_seconds < 0:
+        raise ConfigurationError("config key acl.cache_ttl_seconds must not be negative")
+    if config.auth.mode == "jwks" and not config.auth.jwks_url:
+        raise ConfigurationError("config key auth.jwks_url is required when auth.mode is 'jwks'")

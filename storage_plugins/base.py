@@ -1,0 +1,175 @@
+"""The storage interface every plugin implements, and the plugin registry.
+
+Every method is batch-first: it takes all the ids or documents of one request at once, so a request costs a
+constant number of storage calls whatever its item count. Documents are plain dicts of JSON types; plugins
+must return copies the caller may mutate, never their own internal objects.
+
+Versioned documents ("kinds": ``entities`` and ``relationships``) live twice: the *history* holds one
+document per (collection, id, version) and is the authority on which versions exist; the *current* view
+holds the newest version of each id for fast reads. A writer claims version N+1 by inserting it into the
+history, where (collection, id, version) is unique, so of two concurrent writers exactly one wins; only the
+winner then moves the current view forward.
+
+Log records (status records of transactions) and ACL records (collection registrations and grants) share
+the *log store*; they are told apart by the methods that write them, never by anything a client sends.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Iterable, Mapping, Sequence
+
+Document = dict[str, Any]
+
+KINDS = ("entities", "relationships")
+VERSION_FIELD = {"entities": "sysEntityVersion", "relationships": "sysRelationshipVersion"}
+ENTRY_POINT_GROUP = "erapi.storage_plugins"
+
+
+class StorageError(Exception):
+    """The storage backend failed or is unreachable; the request may be retried later (HTTP 503)."""
+
+
+class DuplicateError(StorageError):
+    """A document with the same unique key already exists."""
+
+
+class ConfigurationError(Exception):
+    """The configuration names something that does not exist or is out of range."""
+
+
+def version_of(kind: str, document: Mapping[str, Any]) -> int:
+    return document["sysData"][VERSION_FIELD[kind]]
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """Filters of the status tracker. Every filter given must match; ``None`` means "any".
+
+    Results are ordered by (``receivedTimestamp``, ``id``) ascending; ``after`` is the sort key of the last
+    record of the previous page, and only records strictly after it are returned.
+    """
+
+    collection_id: str
+    transaction_id: str | None = None
+    relationship_id: str | None = None
+    entity_id: str | None = None
+    correlation_id: str | None = None
+    start_time: str | None = None  # inclusive, compared with receivedTimestamp (ISO 8601, UTC, same format)
+    end_time: str | None = None  # inclusive
+    after: tuple[str, str] | None = None
+    limit: int = 100
+
+
+@dataclass
+class ClaimResult:
+    """Outcome of claiming versions in the history: which ids won, which lost to a concurrent writer."""
+
+    claimed: list[str] = field(default_factory=list)
+    conflicted: list[str] = field(default_factory=list)
+
+
+class Storage(abc.ABC):
+    """A storage plugin. Instances are created from config, then opened once and closed once."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and prepare (indexes, tables). Idempotent with respect to existing data."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections. Safe to call on a plugin whose open() failed."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Return when the backend answers; raise StorageError otherwise."""
+
+    # ---- versioned documents -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get_current(self, kind: str, collection_id: str, ids: Iterable[str]) -> dict[str, Document]:
+        """The newest stored version of each id in the current view, keyed by id.
+
+        Ids that do not exist are absent from the result; an empty ``ids`` returns ``{}``. Inactive
+        (soft-deleted) documents are returned too: filtering is the caller's business.
+        """
+
+    @abc.abstractmethod
+    async def get_latest_versions(
+        self, kind: str, collection_id: str, ids: Iterable[str]
+    ) -> dict[str, Document]:
+        """The highest version of each id found in the history, keyed by id (absent ids omitted).
+
+        Used after a lost claim: the history, not the current view, says which version is the newest.
+        """
+
+    @abc.abstractmethod
+    async def claim_versions(self, kind: str, collection_id: str, documents: Sequence[Document]) -> ClaimResult:
+        """Insert each document into the history, keyed by (collection, ``id``, version).
+
+        A document whose key already exists is not written and its id is reported in ``conflicted``;
+        the others are written and reported in ``claimed``. An empty batch is a no-op. Two documents of the
+        same batch must not share an id (the caller guarantees it).
+        """
+
+    @abc.abstractmethod
+    async def put_current(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
+        """Move the current view forward: store each document unless a newer or equal version is stored.
+
+        Never moves a document backwards, so it is safe to call with stale documents and in any order.
+        An empty batch is a no-op.
+        """
+
+    @abc.abstractmethod
+    async def get_versions(self, kind: str, collection_id: str, document_id: str) -> list[Document]:
+        """Every version of one id from the history, oldest first; ``[]`` when the id never existed."""
+
+    # ---- log store: status records ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def insert_logs(self, records: Sequence[Document]) -> None:
+        """Append status records (each with ``id`` unique, ``serviceData.erCollectionId`` set).
+
+        An empty batch is a no-op. Raises DuplicateError when a record id already exists; records of the
+        batch without a clash are still written.
+        """
+
+    @abc.abstractmethod
+    async def find_logs(self, query: LogQuery) -> list[Document]:
+        """Status records matching ``query``, at most ``query.limit``, in (receivedTimestamp, id) order."""
+
+    # ---- log store: ACL library ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def register_collection(self, record: Document) -> None:
+        """Store a collection registration (``collectionId`` unique). DuplicateError if it is registered."""
+
+    @abc.abstractmethod
+    async def put_grant(self, collection_id: str, principal: str, record: Document) -> None:
+        """Store the grant of ``principal`` on a collection, replacing any earlier grant of that principal."""
+
+    @abc.abstractmethod
+    async def get_acl(self, collection_id: str) -> tuple[Document | None, list[Document]]:
+        """The registration (or None when unregistered) and every grant of one collection."""
+
+
+def available_plugins() -> dict[str, Any]:
+    """Plugins registered through the ``erapi.storage_plugins`` entry-point group, by name."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def create_storage(name: str, settings: Mapping[str, Any]) -> Storage:
+    """Instantiate the plugin called ``name`` with its settings; ConfigurationError lists the valid names."""
+    plugins = available_plugins()
+    if name not in plugins:
+        valid = ", ".join(sorted(plugins)) or "none installed"
+        raise ConfigurationError(f"unknown storage plugin {name!r}; valid plugins: {valid}")
+    try:
+        plugin_class = plugins[name].load()
+    except ImportError as error:
+        raise ConfigurationError(f"storage plugin {name!r} cannot be loaded: {error}") from error
+    return plugin_class(**settings)

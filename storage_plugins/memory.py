@@ -1,0 +1,144 @@
+"""The embedded default storage: plain dicts in this process, gone when the process ends.
+
+Each method runs without an ``await`` inside it, so on one event loop every call is atomic; the
+claim-then-publish protocol of the interface still decides races between requests that interleave.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+from typing import Iterable, Sequence
+
+from storage_plugins.base import (
+    KINDS,
+    ClaimResult,
+    Document,
+    DuplicateError,
+    LogQuery,
+    Storage,
+    version_of,
+)
+
+
+def _clone(document: Document) -> Document:
+    return copy.deepcopy(document)
+
+
+def _log_sort_key(record: Document) -> tuple[str, str]:
+    return (record["receivedTimestamp"], record["id"])
+
+
+class MemoryStorage(Storage):
+    name = "memory"
+
+    def __init__(self) -> None:
+        # kind -> collection -> id -> document
+        self._current: dict[str, dict[str, dict[str, Document]]] = {kind: {} for kind in KINDS}
+        # kind -> collection -> id -> versions (oldest first)
+        self._history: dict[str, dict[str, dict[str, list[Document]]]] = {kind: {} for kind in KINDS}
+        # collection -> status records sorted by (receivedTimestamp, id), plus their sort keys for bisect
+        self._logs: dict[str, list[Document]] = {}
+        self._log_keys: dict[str, list[tuple[str, str]]] = {}
+        self._log_ids: set[str] = set()
+        self._registrations: dict[str, Document] = {}
+        self._grants: dict[str, dict[str, Document]] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    async def get_current(self, kind: str, collection_id: str, ids: Iterable[str]) -> dict[str, Document]:
+        stored = self._current[kind].get(collection_id, {})
+        return {doc_id: _clone(stored[doc_id]) for doc_id in set(ids) if doc_id in stored}
+
+    async def get_latest_versions(
+        self, kind: str, collection_id: str, ids: Iterable[str]
+    ) -> dict[str, Document]:
+        history = self._history[kind].get(collection_id, {})
+        return {doc_id: _clone(history[doc_id][-1]) for doc_id in set(ids) if history.get(doc_id)}
+
+    async def claim_versions(self, kind: str, collection_id: str, documents: Sequence[Document]) -> ClaimResult:
+        history = self._history[kind].setdefault(collection_id, {})
+        result = ClaimResult()
+        for document in documents:
+            versions = history.setdefault(document["id"], [])
+            wanted = version_of(kind, document)
+            if any(version_of(kind, stored) == wanted for stored in versions):
+                result.conflicted.append(document["id"])
+                continue
+            versions.append(_clone(document))
+            versions.sort(key=lambda stored: version_of(kind, stored))
+            result.claimed.append(document["id"])
+        return result
+
+    async def put_current(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
+        current = self._current[kind].setdefault(collection_id, {})
+        for document in documents:
+            stored = current.get(document["id"])
+            if stored is None or version_of(kind, stored) < version_of(kind, document):
+                current[document["id"]] = _clone(document)
+
+    async def get_versions(self, kind: str, collection_id: str, document_id: str) -> list[Document]:
+        return [_clone(v) for v in self._history[kind].get(collection_id, {}).get(document_id, [])]
+
+    async def insert_logs(self, records: Sequence[Document]) -> None:
+        clashes = []
+        for record in records:
+            if record["id"] in self._log_ids:
+                clashes.append(record["id"])
+                continue
+            collection_id = record["serviceData"]["erCollectionId"]
+            logs = self._logs.setdefault(collection_id, [])
+            keys = self._log_keys.setdefault(collection_id, [])
+            key = _log_sort_key(record)
+            position = bisect.bisect_right(keys, key)
+            keys.insert(position, key)
+            logs.insert(position, _clone(record))
+            self._log_ids.add(record["id"])
+        if clashes:
+            raise DuplicateError(f"log records already exist: {', '.join(clashes)}")
+
+    async def find_logs(self, query: LogQuery) -> list[Document]:
+        logs = self._logs.get(query.collection_id, [])
+        keys = self._log_keys.get(query.collection_id, [])
+        start = bisect.bisect_right(keys, query.after) if query.after else 0
+        if query.start_time and (not query.after or query.after[0] < query.start_time):
+            start = max(start, bisect.bisect_left(keys, (query.start_time, "")))
+        found = []
+        for record in logs[start:]:
+            if query.end_time and record["receivedTimestamp"] > query.end_time:
+                break
+            if _matches(record, query):
+                found.append(_clone(record))
+                if len(found) >= query.limit:
+                    break
+        return found
+
+    async def register_collection(self, record: Document) -> None:
+        if record["collectionId"] in self._registrations:
+            raise DuplicateError(f"collection {record['collectionId']} is already registered")
+        self._registrations[record["collectionId"]] = _clone(record)
+
+    async def put_grant(self, collection_id: str, principal: str, record: Document) -> None:
+        self._grants.setdefault(collection_id, {})[principal] = _clone(record)
+
+    async def get_acl(self, collection_id: str) -> tuple[Document | None, list[Document]]:
+        registration = self._registrations.get(collection_id)
+        grants = self._grants.get(collection_id, {}).values()
+        return (_clone(registration) if registration else None, [_clone(g) for g in grants])
+
+
+def _matches(record: Document, query: LogQuery) -> bool:
+    service = record["serviceData"]
+    return (
+        (query.transaction_id is None or record["transactionId"] == query.transaction_id)
+        and (query.correlation_id is None or record.get("correlationId") == query.correlation_id)
+        and (query.relationship_id is None or service.get("relationshipId") == query.relationship_id)
+        and (query.entity_id is None or service.get("entityId") == query.entity_id)
+    )
