@@ -1,0 +1,119 @@
+"""The type catalog: Brick entity types with their class hierarchy, and typed relationships between them.
+
+Loaded once at start-up from every ``*.json`` file in ``schemas/catalog/``. Each file holds
+``entityTypes`` (``name``, ``brickClass``, direct ``parents``, top-level ``brickEntityType``),
+``relationshipTypes`` (``name``, ``sourceEntityType``, ``destinationEntityType``, ``brickRelationshipName``,
+``brickRelationshipType``, ``inverse``) and ``aliases`` (old name -> current name, for either kind).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import orjson
+
+from storage_plugins.base import ConfigurationError
+
+SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+CATALOG_DIR = SCHEMAS_DIR / "catalog"
+
+
+@dataclass(frozen=True)
+class EntityType:
+    name: str
+    brick_class: str
+    parents: tuple[str, ...]
+    brick_entity_type: str
+    ancestors: frozenset[str]  # every class above this one, itself excluded
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RelationshipType:
+    name: str
+    source: str
+    destination: str
+    brick_relationship_name: str
+    brick_relationship_type: str
+    inverse: str | None
+    document: dict[str, Any]
+
+
+class Catalog:
+    """Lookups by name (aliases resolved) and subclass checks, all in memory and O(1)."""
+
+    def __init__(self, entity_documents: Iterable[dict], relationship_documents: Iterable[dict],
+                 aliases: dict[str, str]) -> None:
+        self.aliases = dict(aliases)
+        raw_entities = {doc["name"]: doc for doc in entity_documents}
+        self.entity_types = {name: _entity_type(name, raw_entities) for name in sorted(raw_entities)}
+        self.relationship_types = {
+            doc["name"]: RelationshipType(
+                name=doc["name"],
+                source=doc["sourceEntityType"],
+                destination=doc["destinationEntityType"],
+                brick_relationship_name=doc["brickRelationshipName"],
+                brick_relationship_type=doc["brickRelationshipType"],
+                inverse=doc.get("inverse"),
+                document=doc,
+            )
+            for doc in sorted(relationship_documents, key=lambda doc: doc["name"])
+        }
+        self._check_references()
+
+    def entity_type(self, name: str) -> EntityType | None:
+        return self.entity_types.get(self.aliases.get(name, name))
+
+    def relationship_type(self, name: str) -> RelationshipType | None:
+        return self.relationship_types.get(self.aliases.get(name, name))
+
+    def is_a(self, entity_type: str, class_name: str) -> bool:
+        """True when ``entity_type`` is ``class_name`` or one of its subclasses (aliases resolved)."""
+        found = self.entity_type(entity_type)
+        wanted = self.aliases.get(class_name, class_name)
+        return found is not None and (found.name == wanted or wanted in found.ancestors)
+
+    def _check_references(self) -> None:
+        for relationship in self.relationship_types.values():
+            for end in (relationship.source, relationship.destination):
+                if end not in self.entity_types:
+                    raise ConfigurationError(f"relationship type {relationship.name} names unknown class {end}")
+
+
+def _entity_type(name: str, raw: dict[str, dict]) -> EntityType:
+    doc = raw[name]
+    ancestors: set[str] = set()
+    pending = list(doc.get("parents", []))
+    while pending:
+        parent = pending.pop()
+        if parent in ancestors:
+            continue
+        if parent not in raw:
+            raise ConfigurationError(f"entity type {name} names unknown parent {parent}")
+        ancestors.add(parent)
+        pending.extend(raw[parent].get("parents", []))
+    return EntityType(
+        name=name,
+        brick_class=doc["brickClass"],
+        parents=tuple(doc.get("parents", [])),
+        brick_entity_type=doc["brickEntityType"],
+        ancestors=frozenset(ancestors),
+        document=doc,
+    )
+
+
+def load_catalog(directory: Path = CATALOG_DIR) -> Catalog:
+    entities: list[dict] = []
+    relationships: list[dict] = []
+    aliases: dict[str, str] = {}
+    files = sorted(directory.glob("*.json"))
+    if not files:
+        raise ConfigurationError(f"no type catalog files in {directory}")
+    for path in files:
+        content = orjson.loads(path.read_bytes())
+        entities.extend(content.get("entityTypes", []))
+        relationships.extend(content.get("relationshipTypes", []))
+        aliases.update(content.get("aliases", {}))
+    return Catalog(entities, relationships, aliases)
