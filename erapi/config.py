@@ -26,6 +26,7 @@ class ServerConfig:
     max_items: int = 100
     shutdown_timeout: float = 30.0
     workers: int = 1
+    paging_secret: str = ""  # signs continuation tokens; empty: derived from the local secret (see docs)
 
 
 @dataclass(frozen=True)

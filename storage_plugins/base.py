@@ -142,6 +142,10 @@ class Storage(abc.ABC):
     async def find_logs(self, query: LogQuery) -> list[Document]:
         """Status records matching ``query``, at most ``query.limit``, in (receivedTimestamp, id) order."""
 
+    @abc.abstractmethod
+    async def count_logs(self, query: LogQuery) -> int:
+        """How many status records match ``query``'s filters; ``after`` and ``limit`` are ignored."""
+
     # ---- log store: ACL library ------------------------------------------------------------------------------
 
     @abc.abstractmethod

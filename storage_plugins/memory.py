@@ -120,6 +120,10 @@ class MemoryStorage(Storage):
                     break
         return found
 
+    async def count_logs(self, query: LogQuery) -> int:
+        unbounded = LogQuery(**{**query.__dict__, "after": None, "limit": len(self._log_ids) + 1})
+        return len(await self.find_logs(unbounded))
+
     async def register_collection(self, record: Document) -> None:
         if record["collectionId"] in self._registrations:
             raise DuplicateError(f"collection {record['collectionId']} is already registered")

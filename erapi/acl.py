@@ -1,0 +1,90 @@
+"""The ACL library: collection registrations and grants, read through a short-lived cache.
+
+Registrations and grants are records in the storage plugin's log store. A process applies its own writes
+to its cache at once; other processes see them when their cached entry expires (``acl.cache_ttl_seconds``),
+which bounds how late a revocation takes effect there.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from storage_plugins.base import Document, DuplicateError, Storage
+
+READ = "read"
+WRITE = "write"
+
+
+@dataclass
+class CollectionAcl:
+    registration: Document | None
+    grants: dict[str, frozenset[str]] = field(default_factory=dict)
+    expires_at: float = 0.0
+
+    @property
+    def owner(self) -> str | None:
+        return self.registration["owner"] if self.registration else None
+
+    def access_of(self, principal: str) -> frozenset[str]:
+        if self.registration is None:
+            return frozenset()
+        return self.grants.get(principal, frozenset())
+
+
+class CollectionExists(Exception):
+    pass
+
+
+class AccessControl:
+    def __init__(self, storage: Storage, ttl_seconds: float, clock: Callable[[], float] = time.monotonic):
+        self._storage = storage
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._cache: dict[str, CollectionAcl] = {}
+
+    async def collection(self, collection_id: str) -> CollectionAcl:
+        cached = self._cache.get(collection_id)
+        if cached is not None and cached.expires_at > self._clock():
+            return cached
+        registration, grant_records = await self._storage.get_acl(collection_id)
+        entry = CollectionAcl(
+            registration=registration,
+            grants={g["principal"]: frozenset(g["access"]) for g in grant_records},
+            expires_at=self._clock() + self._ttl,
+        )
+        self._cache[collection_id] = entry
+        return entry
+
+    async def access(self, collection_id: str, principal: str) -> frozenset[str]:
+        return (await self.collection(collection_id)).access_of(principal)
+
+    async def access_to_many(self, collection_ids: Iterable[str], principal: str) -> dict[str, frozenset[str]]:
+        return {cid: await self.access(cid, principal) for cid in set(collection_ids)}
+
+    async def register(self, registration: Document) -> None:
+        """Store the registration and the owner's read+write grant; CollectionExists if already there."""
+        collection_id = registration["collectionId"]
+        try:
+            await self._storage.register_collection(registration)
+        except DuplicateError as error:
+            raise CollectionExists(collection_id) from error
+        await self.grant(collection_id, registration["owner"], [READ, WRITE], registration["owner"],
+                         registration["createdAt"])
+        self._cache.pop(collection_id, None)
+
+    async def grant(self, collection_id: str, principal: str, access: Iterable[str], granted_by: str,
+                    timestamp: str) -> Document:
+        record = {
+            "collectionId": collection_id,
+            "principal": principal,
+            "access": sorted(set(access)),
+            "grantedBy": granted_by,
+            "updatedAt": timestamp,
+        }
+        await self._storage.put_grant(collection_id, principal, record)
+        cached = self._cache.get(collection_id)
+        if cached is not None:
+            cached.grants[principal] = frozenset(record["access"])
+        return record

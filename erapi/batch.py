@@ -1,0 +1,93 @@
+"""The HTTP side of a batch write, shared by entities and relationships: checks, upsert, log, 207."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from erapi.acl import WRITE
+from erapi.domain import BatchResult, WriteContext, new_transaction_id, status_records
+from erapi.errors import InvalidRequest, PayloadTooLarge
+from erapi.keys import acl_key, catalog_key, config_key, storage_key
+from erapi.logs import log_transaction
+from erapi.web import (
+    WRITE_SCOPE,
+    async_requested,
+    authorize,
+    collection_header,
+    envelope,
+    read_json,
+    require_access,
+    tracker_url,
+    validate,
+)
+
+LABELS = {"entities": "Entities", "relationships": "Relationships"}
+Upsert = Callable[[WriteContext, list], Awaitable[BatchResult]]
+
+
+async def handle_batch_write(request: web.Request, kind: str, upsert: Upsert) -> web.Response:
+    received_at = datetime.now(timezone.utc)
+    principal = await authorize(request, WRITE_SCOPE)
+    collection_id = collection_header(request)
+    if async_requested(request):
+        raise InvalidRequest("async: true is not supported yet; send async: false")
+    await require_access(request, collection_id, principal, WRITE)
+    items = await read_items(request, kind)
+
+    transaction_id = new_transaction_id()
+    structlog.contextvars.bind_contextvars(transaction_id=transaction_id)
+    config = request.app[config_key]
+    context = WriteContext(
+        storage=request.app[storage_key],
+        catalog=request.app[catalog_key],
+        acl=request.app[acl_key],
+        principal=principal.subject,
+        collection_id=collection_id,
+        transaction_id=transaction_id,
+        correlation_id=correlation_id(request, transaction_id),
+        destination_access=config.acl.destination_access,
+    )
+    result = await upsert(context, items)
+    # awaited before answering: every tracker URL in the response must already resolve
+    await context.storage.insert_logs(status_records(context, result, received_at))
+    log_transaction(result)
+    response = batch_response(request, result)
+    response.headers["X-Transaction-Id"] = transaction_id
+    return response
+
+
+async def read_items(request: web.Request, kind: str) -> list[dict]:
+    body = await read_json(request)
+    if isinstance(body, dict):
+        body = [body]
+    if not isinstance(body, list):
+        raise InvalidRequest("The request body must be a JSON object or an array of objects")
+    limit = request.app[config_key].server.max_items
+    if len(body) > limit:
+        raise PayloadTooLarge(f"A request may carry at most {limit} items; this one has {len(body)}")
+    validate(request, f"{kind}-request", body)
+    return body
+
+
+def correlation_id(request: web.Request, transaction_id: str) -> str:
+    supplied = request.headers.get("X-Correlation-Id", "")
+    return supplied if 0 < len(supplied) <= 256 and supplied.isprintable() else transaction_id
+
+
+def batch_response(request: web.Request, result: BatchResult) -> web.Response:
+    def entry(item):
+        return {"id": item.id, "message": item.message,
+                "tracker": tracker_url(request, result.kind, item.id, result.transaction_id)}
+
+    successes = result.successes
+    return envelope(
+        207,
+        f"Total number of {LABELS[result.kind]} Upserted:  {len(successes)}.",
+        transactionId=result.transaction_id,
+        data={"responses": {"success": [entry(i) for i in successes],
+                            "failure": [entry(i) for i in result.failures]}},
+    )

@@ -1,0 +1,354 @@
+"""Batch upsert of entities and relationships: every per-item rule of the contract, no HTTP, no driver.
+
+A batch costs a constant number of storage calls whatever its size: one ACL lookup per distinct collection
+(usually cached), one entity fetch per collection, one read of the existing documents, one claim of the new
+versions, one publish of the winners. Only items that lose a race to a concurrent writer go round again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Mapping
+
+from erapi.acl import READ, AccessControl
+from erapi.catalog import Catalog
+from storage_plugins.base import VERSION_FIELD, Document, Storage
+
+MAX_CLAIM_ROUNDS = 64  # each round lets at least one of the racing writers of an id win
+SYSTEM_FIELDS = frozenset({"sysData", "isActive"})
+RELATIONSHIP_DERIVED = ("brickRelationshipName", "brickRelationshipType")
+ENTITY_DERIVED = ("brickEntityType", "brickEntitySubType")
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """ISO 8601 in UTC with microseconds: fixed width, so string order is time order."""
+    moment = moment or datetime.now(timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    storage: Storage
+    catalog: Catalog
+    acl: AccessControl
+    principal: str
+    collection_id: str
+    transaction_id: str
+    correlation_id: str
+    destination_access: str = READ
+
+
+@dataclass
+class ItemResult:
+    id: str
+    ok: bool
+    message: str
+    document: Document | None = None
+
+
+@dataclass
+class BatchResult:
+    kind: str  # "entities" or "relationships"
+    transaction_id: str
+    results: list[ItemResult] = field(default_factory=list)  # request order
+
+    @property
+    def successes(self) -> list[ItemResult]:
+        return [r for r in self.results if r.ok]
+
+    @property
+    def failures(self) -> list[ItemResult]:
+        return [r for r in self.results if not r.ok]
+
+
+# ---- relationships ---------------------------------------------------------------------------------------------
+
+
+async def upsert_relationships(ctx: WriteContext, items: list[dict[str, Any]]) -> BatchResult:
+    failures: dict[int, str] = {}
+    unique = _first_occurrences(items, "Relationship", failures)
+    for index in unique:
+        message = _relationship_request_problem(ctx, items[index])
+        if message:
+            failures[index] = message
+
+    # the header's collection was authorised for writing already; only other destinations need a check
+    destinations = {_destination_collection(ctx, items[i]) for i in unique if i not in failures}
+    rights = await ctx.acl.access_to_many(destinations - {ctx.collection_id}, ctx.principal)
+    for index in unique:
+        if index not in failures:
+            destination = _destination_collection(ctx, items[index])
+            if destination != ctx.collection_id and ctx.destination_access not in rights[destination]:
+                failures[index] = (
+                    f"Destination ERCollection {destination} does not exist or is not "
+                    f"{'readable' if ctx.destination_access == READ else 'writable'} by the caller"
+                )
+
+    entities = await _fetch_entities(ctx, [items[i] for i in unique if i not in failures])
+    for index in unique:
+        if index not in failures:
+            message = _endpoint_problem(ctx, items[index], entities)
+            if message:
+                failures[index] = message
+
+    candidates = {items[i]["id"]: items[i] for i in unique if i not in failures}
+    now = utc_timestamp()
+    outcomes = await _upsert_versioned(
+        ctx, "relationships", candidates, lambda item, previous: _relationship_document(ctx, item, previous, now)
+    )
+    return _batch_result(ctx, "relationships", items, failures, outcomes, "Relationship upserted successfully")
+
+
+def _relationship_request_problem(ctx: WriteContext, item: Mapping[str, Any]) -> str | None:
+    relationship_type = ctx.catalog.relationship_type(item["relationshipType"])
+    if relationship_type is None:
+        return f"Relationship type {item['relationshipType']} not found in the relationship type catalog"
+    source_collection = item.get("sourceERCollectionId", ctx.collection_id)
+    if source_collection != ctx.collection_id:
+        return (
+            f"sourceERCollectionId {source_collection} does not match the ercollectionid header "
+            f"{ctx.collection_id}"
+        )
+    derived = {
+        "brickRelationshipName": relationship_type.brick_relationship_name,
+        "brickRelationshipType": relationship_type.brick_relationship_type,
+    }
+    return _derived_field_problem(item, derived)
+
+
+def _derived_field_problem(item: Mapping[str, Any], derived: Mapping[str, str]) -> str | None:
+    # Derived fields are the service's: a client may echo them back unchanged, never set them
+    for name, value in derived.items():
+        if name in item and item[name] != value:
+            return f"Restricted property {name} is not allowed to change"
+    return None
+
+
+def _destination_collection(ctx: WriteContext, item: Mapping[str, Any]) -> str:
+    return item.get("destinationERCollectionId", ctx.collection_id)
+
+
+async def _fetch_entities(ctx: WriteContext, items: list[Mapping[str, Any]]) -> dict[str, dict[str, Document]]:
+    """Every entity the items name, per collection: one storage call per distinct collection."""
+    wanted: dict[str, set[str]] = {}
+    for item in items:
+        wanted.setdefault(ctx.collection_id, set()).add(item["sourceEntityId"])
+        wanted.setdefault(_destination_collection(ctx, item), set()).add(item["destinationEntityId"])
+    found = {}
+    for collection_id, ids in wanted.items():
+        documents = await ctx.storage.get_current("entities", collection_id, ids)
+        found[collection_id] = {i: doc for i, doc in documents.items() if doc.get("isActive", True)}
+    return found
+
+
+def _endpoint_problem(ctx: WriteContext, item: Mapping[str, Any], entities: dict[str, dict[str, Document]]) -> str | None:
+    relationship_type = ctx.catalog.relationship_type(item["relationshipType"])
+    ends = (
+        ("Source", item["sourceEntityId"], ctx.collection_id, relationship_type.source),
+        ("Destination", item["destinationEntityId"], _destination_collection(ctx, item), relationship_type.destination),
+    )
+    for label, entity_id, collection_id, required_class in ends:
+        entity = entities.get(collection_id, {}).get(entity_id)
+        if entity is None:
+            return f"{label} entity {entity_id} not found in ERCollection {collection_id}"
+        if not ctx.catalog.is_a(entity["entityType"], required_class):
+            return (
+                f"{label} entity {entity_id} of type {entity['entityType']} is not a {required_class} "
+                f"as relationship type {item['relationshipType']} requires"
+            )
+    return None
+
+
+def _relationship_document(ctx: WriteContext, item: dict, previous: Document | None, now: str) -> Document | str:
+    relationship_type = ctx.catalog.relationship_type(item["relationshipType"])
+    if previous is not None:
+        stored_type = ctx.catalog.relationship_type(previous["relationshipType"])
+        if stored_type is not relationship_type:
+            return "Restricted property relationshipType is not allowed to change"
+    document = _client_fields(item)
+    document.update(
+        sourceERCollectionId=ctx.collection_id,
+        destinationERCollectionId=_destination_collection(ctx, item),
+        brickRelationshipName=relationship_type.brick_relationship_name,
+        brickRelationshipType=relationship_type.brick_relationship_type,
+        isActive=True,
+        sysData=_system_data(ctx, "relationships", previous, now),
+    )
+    return document
+
+
+# ---- entities ----------------------------------------------------------------------------------------------------
+
+
+async def upsert_entities(ctx: WriteContext, items: list[dict[str, Any]]) -> BatchResult:
+    failures: dict[int, str] = {}
+    unique = _first_occurrences(items, "Entity", failures)
+    for index in unique:
+        entity_type = ctx.catalog.entity_type(items[index]["entityType"])
+        if entity_type is None:
+            failures[index] = f"Entity type {items[index]['entityType']} not found in the entity type catalog"
+            continue
+        derived = {"brickEntityType": entity_type.brick_entity_type, "brickEntitySubType": entity_type.name}
+        problem = _derived_field_problem(items[index], derived)
+        if problem:
+            failures[index] = problem
+    candidates = {items[i]["id"]: items[i] for i in unique if i not in failures}
+    now = utc_timestamp()
+    outcomes = await _upsert_versioned(
+        ctx, "entities", candidates, lambda item, previous: _entity_document(ctx, item, previous, now)
+    )
+    return _batch_result(ctx, "entities", items, failures, outcomes, "Entity upserted successfully")
+
+
+def _entity_document(ctx: WriteContext, item: dict, previous: Document | None, now: str) -> Document | str:
+    entity_type = ctx.catalog.entity_type(item["entityType"])
+    if previous is not None and ctx.catalog.entity_type(previous["entityType"]) is not entity_type:
+        return "Restricted property entityType is not allowed to change"
+    document = _client_fields(item)
+    document.update(
+        brickEntityType=entity_type.brick_entity_type,
+        brickEntitySubType=entity_type.name,
+        isActive=True,
+        sysData=_system_data(ctx, "entities", previous, now),
+    )
+    return document
+
+
+# ---- shared machinery --------------------------------------------------------------------------------------------
+
+
+def _first_occurrences(items: list[Mapping[str, Any]], label: str, failures: dict[int, str]) -> list[int]:
+    """Indexes of the first occurrence of each id; every later occurrence is recorded as a failure."""
+    seen: set[str] = set()
+    unique = []
+    for index, item in enumerate(items):
+        if item["id"] in seen:
+            failures[index] = f"{label} id {item['id']} appears more than once in the request"
+        else:
+            seen.add(item["id"])
+            unique.append(index)
+    return unique
+
+
+def _client_fields(item: Mapping[str, Any]) -> Document:
+    return {key: value for key, value in item.items() if key not in SYSTEM_FIELDS}
+
+
+def _system_data(ctx: WriteContext, kind: str, previous: Document | None, now: str) -> Document:
+    previous_system = previous["sysData"] if previous else {}
+    return {
+        VERSION_FIELD[kind]: previous_system.get(VERSION_FIELD[kind], 0) + 1,
+        "sysCreatedAt": previous_system.get("sysCreatedAt", now),
+        "sysCreatedBy": previous_system.get("sysCreatedBy", ctx.principal),
+        "sysUpdatedAt": now,
+        "sysUpdatedBy": ctx.principal,
+        "sysTransactionId": ctx.transaction_id,
+    }
+
+
+Builder = Callable[[dict, Document | None], "Document | str"]
+
+
+async def _upsert_versioned(
+    ctx: WriteContext, kind: str, candidates: dict[str, dict], build: Builder
+) -> dict[str, Document | str]:
+    """Write each candidate as the next version of its id; a str outcome is the item's failure message.
+
+    Claims the versions in the history (exactly one concurrent writer wins each version), publishes the
+    winners to the current view, and builds the losers again on top of the version that beat them.
+    """
+    outcomes: dict[str, Document | str] = {}
+    pending = candidates
+    previous = await ctx.storage.get_current(kind, ctx.collection_id, pending) if pending else {}
+    for _ in range(MAX_CLAIM_ROUNDS):
+        documents = []
+        for document_id, item in pending.items():
+            built = build(item, previous.get(document_id))
+            if isinstance(built, str):
+                outcomes[document_id] = built
+            else:
+                documents.append(built)
+        if not documents:
+            return outcomes
+        claim = await ctx.storage.claim_versions(kind, ctx.collection_id, documents)
+        claimed = set(claim.claimed)
+        winners = [document for document in documents if document["id"] in claimed]
+        await ctx.storage.put_current(kind, ctx.collection_id, winners)
+        outcomes.update((document["id"], document) for document in winners)
+        if not claim.conflicted:
+            return outcomes
+        pending = {document_id: candidates[document_id] for document_id in claim.conflicted}
+        previous = await ctx.storage.get_latest_versions(kind, ctx.collection_id, pending)
+    for document_id in pending:
+        outcomes[document_id] = f"Too many concurrent updates of {document_id}; retry the request"
+    return outcomes
+
+
+def _batch_result(
+    ctx: WriteContext,
+    kind: str,
+    items: list[Mapping[str, Any]],
+    failures: dict[int, str],
+    outcomes: dict[str, Document | str],
+    success_message: str,
+) -> BatchResult:
+    result = BatchResult(kind=kind, transaction_id=ctx.transaction_id)
+    for index, item in enumerate(items):
+        outcome = failures.get(index) or outcomes[item["id"]]
+        if isinstance(outcome, str):
+            result.results.append(ItemResult(id=item["id"], ok=False, message=outcome))
+        else:
+            result.results.append(ItemResult(id=item["id"], ok=True, message=success_message, document=outcome))
+    return result
+
+
+# ---- status records --------------------------------------------------------------------------------------------
+
+REQUEST_OBJECT = {"entities": "Entity", "relationships": "Relationship"}
+
+
+def status_records(ctx: WriteContext, result: BatchResult, received_at: datetime) -> list[Document]:
+    """One status record per item, in its final state, with the whole state history."""
+    received = utc_timestamp(received_at)
+    finished_at = datetime.now(timezone.utc)
+    records = []
+    for index, item in enumerate(result.results):
+        final_state = "Completed" if item.ok else "Failed"
+        records.append(
+            {
+                "id": f"{ctx.transaction_id}.{index:05d}",
+                "transactionId": ctx.transaction_id,
+                "correlationId": ctx.correlation_id,
+                "requestAction": "Upsert",
+                "requestObject": REQUEST_OBJECT[result.kind],
+                "state": final_state,
+                "message": item.message,
+                "serviceData": service_data(ctx.collection_id, result.kind, item.id),
+                "receivedTimestamp": received,
+                "stateHistory": [
+                    _state("Requested", received_at),
+                    _state("Processing", received_at),
+                    _state(final_state, finished_at),
+                ],
+            }
+        )
+    return records
+
+
+def service_data(collection_id: str, kind: str, item_id: str) -> Document:
+    return {
+        "erCollectionId": collection_id,
+        "entityId": item_id if kind == "entities" else None,
+        "relationshipId": item_id if kind == "relationships" else None,
+    }
+
+
+def _state(state: str, moment: datetime) -> Document:
+    return {"timestamp": utc_timestamp(moment), "unixTimestamp": int(moment.timestamp() * 1000), "state": state}
+
+
+def new_transaction_id() -> str:
+    return str(uuid.uuid4())
+

@@ -1,0 +1,46 @@
+"""The service's own exceptions; one middleware turns each into the contract's JSON envelope."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """A request-level refusal with its HTTP status and a message safe to show the client."""
+
+    status = 400
+
+    def __init__(self, message: str, errors: list[dict] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+        self.headers = headers or {}
+
+
+class InvalidRequest(ApiError):
+    status = 400
+
+
+class Unauthenticated(ApiError):
+    status = 401
+
+    def __init__(self, message: str):
+        super().__init__(message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415

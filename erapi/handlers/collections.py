@@ -1,0 +1,77 @@
+"""ERCollections and their grants: the ACL library's only way in."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from erapi.acl import CollectionExists
+from erapi.domain import utc_timestamp
+from erapi.errors import Conflict, Forbidden, NotFound
+from erapi.keys import acl_key
+from erapi.web import READ_SCOPE, WRITE_SCOPE, authorize, envelope, read_json, validate
+
+
+async def create_collection(request: web.Request) -> web.Response:
+    principal = await authorize(request, WRITE_SCOPE)
+    body = await read_json(request)
+    validate(request, "collection-request", body)
+    now = utc_timestamp()
+    registration = {
+        "collectionId": body.get("collectionId") or str(uuid.uuid4()),
+        "collectionName": body.get("collectionName", ""),
+        "owner": principal.subject,
+        "createdAt": now,
+    }
+    try:
+        await request.app[acl_key].register(registration)
+    except CollectionExists as error:
+        raise Conflict(f"ERCollection {registration['collectionId']} already exists") from error
+    return envelope(201, "ERCollection registered", data=registration)
+
+
+async def get_collection(request: web.Request) -> web.Response:
+    principal = await authorize(request, READ_SCOPE)
+    acl = await _registered(request)
+    if not acl.access_of(principal.subject):
+        raise Forbidden(f"The caller has no grant on ERCollection {request.match_info['collectionId']}")
+    return envelope(200, "", data=acl.registration)
+
+
+async def put_grant(request: web.Request) -> web.Response:
+    principal = await authorize(request, WRITE_SCOPE)
+    acl = await _owned_by(request, principal.subject)
+    body = await read_json(request)
+    validate(request, "acl-request", body)
+    record = await request.app[acl_key].grant(
+        acl.registration["collectionId"], body["principal"], body["access"], principal.subject, utc_timestamp()
+    )
+    return envelope(200, "Grant updated", data=record)
+
+
+async def get_grants(request: web.Request) -> web.Response:
+    principal = await authorize(request, READ_SCOPE)
+    acl = await _owned_by(request, principal.subject)
+    grants = [
+        {"principal": name, "access": sorted(access)} for name, access in sorted(acl.grants.items()) if access
+    ]
+    return envelope(200, "", data={"collectionId": acl.registration["collectionId"], "owner": acl.owner,
+                                   "grants": grants})
+
+
+async def _registered(request: web.Request):
+    collection_id = request.match_info["collectionId"]
+    acl = await request.app[acl_key].collection(collection_id)
+    if acl.registration is None:
+        raise NotFound(f"ERCollection {collection_id} not found")
+    return acl
+
+
+async def _owned_by(request: web.Request, subject: str):
+    acl = await _registered(request)
+    if acl.owner != subject:
+        raise Forbidden("Only the owner of an ERCollection may read or change its grants")
+    return acl
+
+

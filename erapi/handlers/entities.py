@@ -1,0 +1,17 @@
+"""POST /apollo/er/entities (batch upsert) and GET of one entity."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from erapi.batch import handle_batch_write
+from erapi.domain import upsert_entities
+from erapi.handlers.documents import get_document
+
+
+async def post_entities(request: web.Request) -> web.Response:
+    return await handle_batch_write(request, "entities", upsert_entities)
+
+
+async def get_entity(request: web.Request) -> web.Response:
+    return await get_document(request, "entities", request.match_info["entityId"])

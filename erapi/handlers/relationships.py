@@ -1,0 +1,17 @@
+"""POST /apollo/er/relationships (the core batch upsert) and GET of one relationship."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from erapi.batch import handle_batch_write
+from erapi.domain import upsert_relationships
+from erapi.handlers.documents import get_document
+
+
+async def post_relationships(request: web.Request) -> web.Response:
+    return await handle_batch_write(request, "relationships", upsert_relationships)
+
+
+async def get_relationship(request: web.Request) -> web.Response:
+    return await get_document(request, "relationships", request.match_info["relationshipId"])

@@ -1,0 +1,21 @@
+"""Every piece of application state, each behind a typed AppKey."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from erapi.acl import AccessControl
+from erapi.auth import Authenticator
+from erapi.catalog import Catalog
+from erapi.config import Config
+from erapi.paging import PageTokens
+from erapi.validation import RequestValidator
+from storage_plugins.base import Storage
+
+config_key = web.AppKey("config", Config)
+storage_key = web.AppKey("storage", Storage)
+catalog_key = web.AppKey("catalog", Catalog)
+validator_key = web.AppKey("validator", RequestValidator)
+acl_key = web.AppKey("acl", AccessControl)
+authenticator_key = web.AppKey("authenticator", Authenticator)
+page_tokens_key = web.AppKey("page_tokens", PageTokens)

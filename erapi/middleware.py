@@ -1,0 +1,54 @@
+"""The one error path: every failure leaves as the contract's envelope; the unexpected is logged, never shown."""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+from aiohttp import web
+
+from erapi.errors import ApiError
+from erapi.web import envelope
+from storage_plugins.base import StorageError
+
+logger = structlog.get_logger("erapi.http")
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler) -> web.StreamResponse:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=str(uuid.uuid4()), method=request.method, path=request.path)
+    return await handler(request)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as error:
+        response = envelope(error.status, error.message, **({"errors": error.errors} if error.errors else {}))
+        response.headers.update(error.headers)
+        return response
+    except web.HTTPException as error:
+        # aiohttp's own refusals (unknown route, wrong method, body too large) in our envelope
+        if error.empty_body:
+            raise
+        response = envelope(error.status, error.reason)
+        for name in ("Allow", "Retry-After"):
+            if name in error.headers:
+                response.headers[name] = error.headers[name]
+        return response
+    except StorageError:
+        logger.exception("storage unavailable")
+        return envelope(503, "The storage backend is unavailable; retry later")
+    except Exception:
+        logger.exception("unhandled error")
+        return envelope(500, "Internal server error")
+
+
+@web.middleware
+async def no_store_middleware(request: web.Request, handler) -> web.StreamResponse:
+    response = await handler(request)
+    if "Authorization" in request.headers:
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response

@@ -1,0 +1,25 @@
+"""Every route of the service, in one table."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from erapi.handlers import collections, entities, health, relationships, schema, status
+
+ROUTES = [
+    web.get("/healthz", health.healthz),
+    web.get("/readyz", health.readyz),
+    web.post("/apollo/collections", collections.create_collection),
+    web.get("/apollo/collections/{collectionId}", collections.get_collection),
+    web.put("/apollo/collections/{collectionId}/acl", collections.put_grant),
+    web.get("/apollo/collections/{collectionId}/acl", collections.get_grants),
+    web.post("/apollo/er/entities", entities.post_entities),
+    web.get("/apollo/er/entities/{entityId}", entities.get_entity),
+    web.post("/apollo/er/relationships", relationships.post_relationships),
+    web.get("/apollo/er/relationships/{relationshipId}", relationships.get_relationship),
+    web.get("/apollo/status/logs", status.get_status_logs),
+    web.get("/apollo/schema/relationshiptypes", schema.list_relationship_types),
+    web.get("/apollo/schema/relationshiptypes/{type}", schema.get_relationship_type),
+    web.get("/apollo/schema/entitytypes", schema.list_entity_types),
+    web.get("/apollo/schema/entitytypes/{type}", schema.get_entity_type),
+]

@@ -1,0 +1,123 @@
+"""What every handler needs from a request: the principal, the collection, the body; and the envelope out."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+import structlog
+from aiohttp import web
+
+from erapi.acl import READ, WRITE
+from erapi.auth import AuthenticationError, Principal
+from erapi.errors import Forbidden, InvalidRequest, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
+from erapi.keys import acl_key, authenticator_key, config_key, validator_key
+
+READ_SCOPE = "apollo_read"
+WRITE_SCOPE = "apollo_write"
+COLLECTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+principal_key = "erapi.principal"
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+def envelope(status: int, message: str, **extra: Any) -> web.Response:
+    return json_response({"status": {"message": message, "code": str(status)}, **extra}, status)
+
+
+async def authorize(request: web.Request, *scopes: str) -> Principal:
+    """The caller, authenticated, holding at least one of ``scopes``: else 401 or 403."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("A bearer token is required")
+    try:
+        principal = await request.app[authenticator_key].authenticate(token.strip())
+    except AuthenticationError as error:
+        raise Unauthenticated(str(error)) from error
+    structlog.contextvars.bind_contextvars(principal=principal.subject)
+    request[principal_key] = principal
+    if not principal.scopes.intersection(scopes):
+        raise Forbidden(f"The token lacks the scope {' or '.join(scopes)}")
+    return principal
+
+
+def collection_header(request: web.Request) -> str:
+    collection_id = request.headers.get("ercollectionid")
+    if not collection_id:
+        raise InvalidRequest("The ercollectionid header is required")
+    if not COLLECTION_ID.match(collection_id):
+        raise InvalidRequest("The ercollectionid header is not a valid ERCollection id")
+    structlog.contextvars.bind_contextvars(ercollectionid=collection_id)
+    return collection_id
+
+
+async def require_access(request: web.Request, collection_id: str, principal: Principal, access: str) -> None:
+    """403 unless the collection is registered and the principal holds ``access`` on it.
+
+    The message is the same for an unregistered collection and a missing grant, so a stranger cannot
+    probe which collections exist.
+    """
+    granted = await request.app[acl_key].access(collection_id, principal.subject)
+    if access not in granted:
+        raise Forbidden(f"ERCollection {collection_id} is not registered or the caller has no {access} grant on it")
+
+
+async def require_any_access(request: web.Request, collection_id: str, principal: Principal) -> None:
+    granted = await request.app[acl_key].access(collection_id, principal.subject)
+    if not granted.intersection({READ, WRITE}):
+        raise Forbidden(f"ERCollection {collection_id} is not registered or the caller has no grant on it")
+
+
+def async_requested(request: web.Request) -> bool:
+    value = request.headers.get("async", "false").lower()
+    if value not in {"true", "false"}:
+        raise InvalidRequest("The async header must be true or false")
+    return value == "true"
+
+
+async def read_json(request: web.Request) -> Any:
+    """The parsed JSON body: 415 for another content type, 413 over the byte limit, 400 if not JSON."""
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("Content-Type must be application/json")
+    limit = request.app[config_key].server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes")
+    try:
+        body = await request.read()  # aiohttp stops reading past client_max_size (the same limit)
+    except web.HTTPRequestEntityTooLarge as error:
+        raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes") from error
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidRequest(f"The request body is not valid JSON: {error.msg}") from error
+
+
+def validate(request: web.Request, schema_name: str, instance: Any) -> None:
+    errors = request.app[validator_key].errors(schema_name, instance)
+    if errors:
+        raise InvalidRequest("The request body does not match its schema", errors=errors)
+
+
+def base_url(request: web.Request) -> str:
+    public = request.app[config_key].server.public_url
+    return public.rstrip("/") if public else f"{request.scheme}://{request.host}"
+
+
+def tracker_url(request: web.Request, kind: str, item_id: str, transaction_id: str) -> str:
+    id_parameter = "relationshipid" if kind == "relationships" else "entityid"
+    return (
+        f"{base_url(request)}/apollo/status/logs?{id_parameter}={quote(item_id, safe='')}"
+        f"&transactionid={transaction_id}"
+    )
+
+
+def boolean_query(request: web.Request, name: str) -> bool:
+    value = request.query.get(name, "false").lower()
+    if value not in {"true", "false"}:
+        raise InvalidRequest(f"The query parameter {name} must be true or false")
+    return value == "true"
