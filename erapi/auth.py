@@ -1,0 +1,331 @@
+"""Bearer-token authentication: local HS256 tokens, or RS256/ES256 tokens checked against a provider's JWKS."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import math
+import os
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import aiohttp
+import jwt
+import structlog
+
+from erapi.config import AuthConfig
+from storage_plugins.base import ConfigurationError
+
+log = structlog.get_logger(__name__)
+
+MAX_TOKEN_BYTES = 8 * 1024
+MIN_SECRET_BYTES = 32  # an HS256 key shorter than the SHA-256 output weakens it (RFC 7518 section 3.2)
+LOCAL_ALGORITHMS = ("HS256",)
+JWKS_ALGORITHMS = ("RS256", "ES256")  # a tuple, not a set: a client-supplied unhashable "alg" must not raise
+
+# Most specific first: several of these are subclasses of DecodeError.
+_ERROR_MESSAGES: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "token expired"),
+    (jwt.ImmatureSignatureError, "token not yet valid"),
+    (jwt.InvalidSignatureError, "invalid token signature"),
+    (jwt.InvalidAlgorithmError, "token algorithm not allowed"),
+    (jwt.InvalidIssuerError, "invalid token issuer"),
+    (jwt.InvalidAudienceError, "invalid token audience"),
+    (jwt.DecodeError, "malformed token"),
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a verified token speaks for, and the scopes it grants."""
+
+    subject: str
+    scopes: frozenset[str]
+
+
+class AuthenticationError(Exception):
+    """The token is missing, malformed, badly signed or expired (HTTP 401); the message is safe for clients."""
+
+
+class Authenticator(abc.ABC):
+    """Turns a bearer token into a Principal. Opened once inside the running event loop, then closed once."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Acquire what verification needs (secret, HTTP session); called before the first authenticate()."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release what open() acquired; a no-op when there is nothing to release."""
+
+    @abc.abstractmethod
+    async def authenticate(self, token: str) -> Principal:
+        """Verify ``token`` (without "Bearer "); a bad token raises AuthenticationError and nothing else."""
+
+
+class LocalAuthenticator(Authenticator):
+    """HS256 tokens signed with the local secret, as minted by ``erapi token``."""
+
+    def __init__(self, config: AuthConfig) -> None:
+        self._config = config
+        self._secret: str | None = None
+
+    async def open(self) -> None:
+        # Reading (or creating) the secret file is disk I/O; keep it off the event loop.
+        self._secret = await asyncio.to_thread(resolve_local_secret, self._config)
+
+    async def close(self) -> None:
+        self._secret = None
+
+    async def authenticate(self, token: str) -> Principal:
+        if self._secret is None:
+            raise RuntimeError("LocalAuthenticator.authenticate() called before open()")
+        _check_shape(token)
+        return _verify(token, self._secret, LOCAL_ALGORITHMS, leeway=self._config.leeway_seconds)
+
+
+class _JwksUnavailable(Exception):
+    """The JWKS endpoint could not be reached or did not answer with a usable key set."""
+
+
+class JwksAuthenticator(Authenticator):
+    """RS256/ES256 tokens signed by an identity provider whose public keys are published at ``jwks_url``.
+
+    The key set is fetched lazily and cached. A token whose key is not in the cache triggers a refetch, at
+    most once per ``jwks_refresh_interval``; a failed fetch keeps the last good set.
+    """
+
+    def __init__(self, config: AuthConfig) -> None:
+        if not config.jwks_url:
+            raise ConfigurationError("config key auth.jwks_url is required when auth.mode is 'jwks'")
+        self._config = config
+        self._keys: tuple[jwt.PyJWK, ...] = ()
+        self._fetched_at = -math.inf  # time.monotonic() of the last fetch attempt, good or bad
+        self._lock = asyncio.Lock()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=self._config.jwks_timeout)
+        self._session = aiohttp.ClientSession(timeout=timeout)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def authenticate(self, token: str) -> Principal:
+        _check_shape(token)
+        header = _unverified_header(token)
+        # Checked before any key lookup, so a forged HS256 or "none" token can never cause a refetch.
+        # The jku, x5u and jwk headers are deliberately never read: keys come only from jwks_url.
+        if header.get("alg") not in JWKS_ALGORITHMS:
+            raise AuthenticationError("token algorithm not allowed")
+        key = await self._key_for(header.get("kid"))
+        config = self._config
+        return _verify(
+            token,
+            key,
+            (key.algorithm_name,),
+            issuer=config.issuer,
+            audience=config.audience,
+            leeway=config.leeway_seconds,
+        )
+
+    async def _key_for(self, kid: str | None) -> jwt.PyJWK:
+        key = self._select(kid)
+        if key is None:
+            await self._refresh()
+            key = self._select(kid)
+        if key is None:
+            raise AuthenticationError("unknown token signing key" if kid else "token has no kid header")
+        return key
+
+    def _select(self, kid: str | None) -> jwt.PyJWK | None:
+        if kid is None:
+            # Without a kid the choice is unambiguous only when the provider publishes a single key.
+            return self._keys[0] if len(self._keys) == 1 else None
+        return next((key for key in self._keys if key.key_id == kid), None)
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            # Requests that queued on the lock find the fetch just done and share it instead of repeating it.
+            if time.monotonic() - self._fetched_at < self._config.jwks_refresh_interval:
+                return
+            self._fetched_at = time.monotonic()
+            try:
+                self._keys = await self._fetch()
+            except _JwksUnavailable as error:
+                log.warning("jwks_fetch_failed", url=self._config.jwks_url, error=str(error), kept=len(self._keys))
+
+    async def _fetch(self) -> tuple[jwt.PyJWK, ...]:
+        if self._session is None:
+            raise RuntimeError("JwksAuthenticator used before open()")
+        try:
+            async with self._session.get(self._config.jwks_url) as response:
+                if response.status != 200:
+                    raise _JwksUnavailable(f"HTTP status {response.status}")
+                document = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            raise _JwksUnavailable(f"{type(error).__name__}: {error}") from error
+        keys = _signing_keys(document)
+        if not keys:
+            raise _JwksUnavailable("no usable RS256/ES256 signing key in the key set")
+        return keys
+
+
+def create_authenticator(config: AuthConfig) -> Authenticator:
+    """The authenticator for ``config.mode``; it does no I/O until open()."""
+    modes = {"local": LocalAuthenticator, "jwks": JwksAuthenticator}
+    if config.mode not in modes:
+        raise ConfigurationError(f"unknown auth.mode {config.mode!r}; valid modes: {', '.join(modes)}")
+    return modes[config.mode](config)
+
+
+def resolve_local_secret(config: AuthConfig) -> str:
+    """The HS256 secret: ``config.secret`` when set, else the one kept in ``config.secret_file``.
+
+    The file is created on first use (mode 0600, parent directories included) and reused afterwards, so
+    ``erapi token`` and ``erapi serve`` agree without any setup.
+    """
+    if config.secret:
+        return _strong_secret(config.secret, "config key auth.secret (ERAPI_AUTH_SECRET)")
+    path = Path(config.secret_file).expanduser()
+    try:
+        if not path.exists():
+            return _create_secret_file(path)
+        return _read_secret_file(path)
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(f"cannot use auth secret file {path}: {error}") from error
+
+
+def mint_local_token(
+    secret: str, subject: str, scopes: Iterable[str], ttl_seconds: int, now: float | None = None
+) -> str:
+    """An HS256 token for ``subject`` valid ``ttl_seconds`` from ``now``; a str ``scopes`` is space-separated."""
+    if not subject:
+        raise ValueError("subject must be a non-empty string")
+    if ttl_seconds <= 0:
+        raise ValueError("ttl_seconds must be positive")
+    # A bare string is an iterable of characters; treat it as the space-separated list the CLI passes.
+    scope = scopes if isinstance(scopes, str) else " ".join(scopes)
+    issued_at = int(time.time() if now is None else now)
+    claims = {"sub": subject, "scope": " ".join(scope.split()), "iat": issued_at, "exp": issued_at + ttl_seconds}
+    return jwt.encode(claims, _strong_secret(secret, "the local token secret"), algorithm="HS256")
+
+
+def _check_shape(token: Any) -> None:
+    if not isinstance(token, str) or not token:
+        raise AuthenticationError("missing bearer token")
+    if len(token) > MAX_TOKEN_BYTES:
+        raise AuthenticationError("token too large")
+    if not token.isascii():  # a JWT is base64url and dots; this also keeps len() equal to the byte count
+        raise AuthenticationError("malformed token")
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    try:
+        return jwt.get_unverified_header(token)
+    except jwt.PyJWTError as error:
+        raise AuthenticationError(_message(error)) from None
+
+
+def _verify(
+    token: str,
+    key: str | jwt.PyJWK,
+    algorithms: tuple[str, ...],
+    *,
+    issuer: str = "",
+    audience: str = "",
+    leeway: float = 0,
+) -> Principal:
+    options: Any = {
+        "require": ["exp", "sub"],
+        "verify_iss": bool(issuer),
+        "verify_aud": bool(audience),  # PyJWT would otherwise reject any token carrying an aud claim
+        "enforce_minimum_key_length": True,  # an error, never a warning per request
+    }
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=list(algorithms),
+            options=options,
+            issuer=issuer or None,
+            audience=audience or None,
+            leeway=leeway,
+        )
+    except jwt.PyJWTError as error:
+        raise AuthenticationError(_message(error)) from None
+    return _principal(claims)
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    subject = claims["sub"]  # present and a string: PyJWT checked both
+    if not subject.strip():
+        raise AuthenticationError("token sub claim is empty")
+    scope = claims.get("scope", "")
+    if not isinstance(scope, str):
+        raise AuthenticationError("token scope claim must be a space-separated string")
+    return Principal(subject=subject, scopes=frozenset(scope.split()))
+
+
+def _message(error: jwt.PyJWTError) -> str:
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        return f"token is missing the {error.claim} claim"
+    for kind, message in _ERROR_MESSAGES:
+        if isinstance(error, kind):
+            return message
+    return "invalid token"
+
+
+def _signing_keys(document: Any) -> tuple[jwt.PyJWK, ...]:
+    entries = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise _JwksUnavailable("response is not a JWK set")
+    return tuple(key for key in map(_signing_key, entries) if key is not None)
+
+
+def _signing_key(entry: Any) -> jwt.PyJWK | None:
+    """``entry`` as a verification key, or None unless it is a sound RS256/ES256 signature key."""
+    if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+        return None
+    try:
+        key = jwt.PyJWK(entry)
+        if key.algorithm_name not in JWKS_ALGORITHMS or key.Algorithm.check_key_length(key.key):
+            return None
+        key.Algorithm.prepare_key(key.key)  # rejects e.g. a P-384 key labelled ES256
+    except (jwt.PyJWTError, LookupError, TypeError, ValueError):
+        # The provider's document is untrusted input too: skip a malformed entry, keep the others.
+        return None
+    return key
+
+
+def _strong_secret(secret: str, source: str) -> str:
+    if len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
+        raise ConfigurationError(f"{source} must be at least {MIN_SECRET_BYTES} bytes long")
+    return secret
+
+
+def _read_secret_file(path: Path) -> str:
+    return _strong_secret(path.read_text(encoding="utf-8").strip(), f"auth secret file {path}")
+
+
+def _create_secret_file(path: Path) -> str:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    # Written under a temporary name (mkstemp creates it with mode 0600), then hard-linked into place: a
+    # concurrent `erapi token` and `erapi serve` never read a half-written file, and the first link wins.
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(secret + "\n")
+        os.link(temporary, path)
+    except FileExistsError:
+        return _read_secret_file(path)
+    finally:
+        os.unlink(temporary)
+    return secret
