@@ -18,7 +18,6 @@ from erapi.keys import acl_key, authenticator_key, config_key, validator_key
 READ_SCOPE = "apollo_read"
 WRITE_SCOPE = "apollo_write"
 COLLECTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
-principal_key = "erapi.principal"
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -40,7 +39,6 @@ async def authorize(request: web.Request, *scopes: str) -> Principal:
     except AuthenticationError as error:
         raise Unauthenticated(str(error)) from error
     structlog.contextvars.bind_contextvars(principal=principal.subject)
-    request[principal_key] = principal
     if not principal.scopes.intersection(scopes):
         raise Forbidden(f"The token lacks the scope {' or '.join(scopes)}")
     return principal

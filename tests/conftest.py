@@ -1,0 +1,1 @@
+pytest_plugins = ["tests.storage_fixtures", "tests.api_fixtures"]
