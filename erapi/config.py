@@ -175,5 +175,9 @@ def _check(config: Config) -> None:
         raise ConfigurationError("config key auth.leeway_seconds must be between 0 and 60")
     if config.acl.cache_ttl_seconds < 0:
         raise ConfigurationError("config key acl.cache_ttl_seconds must not be negative")
+    if config.auth.secret and len(config.auth.secret.encode()) < 32:
+        raise ConfigurationError("config key auth.secret (ERAPI_AUTH_SECRET) must be at least 32 bytes")
+    if config.auth.jwks_timeout <= 0 or config.auth.jwks_refresh_interval < 0:
+        raise ConfigurationError("config keys auth.jwks_timeout must be positive and auth.jwks_refresh_interval not negative")
     if config.auth.mode == "jwks" and not config.auth.jwks_url:
         raise ConfigurationError("config key auth.jwks_url is required when auth.mode is 'jwks'")
