@@ -43,18 +43,23 @@ class AccessControl:
         self._ttl = ttl_seconds
         self._clock = clock
         self._cache: dict[str, CollectionAcl] = {}
+        self._writes: dict[str, int] = {}  # per collection: how many ACL writes this process has made
 
     async def collection(self, collection_id: str) -> CollectionAcl:
         cached = self._cache.get(collection_id)
         if cached is not None and cached.expires_at > self._clock():
             return cached
+        writes = self._writes.get(collection_id, 0)
         registration, grant_records = await self._storage.get_acl(collection_id)
         entry = CollectionAcl(
             registration=registration,
             grants={g["principal"]: frozenset(g["access"]) for g in grant_records},
             expires_at=self._clock() + self._ttl,
         )
-        self._cache[collection_id] = entry
+        # a write of this process that landed during the read may be missing from it: caching the read would
+        # hide that write from this process for a whole TTL
+        if self._writes.get(collection_id, 0) == writes:
+            self._cache[collection_id] = entry
         return entry
 
     async def access(self, collection_id: str, principal: str) -> frozenset[str]:
@@ -84,6 +89,7 @@ class AccessControl:
             "updatedAt": timestamp,
         }
         await self._storage.put_grant(collection_id, principal, record)
+        self._writes[collection_id] = self._writes.get(collection_id, 0) + 1
         cached = self._cache.get(collection_id)
         if cached is not None:
             cached.grants[principal] = frozenset(record["access"])
