@@ -143,7 +143,8 @@ def _coerce(key: str, value: Any, expected: type) -> Any:
             if isinstance(value, str) and value.lower() in {"true", "false"}:
                 return value.lower() == "true"
             raise ValueError
-        if expected is int and not isinstance(value, bool):
+        # a TOML float is not an int: int(8080.5) would quietly truncate it
+        if expected is int and isinstance(value, (int, str)) and not isinstance(value, bool):
             return int(value)
         if expected is float and not isinstance(value, bool):
             return float(value)
