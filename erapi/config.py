@@ -111,7 +111,8 @@ def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str
             section = raw
             for key in key_path[:-1]:
                 section = section.setdefault(key, {})
-            section[key_path[-1]] = environ[variable]
+            if isinstance(section, dict):  # otherwise _build reports the section that is not a table
+                section[key_path[-1]] = environ[variable]
     config = _build(Config, raw, prefix="")
     _check(config)
     return config
