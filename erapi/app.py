@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+from importlib.metadata import PackageNotFoundError, version
 from typing import AsyncIterator
 
+import orjson
 import structlog
 from aiohttp import web
 
@@ -13,17 +16,28 @@ from erapi.acl import AccessControl
 from erapi.auth import create_authenticator, resolve_local_secret
 from erapi.catalog import load_catalog
 from erapi.config import Config
+from erapi.jobs import JobWorker, Services
 from erapi.keys import (
     acl_key,
     authenticator_key,
     catalog_key,
     config_key,
+    openapi_key,
+    job_workers_key,
     page_tokens_key,
+    rate_limiter_key,
     storage_key,
     validator_key,
 )
-from erapi.middleware import error_middleware, no_store_middleware, request_context_middleware
+from erapi.middleware import (
+    error_middleware,
+    no_store_middleware,
+    request_context_middleware,
+    request_limits_middleware,
+)
+from erapi.openapi import build_document, route_table
 from erapi.paging import PageTokens
+from erapi.ratelimit import RateLimiter
 from erapi.routes import ROUTES
 from erapi.validation import RequestValidator, load_schema_documents
 from storage_plugins.base import create_storage
@@ -32,13 +46,20 @@ logger = structlog.get_logger("erapi.app")
 
 
 def create_app(config: Config) -> web.Application:
+    # the HTTP parser's own per-line ceiling sits above the configured total, so that oversized headers
+    # normally reach request_limits_middleware and get a 431 in the envelope; past it the parser answers 400
+    header_ceiling = max(8190, 2 * config.server.max_header_bytes)
     app = web.Application(
         client_max_size=config.server.max_body_bytes,
-        middlewares=[no_store_middleware, request_context_middleware, error_middleware],
+        middlewares=[no_store_middleware, request_context_middleware, error_middleware, request_limits_middleware],
+        handler_args={"max_line_size": header_ceiling, "max_field_size": header_ceiling, "max_headers": 128},
     )
     app[config_key] = config
+    limits = config.ratelimit
+    app[rate_limiter_key] = RateLimiter(limits.requests_per_second, limits.burst) if limits.enabled else None
     app.add_routes(ROUTES)
-    app.cleanup_ctx.extend([_schemas_and_catalog, _storage, _authenticator])
+    # cleanup runs in reverse: job workers stop before the storage they use is closed
+    app.cleanup_ctx.extend([_schemas_and_catalog, _storage, _authenticator, _job_workers])
     return app
 
 
@@ -46,6 +67,7 @@ async def _schemas_and_catalog(app: web.Application) -> AsyncIterator[None]:
     app[catalog_key] = load_catalog()
     app[validator_key] = RequestValidator(load_schema_documents())
     app[page_tokens_key] = PageTokens(_paging_secret(app[config_key]))
+    app[openapi_key] = orjson.dumps(build_document(route_table(app.router.routes()), version=_version()))
     yield
 
 
@@ -70,6 +92,27 @@ async def _authenticator(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await authenticator.close()
+
+
+async def _job_workers(app: web.Application) -> AsyncIterator[None]:
+    config = app[config_key]
+    services = Services(storage=app[storage_key], catalog=app[catalog_key], acl=app[acl_key])
+    workers = [JobWorker(services, config.jobs) for _ in range(config.jobs.workers)]
+    app[job_workers_key] = workers
+    for worker in workers:
+        worker.start()
+    try:
+        yield
+    finally:
+        # graceful: stop claiming, let the current chunk finish, else release it to other processes
+        await asyncio.gather(*(worker.stop(config.server.shutdown_timeout) for worker in workers))
+
+
+def _version() -> str:
+    try:
+        return version("erapi")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def _paging_secret(config: Config) -> bytes:

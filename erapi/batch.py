@@ -10,13 +10,15 @@ from aiohttp import web
 
 from erapi.acl import WRITE
 from erapi.domain import BatchResult, WriteContext, new_transaction_id, status_records
-from erapi.errors import InvalidRequest, PayloadTooLarge
-from erapi.keys import acl_key, catalog_key, config_key, storage_key
+from erapi.errors import InvalidRequest, PayloadTooLarge, TooManyRequests
+from erapi.jobs import Backpressure, accept_job
+from erapi.keys import acl_key, catalog_key, config_key, job_workers_key, storage_key
 from erapi.logs import log_transaction
 from erapi.web import (
     WRITE_SCOPE,
     async_requested,
     authorize,
+    base_url,
     collection_header,
     envelope,
     read_json,
@@ -33,14 +35,13 @@ async def handle_batch_write(request: web.Request, kind: str, upsert: Upsert) ->
     received_at = datetime.now(timezone.utc)
     principal = await authorize(request, WRITE_SCOPE)
     collection_id = collection_header(request)
-    if async_requested(request):
-        raise InvalidRequest("async: true is not supported yet; send async: false")
+    run_async = async_requested(request)
     await require_access(request, collection_id, principal, WRITE)
-    items = await read_items(request, kind)
+    config = request.app[config_key]
+    items = await read_items(request, kind, config.jobs.max_items if run_async else config.server.max_items)
 
     transaction_id = new_transaction_id()
     structlog.contextvars.bind_contextvars(transaction_id=transaction_id)
-    config = request.app[config_key]
     context = WriteContext(
         storage=request.app[storage_key],
         catalog=request.app[catalog_key],
@@ -51,6 +52,8 @@ async def handle_batch_write(request: web.Request, kind: str, upsert: Upsert) ->
         correlation_id=correlation_id(request, transaction_id),
         destination_access=config.acl.destination_access,
     )
+    if run_async:
+        return await accept(request, context, kind, items, received_at)
     result = await upsert(context, items)
     # awaited before answering: every tracker URL in the response must already resolve
     await context.storage.insert_logs(status_records(context, result, received_at))
@@ -60,13 +63,32 @@ async def handle_batch_write(request: web.Request, kind: str, upsert: Upsert) ->
     return response
 
 
-async def read_items(request: web.Request, kind: str) -> list[dict]:
+async def accept(request: web.Request, context: WriteContext, kind: str, items: list[dict],
+                 received_at: datetime) -> web.Response:
+    """Store the job, wake this process's workers, answer 202 with the transaction's tracker."""
+    try:
+        await accept_job(context, kind, items, received_at, request.app[config_key].jobs)
+    except Backpressure as error:
+        raise TooManyRequests(str(error), error.retry_after) from error
+    for worker in request.app[job_workers_key]:
+        worker.wake()
+    tracker = f"{base_url(request)}/apollo/status/logs?transactionid={context.transaction_id}"
+    response = envelope(
+        202,
+        f"Request {context.transaction_id} is processed and can be tracked by URL {tracker}",
+        transactionId=context.transaction_id,
+        data={},
+    )
+    response.headers["X-Transaction-Id"] = context.transaction_id
+    return response
+
+
+async def read_items(request: web.Request, kind: str, limit: int) -> list[dict]:
     body = await read_json(request)
     if isinstance(body, dict):
         body = [body]
     if not isinstance(body, list):
         raise InvalidRequest("The request body must be a JSON object or an array of objects")
-    limit = request.app[config_key].server.max_items
     if len(body) > limit:
         raise PayloadTooLarge(f"A request may carry at most {limit} items; this one has {len(body)}")
     validate(request, f"{kind}-request", body)

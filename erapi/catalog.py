@@ -64,16 +64,26 @@ class Catalog:
         self._check_references()
 
     def entity_type(self, name: str) -> EntityType | None:
-        return self.entity_types.get(self.aliases.get(name, name))
+        return self.entity_types.get(name) or self.entity_types.get(self.aliases.get(name, ""))
 
     def relationship_type(self, name: str) -> RelationshipType | None:
-        return self.relationship_types.get(self.aliases.get(name, name))
+        return self.relationship_types.get(name) or self.relationship_types.get(self.aliases.get(name, ""))
 
     def is_a(self, entity_type: str, class_name: str) -> bool:
         """True when ``entity_type`` is ``class_name`` or one of its subclasses (aliases resolved)."""
         found = self.entity_type(entity_type)
-        wanted = self.aliases.get(class_name, class_name)
-        return found is not None and (found.name == wanted or wanted in found.ancestors)
+        wanted = self.entity_type(class_name)
+        return found is not None and wanted is not None and (found is wanted or wanted.name in found.ancestors)
+
+    def spelled_like(self, name: str, sent: str) -> str:
+        """``name`` in the naming scheme of ``sent``, the name a client used.
+
+        A client that sends an old alias (``BRICK_0_4__AHU``) keeps seeing the old prefix in what the
+        service derives for it (``BRICK_0_4__Equipment``), so existing clients see no change.
+        """
+        if sent not in self.aliases:
+            return name
+        return sent.split("__", 1)[0] + "__" + name.split("__", 1)[1]
 
     def _check_references(self) -> None:
         for relationship in self.relationship_types.values():

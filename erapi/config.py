@@ -24,6 +24,7 @@ class ServerConfig:
     public_url: str = ""  # base of tracker URLs; empty: the request's own scheme and host
     max_body_bytes: int = 4 * 1024 * 1024
     max_items: int = 100
+    max_header_bytes: int = 16384  # all header names and values together: 431 beyond it
     shutdown_timeout: float = 30.0
     workers: int = 1
     paging_secret: str = ""  # signs continuation tokens; empty: derived from the local secret (see docs)
@@ -50,6 +51,26 @@ class AclConfig:
 
 
 @dataclass(frozen=True)
+class JobsConfig:
+    max_items: int = 10000  # items per async request: 413 beyond it
+    chunk_size: int = 100  # items a worker applies at once
+    workers: int = 1  # job workers per service process
+    lease_seconds: float = 30.0  # a claimed chunk is another worker's to take once its lease expires
+    max_attempts: int = 5  # claims of one chunk before it is failed with the reason
+    poll_interval_seconds: float = 1.0  # how often an idle worker looks for chunks accepted elsewhere
+    max_pending_items_per_collection: int = 100000  # backpressure: 429 beyond it
+    max_pending_items_total: int = 500000
+    retry_after_seconds: int = 5
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    enabled: bool = False  # per-principal token buckets; off for a laptop, on behind a public endpoint
+    requests_per_second: float = 20.0  # refill rate of each principal's bucket
+    burst: int = 40  # bucket size: requests a principal may make at once
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "INFO"
 
@@ -69,6 +90,8 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     acl: AclConfig = field(default_factory=AclConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
+    ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
     log: LogConfig = field(default_factory=LogConfig)
     mongodb: MongoConfig = field(default_factory=MongoConfig)
 
@@ -166,15 +189,29 @@ def _check(config: Config) -> None:
         "server.port": config.server.port,
         "server.max_body_bytes": config.server.max_body_bytes,
         "server.max_items": config.server.max_items,
+        "server.max_header_bytes": config.server.max_header_bytes,
         "server.workers": config.server.workers,
         "auth.token_ttl_seconds": config.auth.token_ttl_seconds,
         "mongodb.timeout_ms": config.mongodb.timeout_ms,
+        "jobs.max_items": config.jobs.max_items,
+        "jobs.lease_seconds": config.jobs.lease_seconds,
+        "jobs.max_attempts": config.jobs.max_attempts,
+        "jobs.poll_interval_seconds": config.jobs.poll_interval_seconds,
+        "jobs.max_pending_items_per_collection": config.jobs.max_pending_items_per_collection,
+        "jobs.max_pending_items_total": config.jobs.max_pending_items_total,
+        "jobs.retry_after_seconds": config.jobs.retry_after_seconds,
     }
     for key, value in positive.items():
         if value <= 0:
             raise ConfigurationError(f"config key {key} must be positive, got {value}")
     if not 0 <= config.auth.leeway_seconds <= 60:
         raise ConfigurationError("config key auth.leeway_seconds must be between 0 and 60")
+    if config.jobs.workers < 0:
+        raise ConfigurationError("config key jobs.workers must not be negative (0: this process runs no workers)")
+    if not 1 <= config.jobs.chunk_size <= 100:
+        raise ConfigurationError("config key jobs.chunk_size must be between 1 and 100")
+    if config.ratelimit.requests_per_second <= 0 or config.ratelimit.burst < 1:
+        raise ConfigurationError("config keys ratelimit.requests_per_second and ratelimit.burst must be positive")
     if config.acl.cache_ttl_seconds < 0:
         raise ConfigurationError("config key acl.cache_ttl_seconds must not be negative")
     if config.auth.secret and len(config.auth.secret.encode()) < 32:

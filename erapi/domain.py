@@ -38,6 +38,7 @@ class WriteContext:
     transaction_id: str
     correlation_id: str
     destination_access: str = READ
+    reapply: bool = False  # a job chunk claimed again: versions this transaction already wrote count as done
 
 
 @dataclass
@@ -68,7 +69,7 @@ class BatchResult:
 
 async def upsert_relationships(ctx: WriteContext, items: list[dict[str, Any]]) -> BatchResult:
     failures: dict[int, str] = {}
-    unique = _first_occurrences(items, "Relationship", failures)
+    unique = first_occurrences(items, "Relationship", failures)
     for index in unique:
         message = _relationship_request_problem(ctx, items[index])
         if message:
@@ -111,11 +112,16 @@ def _relationship_request_problem(ctx: WriteContext, item: Mapping[str, Any]) ->
             f"sourceERCollectionId {source_collection} does not match the ercollectionid header "
             f"{ctx.collection_id}"
         )
-    derived = {
+    return _derived_field_problem(item, _relationship_derived_fields(ctx.catalog, item))
+
+
+def _relationship_derived_fields(catalog: Catalog, item: Mapping[str, Any]) -> dict[str, str]:
+    relationship_type = catalog.relationship_type(item["relationshipType"])
+    return {
         "brickRelationshipName": relationship_type.brick_relationship_name,
-        "brickRelationshipType": relationship_type.brick_relationship_type,
+        "brickRelationshipType": catalog.spelled_like(
+            relationship_type.brick_relationship_type, item["relationshipType"]),
     }
-    return _derived_field_problem(item, derived)
 
 
 def _derived_field_problem(item: Mapping[str, Any], derived: Mapping[str, str]) -> str | None:
@@ -154,8 +160,9 @@ def _endpoint_problem(ctx: WriteContext, item: Mapping[str, Any], entities: dict
         if entity is None:
             return f"{label} entity {entity_id} not found in ERCollection {collection_id}"
         if not ctx.catalog.is_a(entity["entityType"], required_class):
+            required = ctx.catalog.spelled_like(required_class, item["relationshipType"])
             return (
-                f"{label} entity {entity_id} of type {entity['entityType']} is not a {required_class} "
+                f"{label} entity {entity_id} of type {entity['entityType']} is not a {required} "
                 f"as relationship type {item['relationshipType']} requires"
             )
     return None
@@ -171,8 +178,7 @@ def _relationship_document(ctx: WriteContext, item: dict, previous: Document | N
     document.update(
         sourceERCollectionId=ctx.collection_id,
         destinationERCollectionId=_destination_collection(ctx, item),
-        brickRelationshipName=relationship_type.brick_relationship_name,
-        brickRelationshipType=relationship_type.brick_relationship_type,
+        **_relationship_derived_fields(ctx.catalog, item),
         isActive=True,
         sysData=_system_data(ctx, "relationships", previous, now),
     )
@@ -184,14 +190,13 @@ def _relationship_document(ctx: WriteContext, item: dict, previous: Document | N
 
 async def upsert_entities(ctx: WriteContext, items: list[dict[str, Any]]) -> BatchResult:
     failures: dict[int, str] = {}
-    unique = _first_occurrences(items, "Entity", failures)
+    unique = first_occurrences(items, "Entity", failures)
     for index in unique:
         entity_type = ctx.catalog.entity_type(items[index]["entityType"])
         if entity_type is None:
             failures[index] = f"Entity type {items[index]['entityType']} not found in the entity type catalog"
             continue
-        derived = {"brickEntityType": entity_type.brick_entity_type, "brickEntitySubType": entity_type.name}
-        problem = _derived_field_problem(items[index], derived)
+        problem = _derived_field_problem(items[index], _entity_derived_fields(ctx.catalog, items[index]))
         if problem:
             failures[index] = problem
     candidates = {items[i]["id"]: items[i] for i in unique if i not in failures}
@@ -208,18 +213,25 @@ def _entity_document(ctx: WriteContext, item: dict, previous: Document | None, n
         return "Restricted property entityType is not allowed to change"
     document = _client_fields(item)
     document.update(
-        brickEntityType=entity_type.brick_entity_type,
-        brickEntitySubType=entity_type.name,
+        **_entity_derived_fields(ctx.catalog, item),
         isActive=True,
         sysData=_system_data(ctx, "entities", previous, now),
     )
     return document
 
 
+def _entity_derived_fields(catalog: Catalog, item: Mapping[str, Any]) -> dict[str, str]:
+    entity_type = catalog.entity_type(item["entityType"])
+    return {
+        "brickEntityType": catalog.spelled_like(entity_type.brick_entity_type, item["entityType"]),
+        "brickEntitySubType": catalog.spelled_like(entity_type.name, item["entityType"]),
+    }
+
+
 # ---- shared machinery --------------------------------------------------------------------------------------------
 
 
-def _first_occurrences(items: list[Mapping[str, Any]], label: str, failures: dict[int, str]) -> list[int]:
+def first_occurrences(items: list[Mapping[str, Any]], label: str, failures: dict[int, str]) -> list[int]:
     """Indexes of the first occurrence of each id; every later occurrence is recorded as a failure."""
     seen: set[str] = set()
     unique = []
@@ -261,6 +273,8 @@ async def _upsert_versioned(
     """
     outcomes: dict[str, Document | str] = {}
     pending = candidates
+    if ctx.reapply and pending:
+        pending = await _skip_applied(ctx, kind, pending, outcomes)
     previous = await ctx.storage.get_current(kind, ctx.collection_id, pending) if pending else {}
     for _ in range(MAX_CLAIM_ROUNDS):
         documents = []
@@ -284,6 +298,17 @@ async def _upsert_versioned(
     for document_id in pending:
         outcomes[document_id] = f"Too many concurrent updates of {document_id}; retry the request"
     return outcomes
+
+
+async def _skip_applied(
+    ctx: WriteContext, kind: str, candidates: dict[str, dict], outcomes: dict[str, Document | str]
+) -> dict[str, dict]:
+    """Report versions this transaction wrote before (a worker died after writing) instead of writing again."""
+    applied = await ctx.storage.find_applied(kind, ctx.collection_id, candidates, ctx.transaction_id)
+    # the dead worker may have claimed a version without publishing it: publishing is forward-only and safe
+    await ctx.storage.put_current(kind, ctx.collection_id, list(applied.values()))
+    outcomes.update(applied)
+    return {document_id: item for document_id, item in candidates.items() if document_id not in applied}
 
 
 def _batch_result(
@@ -328,9 +353,9 @@ def status_records(ctx: WriteContext, result: BatchResult, received_at: datetime
                 "serviceData": service_data(ctx.collection_id, result.kind, item.id),
                 "receivedTimestamp": received,
                 "stateHistory": [
-                    _state("Requested", received_at),
-                    _state("Processing", received_at),
-                    _state(final_state, finished_at),
+                    state_entry("Requested", received_at),
+                    state_entry("Processing", received_at),
+                    state_entry(final_state, finished_at),
                 ],
             }
         )
@@ -338,6 +363,7 @@ def status_records(ctx: WriteContext, result: BatchResult, received_at: datetime
 
 
 def service_data(collection_id: str, kind: str, item_id: str) -> Document:
+    """The record's subject: an entity, a relationship, or (kind "job") the whole transaction."""
     return {
         "erCollectionId": collection_id,
         "entityId": item_id if kind == "entities" else None,
@@ -345,7 +371,7 @@ def service_data(collection_id: str, kind: str, item_id: str) -> Document:
     }
 
 
-def _state(state: str, moment: datetime) -> Document:
+def state_entry(state: str, moment: datetime) -> Document:
     return {"timestamp": utc_timestamp(moment), "unixTimestamp": int(moment.timestamp() * 1000), "state": state}
 
 

@@ -42,5 +42,16 @@ class PayloadTooLarge(ApiError):
     status = 413
 
 
+class HeadersTooLarge(ApiError):
+    status = 431
+
+
 class UnsupportedMediaType(ApiError):
     status = 415
+
+
+class TooManyRequests(ApiError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message, headers={"Retry-After": str(retry_after)})

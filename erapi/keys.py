@@ -8,7 +8,9 @@ from erapi.acl import AccessControl
 from erapi.auth import Authenticator
 from erapi.catalog import Catalog
 from erapi.config import Config
+from erapi.jobs import JobWorker
 from erapi.paging import PageTokens
+from erapi.ratelimit import RateLimiter
 from erapi.validation import RequestValidator
 from storage_plugins.base import Storage
 
@@ -19,3 +21,6 @@ validator_key = web.AppKey("validator", RequestValidator)
 acl_key = web.AppKey("acl", AccessControl)
 authenticator_key = web.AppKey("authenticator", Authenticator)
 page_tokens_key = web.AppKey("page_tokens", PageTokens)
+openapi_key = web.AppKey("openapi", bytes)  # the OpenAPI document, serialised once at start-up
+rate_limiter_key = web.AppKey("rate_limiter", RateLimiter | None)  # None: rate limiting is off
+job_workers_key = web.AppKey("job_workers", list[JobWorker])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from importlib.metadata import entry_points
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -61,6 +62,29 @@ class LogQuery:
     end_time: str | None = None  # inclusive
     after: tuple[str, str] | None = None
     limit: int = 100
+
+
+@dataclass(frozen=True)
+class LogTransition:
+    """Move one status record to ``state`` if (and only if) its current state is one of ``from_states``.
+
+    The move sets ``state`` and ``message`` and appends ``{"timestamp", "unixTimestamp", "state"}`` to
+    ``stateHistory``. Because a final state is never in ``from_states`` by default, applying the same
+    transition twice changes nothing the second time.
+    """
+
+    record_id: str
+    state: str
+    message: str
+    at: datetime
+    from_states: tuple[str, ...] = ("Requested", "Processing")
+
+    def history_entry(self) -> Document:
+        return {
+            "timestamp": self.at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "unixTimestamp": int(self.at.timestamp() * 1000),
+            "state": self.state,
+        }
 
 
 @dataclass
@@ -145,6 +169,62 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def count_logs(self, query: LogQuery) -> int:
         """How many status records match ``query``'s filters; ``after`` and ``limit`` are ignored."""
+
+    async def transition_logs(self, collection_id: str, transitions: Sequence[LogTransition]) -> int:
+        """Apply each transition to the status record of that id in the collection; return how many moved.
+
+        A record that is absent, or whose state is not in the transition's ``from_states``, is left alone.
+        """
+        raise NotImplementedError
+
+    async def count_log_states(self, collection_id: str, transaction_id: str) -> dict[str, int]:
+        """How many item records (``requestObject`` other than ``Job``) of a transaction are in each state."""
+        raise NotImplementedError
+
+    # ---- versioned documents written by one transaction -----------------------------------------------------
+
+    async def find_applied(
+        self, kind: str, collection_id: str, ids: Iterable[str], transaction_id: str
+    ) -> dict[str, Document]:
+        """For each id, the history version written by ``transaction_id`` (``sysData.sysTransactionId``).
+
+        Ids this transaction never wrote are absent. Lets a re-applied job chunk skip what it already did.
+        """
+        raise NotImplementedError
+
+    # ---- job queue ---------------------------------------------------------------------------------------------
+    # A chunk is a document with ``id`` (unique), ``ercollectionid``, ``itemCount`` and ``createdAt``; the plugin
+    # adds and manages ``state`` ("pending", "processing", "done", "failed"), ``attempts``, ``leaseOwner`` and
+    # ``leaseExpiresAt`` (seconds since the epoch).
+
+    async def enqueue_chunks(self, chunks: Sequence[Document]) -> None:
+        """Store new chunks as pending. An empty batch is a no-op; DuplicateError for an existing id."""
+        raise NotImplementedError
+
+    async def claim_chunk(self, worker_id: str, now: float, lease_seconds: float) -> Document | None:
+        """Atomically take the oldest chunk that is pending, or processing with a lease expired at ``now``.
+
+        The chunk becomes processing, owned by ``worker_id`` until ``now + lease_seconds``, with ``attempts``
+        incremented; it is returned in that new state. None when nothing can be claimed. Two workers never
+        hold the same chunk at once.
+        """
+        raise NotImplementedError
+
+    async def renew_chunk(self, chunk_id: str, worker_id: str, lease_expires_at: float) -> bool:
+        """Extend the lease; False (and no change) when the worker no longer owns the processing chunk."""
+        raise NotImplementedError
+
+    async def finish_chunk(self, chunk_id: str, worker_id: str, state: str) -> bool:
+        """Mark the chunk ``done`` or ``failed`` if the worker still owns it; False otherwise."""
+        raise NotImplementedError
+
+    async def release_chunk(self, chunk_id: str, worker_id: str) -> bool:
+        """Hand an owned chunk back as pending (graceful shutdown), undoing the attempt; False if not owned."""
+        raise NotImplementedError
+
+    async def pending_items(self, collection_id: str | None) -> int:
+        """Items in pending or processing chunks, of one collection or (None) of all."""
+        raise NotImplementedError
 
     # ---- log store: ACL library ------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from storage_plugins.base import (
     Document,
     DuplicateError,
     LogQuery,
+    LogTransition,
     Storage,
     version_of,
 )
@@ -40,7 +41,8 @@ class MemoryStorage(Storage):
         # collection -> status records sorted by (receivedTimestamp, id), plus their sort keys for bisect
         self._logs: dict[str, list[Document]] = {}
         self._log_keys: dict[str, list[tuple[str, str]]] = {}
-        self._log_ids: set[str] = set()
+        self._log_by_id: dict[str, Document] = {}
+        self._chunks: dict[str, Document] = {}  # insertion order is claim order (oldest first)
         self._registrations: dict[str, Document] = {}
         self._grants: dict[str, dict[str, Document]] = {}
 
@@ -90,7 +92,7 @@ class MemoryStorage(Storage):
     async def insert_logs(self, records: Sequence[Document]) -> None:
         clashes = []
         for record in records:
-            if record["id"] in self._log_ids:
+            if record["id"] in self._log_by_id:
                 clashes.append(record["id"])
                 continue
             collection_id = record["serviceData"]["erCollectionId"]
@@ -98,9 +100,10 @@ class MemoryStorage(Storage):
             keys = self._log_keys.setdefault(collection_id, [])
             key = _log_sort_key(record)
             position = bisect.bisect_right(keys, key)
+            stored = _clone(record)
             keys.insert(position, key)
-            logs.insert(position, _clone(record))
-            self._log_ids.add(record["id"])
+            logs.insert(position, stored)
+            self._log_by_id[record["id"]] = stored
         if clashes:
             raise DuplicateError(f"log records already exist: {', '.join(clashes)}")
 
@@ -121,8 +124,91 @@ class MemoryStorage(Storage):
         return found
 
     async def count_logs(self, query: LogQuery) -> int:
-        unbounded = LogQuery(**{**query.__dict__, "after": None, "limit": len(self._log_ids) + 1})
+        unbounded = LogQuery(**{**query.__dict__, "after": None, "limit": len(self._log_by_id) + 1})
         return len(await self.find_logs(unbounded))
+
+    async def transition_logs(self, collection_id: str, transitions: Sequence[LogTransition]) -> int:
+        moved = 0
+        for transition in transitions:
+            record = self._log_by_id.get(transition.record_id)
+            if record is None or record["serviceData"]["erCollectionId"] != collection_id:
+                continue
+            if record["state"] in transition.from_states:
+                record.update(state=transition.state, message=transition.message)
+                record["stateHistory"].append(transition.history_entry())
+                moved += 1
+        return moved
+
+    async def count_log_states(self, collection_id: str, transaction_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in self._logs.get(collection_id, []):
+            if record["transactionId"] == transaction_id and record["requestObject"] != "Job":
+                counts[record["state"]] = counts.get(record["state"], 0) + 1
+        return counts
+
+    async def find_applied(
+        self, kind: str, collection_id: str, ids: Iterable[str], transaction_id: str
+    ) -> dict[str, Document]:
+        history = self._history[kind].get(collection_id, {})
+        found = {}
+        for document_id in set(ids):
+            for version in history.get(document_id, []):
+                if version["sysData"].get("sysTransactionId") == transaction_id:
+                    found[document_id] = _clone(version)
+        return found
+
+    async def enqueue_chunks(self, chunks: Sequence[Document]) -> None:
+        clashes = [chunk["id"] for chunk in chunks if chunk["id"] in self._chunks]
+        if clashes:
+            raise DuplicateError(f"chunks already exist: {', '.join(clashes)}")
+        for chunk in chunks:
+            self._chunks[chunk["id"]] = {
+                **_clone(chunk), "state": "pending", "attempts": 0, "leaseOwner": None, "leaseExpiresAt": 0.0
+            }
+
+    async def claim_chunk(self, worker_id: str, now: float, lease_seconds: float) -> Document | None:
+        for chunk in self._chunks.values():
+            claimable = chunk["state"] == "pending" or (
+                chunk["state"] == "processing" and chunk["leaseExpiresAt"] <= now
+            )
+            if claimable:
+                chunk.update(state="processing", leaseOwner=worker_id, leaseExpiresAt=now + lease_seconds,
+                             attempts=chunk["attempts"] + 1)
+                return _clone(chunk)
+        return None
+
+    async def renew_chunk(self, chunk_id: str, worker_id: str, lease_expires_at: float) -> bool:
+        chunk = self._owned_chunk(chunk_id, worker_id)
+        if chunk is not None:
+            chunk["leaseExpiresAt"] = lease_expires_at
+        return chunk is not None
+
+    async def finish_chunk(self, chunk_id: str, worker_id: str, state: str) -> bool:
+        chunk = self._owned_chunk(chunk_id, worker_id)
+        if chunk is not None:
+            # nothing reads a finished chunk again: forgetting it keeps claims fast and the process small
+            del self._chunks[chunk_id]
+        return chunk is not None
+
+    async def release_chunk(self, chunk_id: str, worker_id: str) -> bool:
+        chunk = self._owned_chunk(chunk_id, worker_id)
+        if chunk is not None:
+            chunk.update(state="pending", leaseOwner=None, leaseExpiresAt=0.0, attempts=chunk["attempts"] - 1)
+        return chunk is not None
+
+    async def pending_items(self, collection_id: str | None) -> int:
+        return sum(
+            chunk["itemCount"]
+            for chunk in self._chunks.values()
+            if chunk["state"] in ("pending", "processing")
+            and (collection_id is None or chunk["ercollectionid"] == collection_id)
+        )
+
+    def _owned_chunk(self, chunk_id: str, worker_id: str) -> Document | None:
+        chunk = self._chunks.get(chunk_id)
+        if chunk is None or chunk["state"] != "processing" or chunk["leaseOwner"] != worker_id:
+            return None
+        return chunk
 
     async def register_collection(self, record: Document) -> None:
         if record["collectionId"] in self._registrations:

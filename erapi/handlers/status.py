@@ -8,6 +8,7 @@ from aiohttp import web
 
 from erapi.domain import utc_timestamp
 from erapi.errors import InvalidRequest, NotFound
+from erapi.jobs import job_counts
 from erapi.keys import page_tokens_key, storage_key
 from erapi.web import READ_SCOPE, WRITE_SCOPE, authorize, collection_header, json_response, require_any_access
 from storage_plugins.base import LogQuery
@@ -47,6 +48,9 @@ async def get_status_logs(request: web.Request) -> web.Response:
         records = records[:limit]
         last = records[-1]
         next_token = tokens.issue(collection_id, filters, [last["receivedTimestamp"], last["id"]])
+    for record in records:
+        if record["requestObject"] == "Job":
+            record["jobData"] = await job_counts(storage, collection_id, record["transactionId"])
     total = await storage.count_logs(query)
     body = {
         "status": {"message": "", "code": "OK"},

@@ -1,0 +1,275 @@
+"""Asynchronous batch writes: a job is stored as chunks of at most 100 items that workers apply.
+
+Delivery is at least once, application exactly once. A worker claims a chunk with a lease and renews it
+while it works; when a worker dies its lease expires and another worker claims the chunk again. Applying
+a chunk twice is harmless: versions already written by this transaction are found in the history and
+reported instead of written again, and a status record only moves forward from a non-final state, so no
+item is completed twice. A chunk claimed more than ``max_attempts`` times fails with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+
+from erapi.acl import WRITE, AccessControl
+from erapi.catalog import Catalog
+from erapi.config import JobsConfig
+from erapi.domain import (
+    REQUEST_OBJECT,
+    BatchResult,
+    ItemResult,
+    WriteContext,
+    first_occurrences,
+    service_data,
+    state_entry,
+    upsert_entities,
+    upsert_relationships,
+    utc_timestamp,
+)
+from erapi.logs import log_transaction
+from storage_plugins.base import Document, LogTransition, Storage
+
+UPSERTS = {"entities": upsert_entities, "relationships": upsert_relationships}
+FINAL_STATES = ("Completed", "Failed")
+logger = structlog.get_logger("erapi.jobs")
+
+
+class Backpressure(Exception):
+    """Too many items are waiting; the client should retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def job_record_id(transaction_id: str) -> str:
+    # the bare transaction id sorts before every item record of the transaction: the job comes first
+    return transaction_id
+
+
+def item_record_id(transaction_id: str, index: int) -> str:
+    return f"{transaction_id}.{index:05d}"
+
+
+async def accept_job(ctx: WriteContext, kind: str, items: list[dict[str, Any]], received_at: datetime,
+                     settings: JobsConfig) -> None:
+    """Store the job (status records first, then its chunks); raise Backpressure when the queue is full."""
+    await _check_backpressure(ctx.storage, ctx.collection_id, len(items), settings)
+    failures: dict[int, str] = {}
+    unique = first_occurrences(items, REQUEST_OBJECT[kind], failures)
+    received = utc_timestamp(received_at)
+    records = [_job_record(ctx, kind, received_at)]
+    for index, item in enumerate(items):
+        record = _item_record(ctx, kind, item["id"], index, received_at)
+        if index in failures:
+            record.update(state="Failed", message=failures[index])
+            record["stateHistory"].append(state_entry("Failed", received_at))
+        records.append(record)
+    chunks = [
+        {
+            "id": f"{ctx.transaction_id}.c{number:04d}",
+            "ercollectionid": ctx.collection_id,
+            "transactionId": ctx.transaction_id,
+            "correlationId": ctx.correlation_id,
+            "kind": kind,
+            "principal": ctx.principal,
+            "destinationAccess": ctx.destination_access,
+            "indexes": group,
+            "items": [items[i] for i in group],
+            "itemCount": len(group),
+            "createdAt": received,
+        }
+        for number, group in enumerate(_groups(unique, settings.chunk_size))
+    ]
+    await ctx.storage.insert_logs(records)
+    await ctx.storage.enqueue_chunks(chunks)
+
+
+async def _check_backpressure(storage: Storage, collection_id: str, count: int, settings: JobsConfig) -> None:
+    in_collection = await storage.pending_items(collection_id)
+    if in_collection + count > settings.max_pending_items_per_collection:
+        raise Backpressure(
+            f"ERCollection {collection_id} has {in_collection} items waiting; the bound is "
+            f"{settings.max_pending_items_per_collection}", settings.retry_after_seconds)
+    in_total = await storage.pending_items(None)
+    if in_total + count > settings.max_pending_items_total:
+        raise Backpressure(
+            f"{in_total} items are waiting; the bound is {settings.max_pending_items_total}",
+            settings.retry_after_seconds)
+
+
+def _groups(indexes: list[int], size: int) -> list[list[int]]:
+    return [indexes[start:start + size] for start in range(0, len(indexes), size)]
+
+
+def _job_record(ctx: WriteContext, kind: str, received_at: datetime) -> Document:
+    return {
+        "id": job_record_id(ctx.transaction_id),
+        "transactionId": ctx.transaction_id,
+        "correlationId": ctx.correlation_id,
+        "requestAction": "Upsert",
+        "requestObject": "Job",
+        "state": "Requested",
+        "message": f"Job of {REQUEST_OBJECT[kind]} upserts accepted",
+        "serviceData": service_data(ctx.collection_id, "job", ""),
+        "receivedTimestamp": utc_timestamp(received_at),
+        "stateHistory": [state_entry("Requested", received_at)],
+    }
+
+
+def _item_record(ctx: WriteContext, kind: str, item_id: str, index: int, received_at: datetime) -> Document:
+    return {
+        "id": item_record_id(ctx.transaction_id, index),
+        "transactionId": ctx.transaction_id,
+        "correlationId": ctx.correlation_id,
+        "requestAction": "Upsert",
+        "requestObject": REQUEST_OBJECT[kind],
+        "state": "Requested",
+        "message": "Waiting to be processed",
+        "serviceData": service_data(ctx.collection_id, kind, item_id),
+        "receivedTimestamp": utc_timestamp(received_at),
+        "stateHistory": [state_entry("Requested", received_at)],
+    }
+
+
+async def job_counts(storage: Storage, collection_id: str, transaction_id: str) -> dict[str, int]:
+    """Counts of the job's items by outcome, derived from their status records (always exact)."""
+    states = await storage.count_log_states(collection_id, transaction_id)
+    done, failed = states.get("Completed", 0), states.get("Failed", 0)
+    pending = states.get("Requested", 0) + states.get("Processing", 0)
+    return {"total": done + failed + pending, "done": done, "failed": failed, "pending": pending}
+
+
+@dataclass
+class Services:
+    storage: Storage
+    catalog: Catalog
+    acl: AccessControl
+
+
+class JobWorker:
+    """Claims chunks from the storage plugin's queue and applies them, one at a time, until stopped."""
+
+    def __init__(self, services: Services, settings: JobsConfig, worker_id: str | None = None):
+        self.services = services
+        self.settings = settings
+        self.worker_id = worker_id or f"worker-{uuid.uuid4()}"
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.worker_id)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self, timeout: float) -> None:
+        """Stop claiming; let the current chunk finish within ``timeout``, else release it for others."""
+        self._stopping.set()
+        self._wake.set()
+        if self._task is None:
+            return
+        done, _ = await asyncio.wait({self._task}, timeout=timeout)
+        if not done:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                worked = await self.run_once()
+            except Exception:  # a storage outage must not kill the worker: log, back off, go on
+                logger.exception("job worker iteration failed", worker=self.worker_id)
+                worked = False
+            if not worked:
+                self._wake.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval_seconds)
+
+    async def run_once(self) -> bool:
+        """Claim and apply one chunk; False when the queue had nothing to claim."""
+        storage = self.services.storage
+        chunk = await storage.claim_chunk(self.worker_id, time.time(), self.settings.lease_seconds)
+        if chunk is None:
+            return False
+        renewal = asyncio.create_task(self._renew(chunk["id"]))
+        try:
+            await self._apply(chunk)
+        except asyncio.CancelledError:
+            await storage.release_chunk(chunk["id"], self.worker_id)
+            raise
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
+        return True
+
+    async def _renew(self, chunk_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease_seconds / 3)
+            await self.services.storage.renew_chunk(
+                chunk_id, self.worker_id, time.time() + self.settings.lease_seconds)
+
+    async def _apply(self, chunk: Document) -> None:
+        storage = self.services.storage
+        transaction_id, collection_id = chunk["transactionId"], chunk["ercollectionid"]
+        now = datetime.now(timezone.utc)
+        await storage.transition_logs(collection_id, [
+            LogTransition(job_record_id(transaction_id), "Processing", "Job is being processed", now,
+                          from_states=("Requested",)),
+            *(LogTransition(item_record_id(transaction_id, i), "Processing", "Processing", now,
+                            from_states=("Requested",)) for i in chunk["indexes"]),
+        ])
+        given_up = None
+        if chunk["attempts"] > self.settings.max_attempts:
+            given_up = f"Gave up after {self.settings.max_attempts} attempts to apply the item"
+            result = _failed_chunk(chunk, given_up)
+        else:
+            result = await self._upsert(chunk)
+        finished = datetime.now(timezone.utc)
+        await storage.transition_logs(collection_id, [
+            LogTransition(item_record_id(transaction_id, index), "Completed" if item.ok else "Failed",
+                          item.message, finished)
+            for index, item in zip(chunk["indexes"], result.results)
+        ])
+        await storage.finish_chunk(chunk["id"], self.worker_id, "done" if given_up is None else "failed")
+        log_transaction(result)
+        counts = await job_counts(storage, collection_id, transaction_id)
+        if counts["pending"] == 0:
+            await storage.transition_logs(collection_id, [LogTransition(
+                job_record_id(transaction_id), "Completed",
+                f"Job finished: {counts['done']} done, {counts['failed']} failed", finished)])
+
+    async def _upsert(self, chunk: Document) -> BatchResult:
+        services = self.services
+        ctx = WriteContext(
+            storage=services.storage,
+            catalog=services.catalog,
+            acl=services.acl,
+            principal=chunk["principal"],
+            collection_id=chunk["ercollectionid"],
+            transaction_id=chunk["transactionId"],
+            correlation_id=chunk["correlationId"],
+            destination_access=chunk["destinationAccess"],
+            reapply=True,
+        )
+        # rights are checked again when the job runs: a grant revoked since acceptance stops it
+        if WRITE not in await services.acl.access(ctx.collection_id, ctx.principal):
+            return _failed_chunk(chunk, f"The caller no longer has write access to ERCollection {ctx.collection_id}")
+        return await UPSERTS[chunk["kind"]](ctx, chunk["items"])
+
+
+def _failed_chunk(chunk: Document, message: str) -> BatchResult:
+    result = BatchResult(kind=chunk["kind"], transaction_id=chunk["transactionId"])
+    result.results = [ItemResult(id=item["id"], ok=False, message=message) for item in chunk["items"]]
+    return result
