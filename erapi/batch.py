@@ -19,6 +19,7 @@ from erapi.web import (
     async_requested,
     authorize,
     base_url,
+    boolean_query,
     collection_header,
     envelope,
     read_json,
@@ -36,6 +37,9 @@ async def handle_batch_write(request: web.Request, kind: str, upsert: Upsert) ->
     principal = await authorize(request, WRITE_SCOPE)
     collection_id = collection_header(request)
     run_async = async_requested(request)
+    create_inverse = kind == "relationships" and boolean_query(request, "createInverse")
+    if run_async and create_inverse:
+        raise InvalidRequest("createInverse=true is available on synchronous requests only (async: false)")
     await require_access(request, collection_id, principal, WRITE)
     config = request.app[config_key]
     items = await read_items(request, kind, config.jobs.max_items if run_async else config.server.max_items)
@@ -51,6 +55,7 @@ async def handle_batch_write(request: web.Request, kind: str, upsert: Upsert) ->
         transaction_id=transaction_id,
         correlation_id=correlation_id(request, transaction_id),
         destination_access=config.acl.destination_access,
+        create_inverse=create_inverse,
     )
     if run_async:
         return await accept(request, context, kind, items, received_at)

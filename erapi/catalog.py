@@ -62,6 +62,10 @@ class Catalog:
             for doc in sorted(relationship_documents, key=lambda doc: doc["name"])
         }
         self._check_references()
+        self.children: dict[str, list[str]] = {name: [] for name in self.entity_types}
+        for entity_type in self.entity_types.values():
+            for parent in entity_type.parents:
+                self.children[parent].append(entity_type.name)
 
     def entity_type(self, name: str) -> EntityType | None:
         return self.entity_types.get(name) or self.entity_types.get(self.aliases.get(name, ""))
@@ -74,6 +78,34 @@ class Catalog:
         found = self.entity_type(entity_type)
         wanted = self.entity_type(class_name)
         return found is not None and wanted is not None and (found is wanted or wanted.name in found.ancestors)
+
+    def descendants(self, name: str) -> list[str]:
+        """The class and every class below it, sorted."""
+        found, pending = set(), [name]
+        while pending:
+            current = pending.pop()
+            if current not in found:
+                found.add(current)
+                pending.extend(self.children.get(current, []))
+        return sorted(found)
+
+    def relationship_types_between(self, source: str | None, destination: str | None) -> list[RelationshipType]:
+        """Relationship types an entity of class ``source`` may have towards one of class ``destination``.
+
+        Subclass-aware: a type from Equipment to Location serves an AHU and an HVAC_Zone. None means any.
+        """
+        return [
+            relationship_type
+            for relationship_type in self.relationship_types.values()
+            if (source is None or self.is_a(source, relationship_type.source))
+            and (destination is None or self.is_a(destination, relationship_type.destination))
+        ]
+
+    def client_name(self, name: str, sent: str) -> str:
+        """A type name to store for a client who spoke in ``sent``'s scheme, when that scheme has a name for it."""
+        spelled = self.spelled_like(name, sent)
+        found = self.relationship_type(spelled) or self.entity_type(spelled)
+        return spelled if found is not None and found.name == name else name
 
     def spelled_like(self, name: str, sent: str) -> str:
         """``name`` in the naming scheme of ``sent``, the name a client used.

@@ -8,11 +8,11 @@ versions, one publish of the winners. Only items that lose a race to a concurren
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
-from erapi.acl import READ, AccessControl
+from erapi.acl import READ, WRITE, AccessControl
 from erapi.catalog import Catalog
 from storage_plugins.base import VERSION_FIELD, Document, Storage
 
@@ -38,6 +38,7 @@ class WriteContext:
     transaction_id: str
     correlation_id: str
     destination_access: str = READ
+    create_inverse: bool = False  # also write each written relationship's inverse (createInverse=true)
     reapply: bool = False  # a job chunk claimed again: versions this transaction already wrote count as done
 
 
@@ -68,6 +69,13 @@ class BatchResult:
 
 
 async def upsert_relationships(ctx: WriteContext, items: list[dict[str, Any]]) -> BatchResult:
+    result = await _upsert_relationship_batch(ctx, items)
+    if ctx.create_inverse:
+        await _add_inverses(ctx, items, result)
+    return result
+
+
+async def _upsert_relationship_batch(ctx: WriteContext, items: list[dict[str, Any]]) -> BatchResult:
     failures: dict[int, str] = {}
     unique = first_occurrences(items, "Relationship", failures)
     for index in unique:
@@ -183,6 +191,53 @@ def _relationship_document(ctx: WriteContext, item: dict, previous: Document | N
         sysData=_system_data(ctx, "relationships", previous, now),
     )
     return document
+
+
+INVERSE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://erapi.example/relationships/inverse")
+
+
+def inverse_id(collection_id: str, relationship_id: str) -> str:
+    """The id of a relationship's inverse: the same for the same relationship, whoever asks and when."""
+    return str(uuid.uuid5(INVERSE_NAMESPACE, f"{collection_id}/{relationship_id}"))
+
+
+async def _add_inverses(ctx: WriteContext, items: list[dict[str, Any]], result: BatchResult) -> None:
+    """Write the inverse of every relationship just written, in the collection of its source end (the
+    original's destination), and report each as an item of its own."""
+    by_collection: dict[str, list[dict[str, Any]]] = {}
+    for item, outcome in zip(items, list(result.results)):
+        if not outcome.ok:
+            continue
+        relationship_type = ctx.catalog.relationship_type(item["relationshipType"])
+        if relationship_type.inverse is None:
+            result.results.append(ItemResult(inverse_id(ctx.collection_id, item["id"]), False,
+                                             f"Relationship type {item['relationshipType']} has no inverse"))
+            continue
+        inverse = _inverse_item(ctx, item, relationship_type.inverse)
+        by_collection.setdefault(inverse["sourceERCollectionId"], []).append(inverse)
+    for collection_id, inverses in by_collection.items():
+        if collection_id != ctx.collection_id and WRITE not in await ctx.acl.access(collection_id, ctx.principal):
+            message = f"ERCollection {collection_id} is not registered or the caller has no write grant on it"
+            result.results.extend(ItemResult(inverse["id"], False, message) for inverse in inverses)
+            continue
+        written = await _upsert_relationship_batch(replace(ctx, collection_id=collection_id), inverses)
+        result.results.extend(written.results)
+
+
+def _inverse_item(ctx: WriteContext, item: dict[str, Any], inverse_type: str) -> dict[str, Any]:
+    destination_collection = _destination_collection(ctx, item)
+    inverse = {
+        "id": inverse_id(ctx.collection_id, item["id"]),
+        "sourceEntityId": item["destinationEntityId"],
+        "destinationEntityId": item["sourceEntityId"],
+        "relationshipType": ctx.catalog.client_name(inverse_type, item["relationshipType"]),
+        "sourceERCollectionId": destination_collection,
+        "destinationERCollectionId": ctx.collection_id,
+        "inverseOf": item["id"],
+    }
+    if "relationshipName" in item:
+        inverse["relationshipName"] = item["relationshipName"]
+    return inverse
 
 
 # ---- entities ----------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from erapi.handlers import collections, entities, health, relationships, schema, status
+from erapi.handlers import collections, docs, entities, health, relationships, schema, status
 
 ROUTES = [
     web.get("/healthz", health.healthz),
@@ -20,6 +20,10 @@ ROUTES = [
     web.get("/apollo/status/logs", status.get_status_logs),
     web.get("/apollo/schema/relationshiptypes", schema.list_relationship_types),
     web.get("/apollo/schema/relationshiptypes/{type}", schema.get_relationship_type),
+    web.get("/apollo/schema/relationshiptypes/{type}/entitytypes", schema.get_relationship_type_entity_types),
     web.get("/apollo/schema/entitytypes", schema.list_entity_types),
     web.get("/apollo/schema/entitytypes/{type}", schema.get_entity_type),
+    web.get("/apollo/openapi.json", docs.get_openapi),
+    web.get("/apollo/docs", docs.get_docs),
+    web.get("/apollo/docs/assets/{asset}", docs.get_asset),
 ]
