@@ -13,6 +13,7 @@ setup(
         "structlog>=24.1",
         "orjson>=3.10",
         "jsonschema-rs>=0.29",
+        "swagger-ui-py>=25.7",  # Swagger UI 5 assets for /apollo/docs, served by the service itself
     ],
     extras_require={
         "mongodb": ["pymongo>=4.13"],
@@ -22,6 +23,9 @@ setup(
             "pytest-asyncio>=0.24",
             "jsonschema>=4.23",
             "pymongo>=4.13",
+            "hypothesis>=6.100",
+            "schemathesis>=4,<5",
+            "openapi-spec-validator>=0.7",
         ],
     },
     entry_points={

@@ -1,0 +1,481 @@
+"""The OpenAPI 3.1 description of the service, built at start-up from the route table and the schema files.
+
+Bodies are never described here: every request and response schema is a file of ``schemas/`` (the same
+files the service validates with), copied into ``components.schemas`` with its ``$ref``s rewritten to
+point inside the document. What this module adds is what the files cannot say: which operation takes
+which headers, parameters, scopes and body, and answers with which codes.
+
+An endpoint joins the description by adding one entry to ``OPERATIONS``, keyed by the method and path of
+its route in ``erapi/routes.py``; ``tests/test_openapi.py`` fails for a route without an entry and for an
+entry without a route.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+from urllib.parse import urljoin
+
+import orjson
+import structlog
+
+from erapi.catalog import SCHEMAS_DIR
+from erapi.handlers import docs
+from erapi.web import READ_SCOPE, WRITE_SCOPE
+
+logger = structlog.get_logger("erapi.openapi")
+
+OPENAPI_VERSION = "3.1.0"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+RESPONSES_DIR = SCHEMAS_DIR / "responses"
+SECURITY_SCHEME = "bearerAuth"
+BOOLEAN_TEXT = r"^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"  # true/false in any letter case
+
+
+def schema(name: str, pointer: str = "") -> dict[str, str]:
+    """A reference to a schema file's component: ``schema("common", "/$defs/id")``."""
+    return {"$ref": f"#/components/schemas/{name}{pointer}"}
+
+
+def one_or_many(item: str, array: str) -> dict[str, Any]:
+    return {"oneOf": [schema(item), schema(array)]}
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    location: str  # "header", "query" or "path"
+    schema: Mapping[str, Any]
+    description: str = ""
+    required: bool = False
+    style: str | None = None  # "form" with explode for a query object whose properties are the parameters
+
+    def document(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"name": self.name, "in": self.location, "schema": dict(self.schema)}
+        if self.description:
+            document["description"] = self.description
+        if self.required or self.location == "path":
+            document["required"] = True
+        if self.style:
+            document.update(style=self.style, explode=True)
+        return document
+
+
+@dataclass(frozen=True)
+class Response:
+    schema: str | None = None  # a file of schemas/responses, or None for a body described by media_type alone
+    description: str = ""
+    headers: tuple[str, ...] = ()  # names from RESPONSE_HEADERS, always sent with this response
+    media_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    tag: str
+    responses: Mapping[int, Response]
+    scopes: tuple[str, ...] = ()  # any one of them suffices; () means no authentication
+    parameters: tuple[Parameter, ...] = ()
+    request: Mapping[str, Any] | None = None  # the JSON body's schema (references to schema files)
+    description: str = ""
+    operation_id: str = ""
+
+    @property
+    def query_names(self) -> frozenset[str]:
+        """Query parameter names this operation takes, lowercase; exploded objects contribute their properties."""
+        names = set()
+        for parameter in self.parameters:
+            if parameter.location != "query":
+                continue
+            if parameter.style == "form":
+                names.update(name.lower() for name in parameter.schema.get("properties", {}))
+            else:
+                names.add(parameter.name.lower())
+        return frozenset(names)
+
+
+# ---- shared pieces ------------------------------------------------------------------------------------------------
+
+ERCOLLECTION = Parameter(
+    "ercollectionid", "header", schema("common", "/$defs/collectionId"), required=True,
+    description="The ERCollection (partition) the request works in; the caller needs a grant on it.",
+)
+ASYNC = Parameter(
+    "async", "header", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
+    description="`false` (default): apply the batch now and answer 207. `true`: accept it as a job and "
+                "answer 202 with a tracker. Case-insensitive.",
+)
+CORRELATION = Parameter(
+    "X-Correlation-Id", "header", {"type": "string", "minLength": 1, "maxLength": 256},
+    description="Echoed into every status record of the transaction; defaults to the transaction id.",
+)
+INCLUDE_SYSTEM_DATA = Parameter(
+    "includeSystemData", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
+    description="`true` adds `sysData` (versions, timestamps, who wrote it). Case-insensitive.",
+)
+
+
+def path_parameter(name: str, value_schema: Mapping[str, Any], description: str = "") -> Parameter:
+    return Parameter(name, "path", value_schema, description=description, required=True)
+
+
+STATUS_FILTERS = Parameter(
+    "filters", "query",
+    {
+        "type": "object",
+        "description": "At least one of the filters transactionid, relationshipid, entityid, correlationid, "
+                       "startTime, endTime is required. Names are case-insensitive.",
+        "properties": {
+            "transactionid": {"type": "string", "minLength": 1, "maxLength": 256},
+            "relationshipid": {"type": "string", "minLength": 1, "maxLength": 256},
+            "entityid": {"type": "string", "minLength": 1, "maxLength": 256},
+            "correlationid": {"type": "string", "minLength": 1, "maxLength": 256},
+            "startTime": {"type": "string", "format": "date-time", "description": "inclusive, ISO 8601"},
+            "endTime": {"type": "string", "format": "date-time", "description": "inclusive, ISO 8601"},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+            "continuationToken": {"type": "string", "minLength": 1, "maxLength": 2048,
+                                  "description": "`paging.continuationToken` of the previous page"},
+        },
+        "additionalProperties": False,
+        "anyOf": [{"required": [name]} for name in
+                  ("transactionid", "relationshipid", "entityid", "correlationid", "startTime", "endTime")],
+    },
+    required=True,
+    style="form",
+)
+
+RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "WWW-Authenticate": {"description": "`Bearer` with the reason", "schema": {"type": "string"}},
+    "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string",
+                                                                                  "pattern": "^[0-9]+$"}},
+    "X-Transaction-Id": {"description": "The transaction id of the write (also in the body)",
+                         "schema": {"type": "string", "format": "uuid"}},
+}
+
+ERROR = "error"
+
+
+def errors(*codes: int, **descriptions: str) -> dict[int, Response]:
+    """Error responses, each with the error envelope; ``e413="..."`` overrides one description."""
+    headers = {401: ("WWW-Authenticate",), 429: ("Retry-After",)}
+    return {
+        code: Response(ERROR, descriptions.get(f"e{code}", ""), headers.get(code, ()))
+        for code in codes
+    }
+
+
+AUTHENTICATED = (401, 403, 429)  # 429: only when rate limiting is enabled ([ratelimit] in the config)
+STORAGE = (503,)
+WRITE_REQUEST = (400, 413, 415)
+
+
+CREATE_INVERSE = Parameter(
+    "createInverse", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
+    description="`true`: also write the inverse of every relationship written, in the collection of its source "
+                "end, with an id derived from the original; reported as an item of its own. Synchronous only.",
+)
+CLASS_FILTERS = (
+    Parameter("sourceEntityType", "query", schema("common", "/$defs/typeName"),
+              description="Only types an entity of this class (or a subclass) may have as source."),
+    Parameter("destinationEntityType", "query", schema("common", "/$defs/typeName"),
+              description="Only types an entity of this class (or a subclass) may have as destination."),
+)
+
+
+def batch_write(kind: str, label: str) -> Operation:
+    singular = kind[:-1] if kind == "relationships" else "entity"
+    extra = (CREATE_INVERSE,) if kind == "relationships" else ()
+    return Operation(
+        summary=f"Upsert {label.lower()} (one object or an array of 1-100)",
+        tag=label,
+        scopes=(WRITE_SCOPE,),
+        parameters=(ERCOLLECTION, ASYNC, CORRELATION, *extra),
+        request=one_or_many(singular, f"{kind}-request"),
+        responses={
+            207: Response("batch", "Every item reported once, in request order, as success or failure",
+                          ("X-Transaction-Id",)),
+            202: Response("job-accepted", "async: true — the batch is stored as a job; follow the tracker",
+                          ("X-Transaction-Id",)),
+            **errors(*WRITE_REQUEST, *AUTHENTICATED, *STORAGE,
+                     e413="More than 100 items (sync), more than the job limit (async), or over the byte limit",
+                     e429="Rate limit of the caller, or job backpressure"),
+        },
+        operation_id=f"upsert{label}",
+    )
+
+
+def document_read(kind: str, label: str, id_name: str) -> Operation:
+    return Operation(
+        summary=f"Read one {label.lower()} by id",
+        tag=f"{label}s" if label == "Entity" else "Relationships",
+        scopes=(READ_SCOPE,),
+        parameters=(path_parameter(id_name, schema("common", "/$defs/id")), ERCOLLECTION, INCLUDE_SYSTEM_DATA),
+        responses={
+            200: Response(f"{label.lower()}-read", f"`data` holds the {label.lower()}"),
+            **errors(400, *AUTHENTICATED, 404, *STORAGE),
+        },
+        operation_id=f"get{label}",
+    )
+
+
+def catalog_list(label: str, response: str) -> Operation:
+    return Operation(
+        summary=f"List the {label} of the type catalog",
+        tag="Type catalog",
+        scopes=(READ_SCOPE,),
+        responses={200: Response(response, f"Every {label[:-1]} of the catalog"), **errors(*AUTHENTICATED)},
+        operation_id=f"list{label.title().replace(' ', '')}",
+    )
+
+
+def catalog_item(label: str, response: str) -> Operation:
+    return Operation(
+        summary=f"Read one {label} of the type catalog",
+        tag="Type catalog",
+        scopes=(READ_SCOPE,),
+        parameters=(path_parameter("type", schema("common", "/$defs/typeName")),),
+        responses={200: Response(response, f"`data` holds the {label}"), **errors(*AUTHENTICATED, 404)},
+        operation_id=f"get{label.title().replace(' ', '')}",
+    )
+
+
+RELATIONSHIP_TYPES = catalog_list("relationship types", "relationship-types")
+COLLECTION_ID = path_parameter("collectionId", schema("common", "/$defs/collectionId"))
+
+# ---- the operations: one entry per route --------------------------------------------------------------------------
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("GET", "/healthz"): Operation(
+        summary="Liveness: the process answers", tag="Probes",
+        responses={200: Response("envelope", "Alive")}, operation_id="healthz",
+    ),
+    ("GET", "/readyz"): Operation(
+        summary="Readiness: the storage backend answers", tag="Probes",
+        responses={200: Response("envelope", "Ready"), 503: Response("envelope", "Storage is not answering")},
+        operation_id="readyz",
+    ),
+    ("POST", "/apollo/collections"): Operation(
+        summary="Register an ERCollection; the caller becomes its owner with read and write grants",
+        tag="Collections",
+        scopes=(WRITE_SCOPE,),
+        request=schema("collection-request"),
+        responses={
+            201: Response("collection", "Registered"),
+            **errors(*WRITE_REQUEST, *AUTHENTICATED, 409, *STORAGE, e409="The collection exists"),
+        },
+        operation_id="createCollection",
+    ),
+    ("GET", "/apollo/collections/{collectionId}"): Operation(
+        summary="Read a collection's registration", tag="Collections",
+        scopes=(READ_SCOPE,),
+        parameters=(COLLECTION_ID,),
+        responses={200: Response("collection", "The registration"),
+                   **errors(*AUTHENTICATED, 404, *STORAGE, e403="No grant on the collection, or scope missing")},
+        operation_id="getCollection",
+    ),
+    ("PUT", "/apollo/collections/{collectionId}/acl"): Operation(
+        summary="Grant or revoke a principal's access (owner only); `[]` revokes", tag="Collections",
+        scopes=(WRITE_SCOPE,),
+        parameters=(COLLECTION_ID,),
+        request=schema("acl-request"),
+        responses={200: Response("grant", "The grant as stored"),
+                   **errors(*WRITE_REQUEST, *AUTHENTICATED, 404, *STORAGE, e403="Not the owner, or scope missing")},
+        operation_id="putGrant",
+    ),
+    ("GET", "/apollo/collections/{collectionId}/acl"): Operation(
+        summary="List a collection's grants (owner only)", tag="Collections",
+        scopes=(READ_SCOPE,),
+        parameters=(COLLECTION_ID,),
+        responses={200: Response("grants", "Owner and grants"),
+                   **errors(*AUTHENTICATED, 404, *STORAGE, e403="Not the owner, or scope missing")},
+        operation_id="getGrants",
+    ),
+    ("POST", "/apollo/er/entities"): batch_write("entities", "Entities"),
+    ("GET", "/apollo/er/entities/{entityId}"): document_read("entities", "Entity", "entityId"),
+    ("POST", "/apollo/er/relationships"): batch_write("relationships", "Relationships"),
+    ("GET", "/apollo/er/relationships/{relationshipId}"): document_read("relationships", "Relationship",
+                                                                        "relationshipId"),
+    ("GET", "/apollo/status/logs"): Operation(
+        summary="Status tracker: the status records of a collection's transactions", tag="Status",
+        scopes=(READ_SCOPE, WRITE_SCOPE),
+        parameters=(ERCOLLECTION, STATUS_FILTERS),
+        responses={200: Response("status-logs", "One page of records, oldest first"),
+                   **errors(400, *AUTHENTICATED, 404, *STORAGE, e404="No record matches")},
+        operation_id="getStatusLogs",
+    ),
+    ("GET", "/apollo/schema/relationshiptypes"): replace(
+        RELATIONSHIP_TYPES, parameters=CLASS_FILTERS, responses={**RELATIONSHIP_TYPES.responses, **errors(400)},
+        description="Filtered by source and/or destination class, subclass-aware; an unknown class is a 400."),
+    ("GET", "/apollo/schema/relationshiptypes/{type}"): catalog_item("relationship type", "relationship-types"),
+    ("GET", "/apollo/schema/relationshiptypes/{type}/entitytypes"): replace(
+        catalog_item("relationship type", "envelope"),
+        summary="The entity types a relationship type may join: its source and destination classes with all "
+                "their subclasses",
+        operation_id="getRelationshipTypeEntityTypes"),
+    ("GET", "/apollo/schema/entitytypes"): catalog_list("entity types", "entity-types"),
+    ("GET", "/apollo/schema/entitytypes/{type}"): catalog_item("entity type", "entity-types"),
+    ("GET", "/apollo/openapi.json"): Operation(
+        summary="This description (OpenAPI 3.1)", tag="Documentation",
+        responses={200: Response("openapi-document", "The OpenAPI document")},
+        operation_id="getOpenApi",
+    ),
+    ("GET", "/apollo/docs"): Operation(
+        summary="Interactive documentation (Swagger UI, served by the service itself)", tag="Documentation",
+        responses={200: Response(None, "The documentation page", media_type="text/html")},
+        operation_id="getDocs",
+    ),
+    ("GET", "/apollo/docs/assets/{asset}"): Operation(
+        summary="A static file of the documentation page", tag="Documentation",
+        parameters=(path_parameter("asset", {"type": "string", "enum": sorted(docs.ASSETS)}),),
+        responses={200: Response(None, "The file", media_type="*/*"),
+                   404: Response(ERROR, "No such asset")},
+        operation_id="getDocsAsset",
+    ),
+}
+
+
+# ---- building the document ----------------------------------------------------------------------------------------
+
+@dataclass
+class SchemaFiles:
+    """The JSON Schema files as components: request files by name, response files by name too."""
+
+    components: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, request_dir: Path = SCHEMAS_DIR, response_dir: Path = RESPONSES_DIR) -> "SchemaFiles":
+        documents = {}
+        for directory in (request_dir, response_dir):
+            for path in sorted(directory.glob("*.json")):
+                if path.stem in documents:
+                    raise ValueError(f"schema name {path.stem} is used in both {request_dir} and {response_dir}")
+                documents[path.stem] = orjson.loads(path.read_bytes())
+        names_by_id = {document["$id"]: name for name, document in documents.items()}
+        return cls({name: _as_component(document, names_by_id) for name, document in documents.items()})
+
+
+def _as_component(document: dict, names_by_id: Mapping[str, str]) -> dict:
+    """The file's schema with ``$id``/``$schema`` dropped and every ``$ref`` pointing into the components."""
+    base = document["$id"]
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {key: rewrite(value) for key, value in node.items() if key not in ("$id", "$schema")}
+            if isinstance(node.get("$ref"), str):
+                out["$ref"] = _component_ref(urljoin(base, node["$ref"]), names_by_id)
+            return out
+        if isinstance(node, list):
+            return [rewrite(value) for value in node]
+        return node
+
+    return rewrite(copy.deepcopy(document))
+
+
+def _component_ref(absolute: str, names_by_id: Mapping[str, str]) -> str:
+    target, _, fragment = absolute.partition("#")
+    if target not in names_by_id:
+        raise ValueError(f"$ref to {absolute} names no schema file")
+    return f"#/components/schemas/{names_by_id[target]}{fragment}"
+
+
+def build_document(routes: Iterable[tuple[str, str]], *, schema_files: SchemaFiles | None = None,
+                   version: str = "") -> dict[str, Any]:
+    """The OpenAPI document of ``routes`` ((method, path) pairs).
+
+    A route without an entry in OPERATIONS is left out (and logged) rather than stopping the service;
+    tests/test_openapi.py is where a missing entry fails.
+    """
+    schema_files = schema_files or SchemaFiles.load()
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path in routes:
+        operation = OPERATIONS.get((method, path))
+        if operation is None:
+            logger.warning("route left out of the OpenAPI document: no entry in OPERATIONS", method=method, path=path)
+            continue
+        paths.setdefault(path, {})[method.lower()] = _operation(operation)
+    for name in _referenced_components(paths):
+        if name not in schema_files.components:
+            raise ValueError(f"OPERATIONS references schema {name!r}, which is no file of schemas/")
+    return {
+        "openapi": OPENAPI_VERSION,
+        "jsonSchemaDialect": JSON_SCHEMA_DIALECT,
+        "info": {
+            "title": "erapi — Entity-Relationship service for Brick building metadata",
+            "version": version or "0",
+            "description": "Entities and typed relationships, partitioned into ERCollections. Every JSON "
+                           "response carries `status: {message, code}`; errors add `errors` with JSON-pointer "
+                           "paths. Bearer tokens (JWT): reads need `apollo_read`, writes `apollo_write`; the "
+                           "names listed under each operation's security are the scopes it accepts.",
+        },
+        "servers": [{"url": "/"}],
+        "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in OPERATIONS.values())],
+        "paths": paths,
+        "components": {
+            "schemas": schema_files.components,
+            "securitySchemes": {
+                SECURITY_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                  "description": "`erapi token` mints local tokens; production tokens come "
+                                                 "from the identity provider (RS256/ES256, JWKS)."},
+            },
+        },
+    }
+
+
+def _operation(operation: Operation) -> dict[str, Any]:
+    result: dict[str, Any] = {"summary": operation.summary, "tags": [operation.tag]}
+    if operation.operation_id:
+        result["operationId"] = operation.operation_id
+    if operation.description:
+        result["description"] = operation.description
+    # an empty list states "no authentication" explicitly
+    result["security"] = [{SECURITY_SCHEME: [scope]} for scope in operation.scopes]
+    if operation.parameters:
+        result["parameters"] = [parameter.document() for parameter in operation.parameters]
+    if operation.request is not None:
+        result["requestBody"] = {"required": True,
+                                 "content": {"application/json": {"schema": dict(operation.request)}}}
+    result["responses"] = {str(code): _response(code, response)
+                           for code, response in sorted(operation.responses.items())}
+    return result
+
+
+def _response(code: int, response: Response) -> dict[str, Any]:
+    document: dict[str, Any] = {"description": response.description or HTTPStatus(code).phrase}
+    if response.schema is not None:
+        document["content"] = {response.media_type: {"schema": schema(response.schema)}}
+    else:
+        document["content"] = {response.media_type: {}}
+    if response.headers:
+        document["headers"] = {name: {**RESPONSE_HEADERS[name], "required": True} for name in response.headers}
+    return document
+
+
+def _referenced_components(node: Any) -> set[str]:
+    found = set()
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            found.add(ref.split("/")[3])
+        for value in node.values():
+            found |= _referenced_components(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _referenced_components(value)
+    return found
+
+
+def route_table(app_routes: Iterable[Any]) -> list[tuple[str, str]]:
+    """(method, path) of every route of an aiohttp router, HEAD left out (aiohttp adds it to every GET)."""
+    pairs = []
+    for route in app_routes:
+        if route.method in ("HEAD", "*"):
+            continue
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter")
+        if path is None:
+            continue  # a static directory: not an operation
+        pairs.append((route.method, path))
+    return pairs
