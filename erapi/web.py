@@ -13,7 +13,7 @@ from aiohttp import web
 from erapi.acl import READ, WRITE
 from erapi.auth import AuthenticationError, Principal
 from erapi.errors import Forbidden, InvalidRequest, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
-from erapi.keys import acl_key, authenticator_key, config_key, validator_key
+from erapi.keys import acl_key, authenticator_key, config_key, rate_limiter_key, validator_key
 
 READ_SCOPE = "apollo_read"
 WRITE_SCOPE = "apollo_write"
@@ -29,7 +29,7 @@ def envelope(status: int, message: str, **extra: Any) -> web.Response:
 
 
 async def authorize(request: web.Request, *scopes: str) -> Principal:
-    """The caller, authenticated, holding at least one of ``scopes``: else 401 or 403."""
+    """The caller, authenticated, within its rate limit, holding one of ``scopes``: else 401, 429 or 403."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -39,6 +39,9 @@ async def authorize(request: web.Request, *scopes: str) -> Principal:
     except AuthenticationError as error:
         raise Unauthenticated(str(error)) from error
     structlog.contextvars.bind_contextvars(principal=principal.subject)
+    limiter = request.app[rate_limiter_key]
+    if limiter is not None:
+        limiter.check(principal.subject)
     if not principal.scopes.intersection(scopes):
         raise Forbidden(f"The token lacks the scope {' or '.join(scopes)}")
     return principal
