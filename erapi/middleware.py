@@ -7,11 +7,14 @@ import uuid
 import structlog
 from aiohttp import web
 
-from erapi.errors import ApiError
+from erapi.errors import ApiError, HeadersTooLarge, InvalidRequest
+from erapi.keys import config_key
+from erapi.openapi import OPERATIONS
 from erapi.web import envelope
 from storage_plugins.base import StorageError
 
 logger = structlog.get_logger("erapi.http")
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @web.middleware
@@ -44,6 +47,24 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except Exception:
         logger.exception("unhandled error")
         return envelope(500, "Internal server error")
+
+
+@web.middleware
+async def request_limits_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """431 for oversized headers; 400 for a query parameter a write does not take (it would be ignored)."""
+    limit = request.app[config_key].server.max_header_bytes
+    size = sum(len(name) + len(value) for name, value in request.raw_headers)
+    if size > limit:
+        raise HeadersTooLarge(f"The request headers exceed the limit of {limit} bytes")
+    route = request.match_info.route
+    if request.method in WRITE_METHODS and request.query and request.match_info.http_exception is None:
+        operation = OPERATIONS.get((request.method, route.resource.canonical)) if route.resource else None
+        allowed = operation.query_names if operation else frozenset()
+        unknown = sorted({name for name in request.query if name.lower() not in allowed})
+        if unknown:
+            raise InvalidRequest(f"Unknown query parameter {unknown[0]}: this operation takes "
+                                 f"{', '.join(sorted(allowed)) or 'no query parameters'}")
+    return await handler(request)
 
 
 @web.middleware
