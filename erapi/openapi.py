@@ -29,7 +29,6 @@ from erapi.web import READ_SCOPE, WRITE_SCOPE
 logger = structlog.get_logger("erapi.openapi")
 
 OPENAPI_VERSION = "3.1.0"
-JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 RESPONSES_DIR = SCHEMAS_DIR / "responses"
 SECURITY_SCHEME = "bearerAuth"
 BOOLEAN_TEXT = r"^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"  # true/false in any letter case
@@ -401,7 +400,6 @@ def build_document(routes: Iterable[tuple[str, str]], *, schema_files: SchemaFil
             raise ValueError(f"OPERATIONS references schema {name!r}, which is no file of schemas/")
     return {
         "openapi": OPENAPI_VERSION,
-        "jsonSchemaDialect": JSON_SCHEMA_DIALECT,
         "info": {
             "title": "erapi — Entity-Relationship service for Brick building metadata",
             "version": version or "0",
