@@ -51,11 +51,14 @@ class Parameter:
     description: str = ""
     required: bool = False
     style: str | None = None  # "form" with explode for a query object whose properties are the parameters
+    example: Any = None
 
     def document(self) -> dict[str, Any]:
         document: dict[str, Any] = {"name": self.name, "in": self.location, "schema": dict(self.schema)}
         if self.description:
             document["description"] = self.description
+        if self.example is not None:
+            document["example"] = self.example
         if self.required or self.location == "path":
             document["required"] = True
         if self.style:
@@ -79,6 +82,7 @@ class Operation:
     scopes: tuple[str, ...] = ()  # any one of them suffices; () means no authentication
     parameters: tuple[Parameter, ...] = ()
     request: Mapping[str, Any] | None = None  # the JSON body's schema (references to schema files)
+    request_example: Any = None  # shown by the docs page, sent first by schemathesis
     description: str = ""
     operation_id: str = ""
 
@@ -98,9 +102,25 @@ class Operation:
 
 # ---- shared pieces ------------------------------------------------------------------------------------------------
 
+# the contract's example (CONTRACT.md): two collections, an air handler in each, a relationship across them
+EXAMPLE_COLLECTION = "august_14_81"
+EXAMPLE_ENTITY = {"id": "ac4d999e-3798-11e8-a1af-c8e0eb18b031", "entityType": "BRICK_0_4__AHU",
+                  "entityName": "AHU-1"}
+EXAMPLE_RELATIONSHIP = {
+    "id": "5091e806-39b1-11e8-ae2c-c8e0eb18b031",
+    "sourceEntityId": "ac4d999e-3798-11e8-a1af-c8e0eb18b031",
+    "destinationEntityId": "ac4d8cd8-3798-11e8-a527-c8e0eb18b031",
+    "relationshipName": "test",
+    "relationshipType": "BRICK_0_4__isFedBy_Equipment_Equipment",
+    "sourceERCollectionId": "august_14_81",
+    "destinationERCollectionId": "august_14_8",
+}
+EXAMPLES = {"entities": EXAMPLE_ENTITY, "relationships": EXAMPLE_RELATIONSHIP}
+
 ERCOLLECTION = Parameter(
     "ercollectionid", "header", schema("common", "/$defs/collectionId"), required=True,
     description="The ERCollection (partition) the request works in; the caller needs a grant on it.",
+    example=EXAMPLE_COLLECTION,
 )
 ASYNC = Parameter(
     "async", "header", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
@@ -108,8 +128,9 @@ ASYNC = Parameter(
                 "answer 202 with a tracker. Case-insensitive.",
 )
 CORRELATION = Parameter(
-    "X-Correlation-Id", "header", {"type": "string", "minLength": 1, "maxLength": 256},
-    description="Echoed into every status record of the transaction; defaults to the transaction id.",
+    "X-Correlation-Id", "header", {"type": "string"},
+    description="Echoed into every status record of the transaction when it is 1-256 printable characters; "
+                "otherwise (or when absent) the transaction id stands in for it.",
 )
 INCLUDE_SYSTEM_DATA = Parameter(
     "includeSystemData", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
@@ -117,8 +138,8 @@ INCLUDE_SYSTEM_DATA = Parameter(
 )
 
 
-def path_parameter(name: str, value_schema: Mapping[str, Any], description: str = "") -> Parameter:
-    return Parameter(name, "path", value_schema, description=description, required=True)
+def path_parameter(name: str, value_schema: Mapping[str, Any], description: str = "", example: Any = None) -> Parameter:
+    return Parameter(name, "path", value_schema, description=description, required=True, example=example)
 
 
 STATUS_FILTERS = Parameter(
@@ -144,6 +165,7 @@ STATUS_FILTERS = Parameter(
     },
     required=True,
     style="form",
+    example={"entityid": EXAMPLE_ENTITY["id"]},
 )
 
 RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
@@ -177,9 +199,9 @@ CREATE_INVERSE = Parameter(
                 "end, with an id derived from the original; reported as an item of its own. Synchronous only.",
 )
 CLASS_FILTERS = (
-    Parameter("sourceEntityType", "query", schema("common", "/$defs/typeName"),
+    Parameter("sourceEntityType", "query", schema("common", "/$defs/typeName"), example="BRICK_0_4__AHU",
               description="Only types an entity of this class (or a subclass) may have as source."),
-    Parameter("destinationEntityType", "query", schema("common", "/$defs/typeName"),
+    Parameter("destinationEntityType", "query", schema("common", "/$defs/typeName"), example="BRICK_0_4__AHU",
               description="Only types an entity of this class (or a subclass) may have as destination."),
 )
 
@@ -193,6 +215,7 @@ def batch_write(kind: str, label: str) -> Operation:
         scopes=(WRITE_SCOPE,),
         parameters=(ERCOLLECTION, ASYNC, CORRELATION, *extra),
         request=one_or_many(singular, f"{kind}-request"),
+        request_example=EXAMPLES[kind],
         responses={
             207: Response("batch", "Every item reported once, in request order, as success or failure",
                           ("X-Transaction-Id",)),
@@ -211,7 +234,8 @@ def document_read(kind: str, label: str, id_name: str) -> Operation:
         summary=f"Read one {label.lower()} by id",
         tag=f"{label}s" if label == "Entity" else "Relationships",
         scopes=(READ_SCOPE,),
-        parameters=(path_parameter(id_name, schema("common", "/$defs/id")), ERCOLLECTION, INCLUDE_SYSTEM_DATA),
+        parameters=(path_parameter(id_name, schema("common", "/$defs/id"), example=EXAMPLES[kind]["id"]),
+                    ERCOLLECTION, INCLUDE_SYSTEM_DATA),
         responses={
             200: Response(f"{label.lower()}-read", f"`data` holds the {label.lower()}"),
             **errors(400, *AUTHENTICATED, 404, *STORAGE),
@@ -231,18 +255,19 @@ def catalog_list(label: str, response: str) -> Operation:
 
 
 def catalog_item(label: str, response: str) -> Operation:
+    example = EXAMPLE_RELATIONSHIP["relationshipType"] if label.startswith("relationship") else "BRICK_0_4__AHU"
     return Operation(
         summary=f"Read one {label} of the type catalog",
         tag="Type catalog",
         scopes=(READ_SCOPE,),
-        parameters=(path_parameter("type", schema("common", "/$defs/typeName")),),
+        parameters=(path_parameter("type", schema("common", "/$defs/typeName"), example=example),),
         responses={200: Response(response, f"`data` holds the {label}"), **errors(*AUTHENTICATED, 404)},
         operation_id=f"get{label.title().replace(' ', '')}",
     )
 
 
 RELATIONSHIP_TYPES = catalog_list("relationship types", "relationship-types")
-COLLECTION_ID = path_parameter("collectionId", schema("common", "/$defs/collectionId"))
+COLLECTION_ID = path_parameter("collectionId", schema("common", "/$defs/collectionId"), example=EXAMPLE_COLLECTION)
 
 # ---- the operations: one entry per route --------------------------------------------------------------------------
 
@@ -261,6 +286,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         tag="Collections",
         scopes=(WRITE_SCOPE,),
         request=schema("collection-request"),
+        request_example={"collectionId": EXAMPLE_COLLECTION, "collectionName": "August 14, building 81"},
         responses={
             201: Response("collection", "Registered"),
             **errors(*WRITE_REQUEST, *AUTHENTICATED, 409, *STORAGE, e409="The collection exists"),
@@ -280,6 +306,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         scopes=(WRITE_SCOPE,),
         parameters=(COLLECTION_ID,),
         request=schema("acl-request"),
+        request_example={"principal": "bob", "access": ["read"]},
         responses={200: Response("grant", "The grant as stored"),
                    **errors(*WRITE_REQUEST, *AUTHENTICATED, 404, *STORAGE, e403="Not the owner, or scope missing")},
         operation_id="putGrant",
@@ -433,8 +460,10 @@ def _operation(operation: Operation) -> dict[str, Any]:
     if operation.parameters:
         result["parameters"] = [parameter.document() for parameter in operation.parameters]
     if operation.request is not None:
-        result["requestBody"] = {"required": True,
-                                 "content": {"application/json": {"schema": dict(operation.request)}}}
+        media: dict[str, Any] = {"schema": dict(operation.request)}
+        if operation.request_example is not None:
+            media["example"] = operation.request_example
+        result["requestBody"] = {"required": True, "content": {"application/json": media}}
     result["responses"] = {str(code): _response(code, response)
                            for code, response in sorted(operation.responses.items())}
     return result
