@@ -12,6 +12,7 @@ from erapi.catalog import SCHEMAS_DIR
 
 REQUEST_SCHEMAS = ("relationships-request", "entities-request", "collection-request", "acl-request")
 MAX_REPORTED_ERRORS = 50  # a 10,000-item body could otherwise answer with a multi-megabyte error list
+MAX_MESSAGE_CHARS = 300
 
 
 def json_pointer(path: list[str | int]) -> str:
@@ -47,4 +48,8 @@ def _message(error: jsonschema_rs.ValidationError) -> str:
     # "False schema does not allow {...}" says nothing useful: the only false schemas guard system fields
     if isinstance(error.kind, jsonschema_rs.ValidationErrorKind.FalseSchema) and error.instance_path:
         return f"{error.instance_path[-1]} is set by the service and must not be sent"
-    return error.message
+    message = error.message
+    # messages quote the offending value: without a bound, a 4 MiB body could come back several times over
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[:MAX_MESSAGE_CHARS] + "... (truncated)"
+    return message
