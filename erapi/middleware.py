@@ -60,7 +60,7 @@ async def request_limits_middleware(request: web.Request, handler) -> web.Stream
     if request.method in WRITE_METHODS and request.query and request.match_info.http_exception is None:
         operation = OPERATIONS.get((request.method, route.resource.canonical)) if route.resource else None
         allowed = operation.query_names if operation else frozenset()
-        unknown = sorted({name for name in request.query if name.lower() not in allowed})
+        unknown = sorted({name for name in request.query if name not in allowed})
         if unknown:
             raise InvalidRequest(f"Unknown query parameter {unknown[0]}: this operation takes "
                                  f"{', '.join(sorted(allowed)) or 'no query parameters'}")

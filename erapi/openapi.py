@@ -88,15 +88,15 @@ class Operation:
 
     @property
     def query_names(self) -> frozenset[str]:
-        """Query parameter names this operation takes, lowercase; exploded objects contribute their properties."""
+        """Query parameter names this operation takes; exploded objects contribute their properties."""
         names = set()
         for parameter in self.parameters:
             if parameter.location != "query":
                 continue
             if parameter.style == "form":
-                names.update(name.lower() for name in parameter.schema.get("properties", {}))
+                names.update(parameter.schema.get("properties", {}))
             else:
-                names.add(parameter.name.lower())
+                names.add(parameter.name)
         return frozenset(names)
 
 
