@@ -455,3 +455,15 @@ async def test_bad_tokens_are_not_echoed(site):
     response = await site.client.get("/apollo/schema/entitytypes", headers={"Authorization": f"Bearer {forged}"})
     assert response.status == 401
     assert forged not in await response.text()
+
+
+async def test_no_cross_origin_access_is_granted(site):
+    """No CORS: a browser page of another origin can neither preflight nor read an answer."""
+    preflight = await site.client.options("/apollo/er/relationships", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert preflight.status == 405
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+    response = await site.client.get("/apollo/schema/entitytypes", headers={**site.headers,
+                                                                          "Origin": "https://evil.example"})
+    assert response.status == 200
+    assert not any(name.lower().startswith("access-control-") for name in response.headers)
