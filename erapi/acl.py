@@ -8,6 +8,7 @@ which bounds how late a revocation takes effect there.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -15,6 +16,7 @@ from storage_plugins.base import Document, DuplicateError, Storage
 
 READ = "read"
 WRITE = "write"
+MAX_CACHED_COLLECTIONS = 10_000  # anyone with a token can name collections: the cache must not grow without bound
 
 
 @dataclass
@@ -42,12 +44,13 @@ class AccessControl:
         self._storage = storage
         self._ttl = ttl_seconds
         self._clock = clock
-        self._cache: dict[str, CollectionAcl] = {}
+        self._cache: OrderedDict[str, CollectionAcl] = OrderedDict()
         self._writes: dict[str, int] = {}  # per collection: how many ACL writes this process has made
 
     async def collection(self, collection_id: str) -> CollectionAcl:
         cached = self._cache.get(collection_id)
         if cached is not None and cached.expires_at > self._clock():
+            self._cache.move_to_end(collection_id)
             return cached
         writes = self._writes.get(collection_id, 0)
         registration, grant_records = await self._storage.get_acl(collection_id)
@@ -58,8 +61,11 @@ class AccessControl:
         )
         # a write of this process that landed during the read may be missing from it: caching the read would
         # hide that write from this process for a whole TTL
-        if self._writes.get(collection_id, 0) == writes:
+        if self._writes.get(collection_id, 0) == writes and self._ttl > 0:
             self._cache[collection_id] = entry
+            self._cache.move_to_end(collection_id)
+            while len(self._cache) > MAX_CACHED_COLLECTIONS:
+                self._cache.popitem(last=False)
         return entry
 
     async def access(self, collection_id: str, principal: str) -> frozenset[str]:

@@ -51,8 +51,8 @@ def _serve(arguments: argparse.Namespace) -> int:
     from erapi.logs import configure_logging
 
     config = load_config(arguments.config)
-    host = arguments.host or config.server.host
-    port = arguments.port or config.server.port
+    host = arguments.host if arguments.host is not None else config.server.host
+    port = arguments.port if arguments.port is not None else config.server.port
     configure_logging(config.log.level)
     web.run_app(
         create_app(config),

@@ -212,6 +212,8 @@ def _check(config: Config) -> None:
         raise ConfigurationError("config key jobs.chunk_size must be between 1 and 100")
     if config.ratelimit.requests_per_second <= 0 or config.ratelimit.burst < 1:
         raise ConfigurationError("config keys ratelimit.requests_per_second and ratelimit.burst must be positive")
+    if config.server.shutdown_timeout < 0:
+        raise ConfigurationError("config key server.shutdown_timeout must not be negative")
     if config.acl.cache_ttl_seconds < 0:
         raise ConfigurationError("config key acl.cache_ttl_seconds must not be negative")
     if config.auth.secret and len(config.auth.secret.encode()) < 32:
