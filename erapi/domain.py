@@ -12,9 +12,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
+import structlog
+
 from erapi.acl import READ, WRITE, AccessControl
 from erapi.catalog import Catalog
-from storage_plugins.base import VERSION_FIELD, Document, Storage
+from erapi.errors import Conflict, Forbidden, NotFound
+from storage_plugins.base import VERSION_FIELD, Document, EdgeQuery, Storage
 
 MAX_CLAIM_ROUNDS = 64  # each round lets at least one of the racing writers of an id win
 SYSTEM_FIELDS = frozenset({"sysData", "isActive"})
@@ -281,6 +284,164 @@ def _entity_derived_fields(catalog: Catalog, item: Mapping[str, Any]) -> dict[st
         "brickEntityType": catalog.spelled_like(entity_type.brick_entity_type, item["entityType"]),
         "brickEntitySubType": catalog.spelled_like(entity_type.name, item["entityType"]),
     }
+
+
+# ---- deletes: a new version with isActive false ---------------------------------------------------------------
+
+MAX_CASCADE = 10_000  # relationships one entity delete may deactivate
+MAX_LISTED_REFERENCES = 10  # relationship ids named in a refusal
+LABEL = {"entities": "Entity", "relationships": "Relationship"}
+
+
+@dataclass
+class Deactivation:
+    kind: str
+    collection_id: str  # where the document lives
+    id: str
+    document: Document  # the new, inactive version
+    message: str
+
+
+@dataclass
+class DeleteResult:
+    transaction_id: str
+    deactivated: list[Deactivation] = field(default_factory=list)  # the entity first, then its relationships
+
+
+async def delete_relationship(ctx: WriteContext, relationship_id: str) -> DeleteResult:
+    """Soft-delete one relationship of the context's collection; NotFound when it is absent or inactive."""
+    outcome = (await _deactivate(ctx, "relationships", [relationship_id]))[relationship_id]
+    if isinstance(outcome, str):
+        raise NotFound(outcome)
+    return DeleteResult(ctx.transaction_id, [
+        Deactivation("relationships", ctx.collection_id, relationship_id, outcome, "Relationship deleted")])
+
+
+async def delete_entity(ctx: WriteContext, entity_id: str, cascade: bool) -> DeleteResult:
+    """Soft-delete one entity. Active relationships referencing it, as source or as destination and from any
+    collection, refuse the delete (Conflict) unless ``cascade``: then each is deactivated in the collection
+    it lives in, which needs a write grant on every one of them (Forbidden otherwise; nothing is written).
+    """
+    entity = (await ctx.storage.get_current("entities", ctx.collection_id, [entity_id])).get(entity_id)
+    if entity is None or not _is_active(entity):
+        raise NotFound(f"Entity {entity_id} not found in ERCollection {ctx.collection_id}")
+    references = EdgeQuery(ctx.collection_id, entity_id, limit=None)
+    counts = await ctx.storage.count_edges(references)
+    total = sum(counts.values())
+    rights = await ctx.acl.access_to_many(set(counts) - {ctx.collection_id}, ctx.principal)
+    rights[ctx.collection_id] = frozenset({READ, WRITE})  # the caller was authorised to write it
+    if total and not cascade:
+        readable = frozenset(c for c in counts if READ in rights[c])
+        listed = await ctx.storage.find_edges(replace(references, source_collections=readable,
+                                                       limit=MAX_LISTED_REFERENCES)) if readable else []
+        raise Conflict(_referenced_message(entity_id, total, listed))
+    if total > MAX_CASCADE:
+        raise Conflict(f"Entity {entity_id} is referenced by {total} active relationships; cascade=true "
+                       f"deactivates at most {MAX_CASCADE}")
+    blocked = sorted(c for c in counts if WRITE not in rights[c])
+    if blocked:
+        # collections the caller cannot read stay unnamed: their existence is not the caller's business
+        named = [c for c in blocked if READ in rights[c]]
+        raise Forbidden(
+            f"cascade=true would deactivate relationships in {len(blocked)} ERCollection"
+            f"{'s' if len(blocked) > 1 else ''} where the caller has no write grant"
+            f"{' (' + ', '.join(named) + ')' if named else ''}; nothing was deleted"
+        )
+    # the entity goes first: from now on no new relationship can name it, so the search below is complete
+    # but for writers that checked the entity before this point (see docs/API.md)
+    outcome = (await _deactivate(ctx, "entities", [entity_id]))[entity_id]
+    if isinstance(outcome, str):
+        raise NotFound(outcome)  # a concurrent delete won
+    result = DeleteResult(ctx.transaction_id, [
+        Deactivation("entities", ctx.collection_id, entity_id, outcome, "Entity deleted")])
+    if cascade and total:
+        await _cascade(ctx, entity_id, references, rights, result)
+    return result
+
+
+async def _cascade(ctx: WriteContext, entity_id: str, references: EdgeQuery,
+                   rights: dict[str, frozenset[str]], result: DeleteResult) -> None:
+    by_collection: dict[str, list[str]] = {}
+    for relationship in await ctx.storage.find_edges(references):
+        by_collection.setdefault(relationship["sourceERCollectionId"], []).append(relationship["id"])
+    late = set(by_collection) - set(rights)
+    if late:
+        rights.update(await ctx.acl.access_to_many(late, ctx.principal))
+    message = f"Relationship deleted with entity {entity_id} (cascade)"
+    for collection_id, ids in sorted(by_collection.items()):
+        if WRITE not in rights[collection_id]:
+            # only a relationship written while this delete ran can get here (the rights were checked first)
+            structlog.get_logger("erapi.domain").warning(
+                "cascade left relationships active", entity_id=entity_id, ercollection=collection_id, ids=ids)
+            continue
+        outcomes = await _deactivate(replace(ctx, collection_id=collection_id), "relationships", ids,
+                                     still=lambda previous: _references(previous, ctx.collection_id, entity_id))
+        for relationship_id in sorted(ids):
+            outcome = outcomes[relationship_id]
+            if not isinstance(outcome, str):  # a str: deactivated or re-pointed meanwhile, nothing to do
+                result.deactivated.append(
+                    Deactivation("relationships", collection_id, relationship_id, outcome, message))
+
+
+def _references(relationship: Document, collection_id: str, entity_id: str) -> bool:
+    return (relationship.get("sourceERCollectionId") == collection_id
+            and relationship.get("sourceEntityId") == entity_id) or (
+        relationship.get("destinationERCollectionId") == collection_id
+        and relationship.get("destinationEntityId") == entity_id)
+
+
+def _referenced_message(entity_id: str, total: int, listed: list[Document]) -> str:
+    message = f"Entity {entity_id} is referenced by {total} active relationship{'s' if total > 1 else ''}"
+    if listed:
+        names = ", ".join(f"{r['id']} (ERCollection {r['sourceERCollectionId']})" for r in listed)
+        message += f", among them {names}"
+    return message + "; delete those first, or delete with cascade=true"
+
+
+async def _deactivate(ctx: WriteContext, kind: str, ids: list[str],
+                      still: Callable[[Document], bool] = lambda previous: True) -> dict[str, Document | str]:
+    """Write a new version with ``isActive: false`` of each id that is active (and passes ``still``);
+    a str outcome names the id as not found. Same claim-then-publish path as an upsert."""
+    now = utc_timestamp()
+
+    def build(item: dict, previous: Document | None) -> Document | str:
+        if previous is None or not _is_active(previous) or not still(previous):
+            return f"{LABEL[kind]} {item['id']} not found in ERCollection {ctx.collection_id}"
+        document = {key: value for key, value in previous.items() if key != "sysData"}
+        document.update(isActive=False, sysData=_system_data(ctx, kind, previous, now))
+        return document
+
+    return await _upsert_versioned(ctx, kind, {document_id: {"id": document_id} for document_id in ids}, build)
+
+
+def _is_active(document: Document) -> bool:
+    return document.get("isActive", True) is not False
+
+
+def delete_status_records(ctx: WriteContext, result: DeleteResult, received_at: datetime) -> list[Document]:
+    """One Completed record per deactivated document, all kept under the request's collection (so each
+    tracker resolves with the request's ``ercollectionid``), ``requestAction`` Delete."""
+    received = utc_timestamp(received_at)
+    finished_at = datetime.now(timezone.utc)
+    return [
+        {
+            "id": f"{ctx.transaction_id}.{index:05d}",
+            "transactionId": ctx.transaction_id,
+            "correlationId": ctx.correlation_id,
+            "requestAction": "Delete",
+            "requestObject": REQUEST_OBJECT[item.kind],
+            "state": "Completed",
+            "message": item.message,
+            "serviceData": service_data(ctx.collection_id, item.kind, item.id),
+            "receivedTimestamp": received,
+            "stateHistory": [
+                state_entry("Requested", received_at),
+                state_entry("Processing", received_at),
+                state_entry("Completed", finished_at),
+            ],
+        }
+        for index, item in enumerate(result.deactivated)
+    ]
 
 
 # ---- shared machinery --------------------------------------------------------------------------------------------

@@ -235,7 +235,7 @@ def document_read(kind: str, label: str, id_name: str) -> Operation:
         tag=f"{label}s" if label == "Entity" else "Relationships",
         scopes=(READ_SCOPE,),
         parameters=(path_parameter(id_name, schema("common", "/$defs/id"), example=EXAMPLES[kind]["id"]),
-                    ERCOLLECTION, INCLUDE_SYSTEM_DATA),
+                    ERCOLLECTION, INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
         responses={
             200: Response(f"{label.lower()}-read", f"`data` holds the {label.lower()}"),
             **errors(400, *AUTHENTICATED, 404, *STORAGE),
@@ -263,6 +263,110 @@ def catalog_item(label: str, response: str) -> Operation:
         parameters=(path_parameter("type", schema("common", "/$defs/typeName"), example=example),),
         responses={200: Response(response, f"`data` holds the {label}"), **errors(*AUTHENTICATED, 404)},
         operation_id=f"get{label.title().replace(' ', '')}",
+    )
+
+
+
+# ---- reads of many, and deletes ----------------------------------------------------------------------------------
+
+PAGE_SIZE = Parameter(
+    "PageSize", "header", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    description="Items per page, 1-1000 (default 100); anything else is a 400.",
+)
+CONTINUATION_TOKEN = Parameter(
+    "continuationToken", "header", {"type": "string", "maxLength": 4096},
+    description="`paging.continuationToken` of the previous page: opaque and signed, valid only with the same "
+                "collection, path and filters; a tampered or foreign token is a 400. Absent or empty: the first "
+                "page.",
+)
+INCLUDE_INACTIVE = Parameter(
+    "includeInactive", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
+    description="`true` also shows soft-deleted documents (`isActive: false`). Case-insensitive.",
+)
+INCLUDE_SUBTYPES = Parameter(
+    "includeSubtypes", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
+    description="`true` also lists entities of every subclass of the type. Case-insensitive.",
+)
+RELATIONSHIP_FILTERS = (
+    Parameter("sourceEntityId", "query", schema("common", "/$defs/id"), example=EXAMPLE_RELATIONSHIP["sourceEntityId"],
+              description="Only relationships from this entity."),
+    Parameter("destinationEntityId", "query", schema("common", "/$defs/id"),
+              description="Only relationships to this entity (in whichever collection)."),
+    Parameter("destinationERCollectionId", "query", schema("common", "/$defs/collectionId"),
+              description="Only relationships whose destination lives in this collection."),
+)
+DIRECTION = Parameter(
+    "direction", "query", {"type": "string", "enum": ["outgoing", "incoming", "both"], "default": "both"},
+    description="`outgoing`: stored in this collection with the entity as source. `incoming`: stored in any "
+                "collection with the entity as destination, shown only from collections the caller may read. "
+                "`both` (default): either, each relationship once.",
+)
+CASCADE = Parameter(
+    "cascade", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
+    description="`true`: also deactivate every active relationship referencing the entity, in whichever "
+                "collection it lives (a write grant on each is needed). Case-insensitive.",
+)
+PAGED = (PAGE_SIZE, CONTINUATION_TOKEN)
+TYPE_EXAMPLES = {"relationships": EXAMPLE_RELATIONSHIP["relationshipType"], "entities": EXAMPLE_ENTITY["entityType"]}
+
+
+def document_list(kind: str, label: str, summary: str, *extra: Parameter, operation_id: str,
+                  description: str = "") -> Operation:
+    return Operation(
+        summary=summary,
+        tag=label,
+        scopes=(READ_SCOPE,),
+        parameters=(*extra, ERCOLLECTION, *PAGED, INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
+        responses={
+            200: Response(f"{kind[:-1] if kind == 'relationships' else 'entity'}-list",
+                          "One page, in id order; `paging.continuationToken` is null on the last page"),
+            **errors(400, *AUTHENTICATED, 404, *STORAGE, e404="The type is not in the catalog"),
+        },
+        description=description,
+        operation_id=operation_id,
+    )
+
+
+def type_parameter(kind: str) -> Parameter:
+    return path_parameter("type", schema("common", "/$defs/typeName"), example=TYPE_EXAMPLES[kind])
+
+
+def id_parameter(kind: str) -> Parameter:
+    name = "relationshipId" if kind == "relationships" else "entityId"
+    return path_parameter(name, schema("common", "/$defs/id"), example=EXAMPLES[kind]["id"])
+
+
+def versions(kind: str, label: str) -> Operation:
+    singular = "relationship" if kind == "relationships" else "entity"
+    return Operation(
+        summary=f"Every version of one {singular}, oldest first, with sysData (a deletion is a version with "
+                "isActive false)",
+        tag=label,
+        scopes=(READ_SCOPE,),
+        parameters=(id_parameter(kind), ERCOLLECTION, *PAGED,
+                    replace(INCLUDE_SYSTEM_DATA, schema={**INCLUDE_SYSTEM_DATA.schema, "default": "true"},
+                            description="`false` leaves out `sysData` (shown by default here).")),
+        responses={200: Response(f"{singular}-list", "One page of versions"),
+                   **errors(400, *AUTHENTICATED, 404, *STORAGE, e404="The id never existed in the collection")},
+        operation_id=f"get{singular.title()}Versions",
+    )
+
+
+def delete(kind: str, label: str, *extra: Parameter, description: str) -> Operation:
+    singular = "relationship" if kind == "relationships" else "entity"
+    return Operation(
+        summary=f"Soft-delete one {singular}: a new version with isActive false",
+        tag=label,
+        scopes=(WRITE_SCOPE,),
+        parameters=(id_parameter(kind), ERCOLLECTION, CORRELATION, *extra),
+        responses={
+            200: Response("delete", "What was deactivated, with versions and trackers", ("X-Transaction-Id",)),
+            **errors(400, *AUTHENTICATED, 404, *STORAGE, *(() if kind == "relationships" else (409,)),
+                     e404=f"No active {singular} of that id in the collection",
+                     e409="Active relationships reference the entity (without cascade=true)"),
+        },
+        description=description,
+        operation_id=f"delete{singular.title()}",
     )
 
 
@@ -324,6 +428,65 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/apollo/er/relationships"): batch_write("relationships", "Relationships"),
     ("GET", "/apollo/er/relationships/{relationshipId}"): document_read("relationships", "Relationship",
                                                                         "relationshipId"),
+    ("GET", "/apollo/er/entities"): document_list(
+        "entities", "Entities", "List the entities of a collection, in pages", operation_id="listEntities"),
+    ("GET", "/apollo/er/entitytypes/{type}/entities"): document_list(
+        "entities", "Entities", "List the entities of one type (includeSubtypes=true: and of its subclasses)",
+        type_parameter("entities"), INCLUDE_SUBTYPES, operation_id="listEntitiesOfType",
+        description="The type may be given under any of its names (aliases); entities stored under any of them "
+                    "are listed."),
+    ("GET", "/apollo/er/entities/{entityId}/versions"): versions("entities", "Entities"),
+    ("GET", "/apollo/er/entities/{entityId}/relationships"): Operation(
+        summary="The relationships of one entity: outgoing, incoming from any readable collection, or both",
+        tag="Relationships",
+        scopes=(READ_SCOPE,),
+        parameters=(id_parameter("entities"), ERCOLLECTION, DIRECTION, *PAGED, INCLUDE_SYSTEM_DATA,
+                    INCLUDE_INACTIVE),
+        responses={200: Response("relationship-list", "One page, ordered by (sourceERCollectionId, id)"),
+                   **errors(400, *AUTHENTICATED, *STORAGE)},
+        description="An incoming relationship stored in a collection the caller may not read is neither shown "
+                    "nor counted.",
+        operation_id="listEntityRelationships",
+    ),
+    ("DELETE", "/apollo/er/entities/{entityId}"): delete(
+        "entities", "Entities", CASCADE,
+        description="Refused with 409 while active relationships reference the entity from any collection, "
+                    "unless cascade=true, which deactivates them in the same request and reports them."),
+    ("GET", "/apollo/er/relationships"): document_list(
+        "relationships", "Relationships", "List the relationships of a collection, in pages", *RELATIONSHIP_FILTERS,
+        operation_id="listRelationships"),
+    ("GET", "/apollo/er/relationships/{relationshipId}/versions"): versions("relationships", "Relationships"),
+    ("DELETE", "/apollo/er/relationships/{relationshipId}"): delete(
+        "relationships", "Relationships",
+        description="A new version with isActive false and a status record (requestAction Delete); afterwards "
+                    "lists leave it out and a read answers 404 unless includeInactive=true."),
+    ("GET", "/apollo/er/relationshiptypes/{type}/relationships"): document_list(
+        "relationships", "Relationships", "List the relationships of one type", type_parameter("relationships"),
+        *RELATIONSHIP_FILTERS, operation_id="listRelationshipsOfType",
+        description="The type may be given under any of its names (aliases); relationships stored under any of "
+                    "them are listed."),
+    ("GET", "/apollo/er/relationshiptypes/{type}/relationships/{relationshipId}"): Operation(
+        summary="Read one relationship of one type by id",
+        tag="Relationships",
+        scopes=(READ_SCOPE,),
+        parameters=(type_parameter("relationships"), id_parameter("relationships"), ERCOLLECTION,
+                    INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
+        responses={200: Response("relationship-read", "`data` holds the relationship"),
+                   **errors(400, *AUTHENTICATED, 404, *STORAGE,
+                            e404="Unknown type, or no relationship of that id and type")},
+        operation_id="getRelationshipOfType",
+    ),
+    ("GET", "/apollo/er/ercollections/{collectionId}/stats"): Operation(
+        summary="Counts of a collection's active entities and relationships, in all and per type",
+        tag="Collections",
+        scopes=(READ_SCOPE,),
+        parameters=(COLLECTION_ID, INCLUDE_SYSTEM_DATA),
+        responses={200: Response("collection-stats", "The counts"),
+                   **errors(400, *AUTHENTICATED, *STORAGE, e403="No read grant on the collection, or scope missing")},
+        description="The collection comes from the path (no ercollectionid header); a read grant is needed. "
+                    "Types are counted under the names they are stored with.",
+        operation_id="getCollectionStats",
+    ),
     ("GET", "/apollo/status/logs"): Operation(
         summary="Status tracker: the status records of a collection's transactions", tag="Status",
         scopes=(READ_SCOPE, WRITE_SCOPE),

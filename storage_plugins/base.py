@@ -10,6 +10,11 @@ holds the newest version of each id for fast reads. A writer claims version N+1 
 history, where (collection, id, version) is unique, so of two concurrent writers exactly one wins; only the
 winner then moves the current view forward.
 
+Lists read the current view in pages ordered by a key that never changes (``id``, or the relationship's
+collection and ``id`` across collections), so that a reader paging with the last key of one page as the start
+of the next sees every document that existed when it began exactly once, however others write meanwhile.
+Each page is one call; each count one more.
+
 Log records (status records of transactions) and ACL records (collection registrations and grants) share
 the *log store*; they are told apart by the methods that write them, never by anything a client sends.
 """
@@ -26,6 +31,7 @@ Document = dict[str, Any]
 
 KINDS = ("entities", "relationships")
 VERSION_FIELD = {"entities": "sysEntityVersion", "relationships": "sysRelationshipVersion"}
+TYPE_FIELD = {"entities": "entityType", "relationships": "relationshipType"}
 ENTRY_POINT_GROUP = "erapi.storage_plugins"
 
 
@@ -62,6 +68,62 @@ class LogQuery:
     end_time: str | None = None  # inclusive
     after: tuple[str, str] | None = None
     limit: int = 100
+
+
+@dataclass(frozen=True)
+class DocumentQuery:
+    """Which current documents of one kind in one collection a list wants, and which page of them.
+
+    Every filter given must match; ``None`` means "any". The equality filters name fields of relationships
+    (an entity has none of them, so a query of entities that sets one matches nothing). ``types`` matches the
+    stored type field (``entityType`` or ``relationshipType``, see TYPE_FIELD) against a set of names, exactly
+    as stored: the caller passes every spelling (aliases) and, for subclasses, every descendant; an empty set
+    matches nothing. ``active_only`` leaves out soft-deleted documents (``isActive: false``).
+
+    Results are ordered by ``id`` ascending (code-point order, the same as UTF-8 byte order, so every plugin
+    agrees); only ids strictly greater than ``after_id`` are returned, at most ``limit`` (``limit <= 0``: none).
+    """
+
+    source_entity_id: str | None = None
+    destination_entity_id: str | None = None
+    destination_collection_id: str | None = None
+    types: frozenset[str] | None = None
+    active_only: bool = True
+    after_id: str | None = None
+    limit: int = 100
+
+    def equalities(self) -> dict[str, str]:
+        """The equality filters that are set, by the document field they compare."""
+        fields = {
+            "sourceEntityId": self.source_entity_id,
+            "destinationEntityId": self.destination_entity_id,
+            "destinationERCollectionId": self.destination_collection_id,
+        }
+        return {name: value for name, value in fields.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class EdgeQuery:
+    """The relationships that touch one entity, across collections, and which page of them.
+
+    The entity is (``collection_id``, ``entity_id``). *Outgoing* relationships are stored in ``collection_id``
+    with ``sourceEntityId == entity_id``; *incoming* ones are stored in any collection with
+    ``destinationERCollectionId == collection_id`` and ``destinationEntityId == entity_id``. A relationship
+    that is both (a loop) is returned once. ``source_collections``, when not None, keeps only relationships
+    stored in those collections (outgoing ones included: they live in ``collection_id``).
+
+    Results are ordered by (``sourceERCollectionId``, ``id``), the collection a relationship lives in and its
+    id; only keys strictly greater than ``after`` are returned, at most ``limit`` (None: all).
+    """
+
+    collection_id: str
+    entity_id: str
+    outgoing: bool = True
+    incoming: bool = True
+    source_collections: frozenset[str] | None = None
+    active_only: bool = True
+    after: tuple[str, str] | None = None
+    limit: int | None = 100
 
 
 @dataclass(frozen=True)
@@ -151,6 +213,33 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def get_versions(self, kind: str, collection_id: str, document_id: str) -> list[Document]:
         """Every version of one id from the history, oldest first; ``[]`` when the id never existed."""
+
+    # ---- lists of versioned documents ---------------------------------------------------------------------------
+    # Not abstract, so that a plugin written before lists existed still loads; every built-in implements them.
+
+    async def list_current(self, kind: str, collection_id: str, query: DocumentQuery) -> list[Document]:
+        """One page of the current view of a collection: the documents matching ``query``, in ``id`` order,
+        after ``query.after_id``, at most ``query.limit``. An empty or unknown collection gives ``[]``."""
+        raise NotImplementedError
+
+    async def count_current(self, kind: str, collection_id: str, query: DocumentQuery) -> int:
+        """How many current documents match ``query``'s filters; ``after_id`` and ``limit`` are ignored."""
+        raise NotImplementedError
+
+    async def find_edges(self, query: EdgeQuery) -> list[Document]:
+        """Current relationships touching one entity from any collection, in (collection, id) order (see
+        EdgeQuery). Each document's ``sourceERCollectionId`` tells the collection it lives in."""
+        raise NotImplementedError
+
+    async def count_edges(self, query: EdgeQuery) -> dict[str, int]:
+        """How many relationships match ``query``, per collection they live in (collections with none are
+        absent); ``after`` and ``limit`` are ignored. One call tells both the total and where they live."""
+        raise NotImplementedError
+
+    async def count_by_type(self, kind: str, collection_id: str) -> dict[str, int]:
+        """How many active current documents of a collection there are per stored type name (TYPE_FIELD);
+        ``{}`` for an empty or unknown collection."""
+        raise NotImplementedError
 
     # ---- log store: status records ---------------------------------------------------------------------------
 

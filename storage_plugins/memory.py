@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import bisect
 import copy
-from typing import Iterable, Sequence
+from dataclasses import replace
+from typing import Iterable, Iterator, Sequence
 
 from storage_plugins.base import (
     KINDS,
+    TYPE_FIELD,
     ClaimResult,
     Document,
+    DocumentQuery,
     DuplicateError,
+    EdgeQuery,
     LogQuery,
     LogTransition,
     Storage,
@@ -36,6 +40,12 @@ class MemoryStorage(Storage):
     def __init__(self) -> None:
         # kind -> collection -> id -> document
         self._current: dict[str, dict[str, dict[str, Document]]] = {kind: {} for kind in KINDS}
+        # kind -> collection -> every id of the current view, sorted: a page is a bisect and a slice
+        self._ids: dict[str, dict[str, list[str]]] = {kind: {} for kind in KINDS}
+        self._active: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}  # active documents per collection
+        # relationships by the entity at each end: (collection, entity id) -> {(collection it lives in, id)}
+        self._by_source: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self._by_destination: dict[tuple[str, str], set[tuple[str, str]]] = {}
         # kind -> collection -> id -> versions (oldest first)
         self._history: dict[str, dict[str, dict[str, list[Document]]]] = {kind: {} for kind in KINDS}
         # collection -> status records sorted by (receivedTimestamp, id), plus their sort keys for bisect
@@ -85,6 +95,98 @@ class MemoryStorage(Storage):
             stored = current.get(document["id"])
             if stored is None or version_of(kind, stored) < version_of(kind, document):
                 current[document["id"]] = _clone(document)
+                self._reindex(kind, collection_id, stored, document)
+
+    def _reindex(self, kind: str, collection_id: str, old: Document | None, new: Document) -> None:
+        if old is None:
+            bisect.insort(self._ids[kind].setdefault(collection_id, []), new["id"])
+        active = self._active[kind]
+        active[collection_id] = (active.get(collection_id, 0) + _is_active(new)
+                                 - (_is_active(old) if old is not None else 0))
+        if kind != "relationships":
+            return
+        key = (collection_id, new["id"])
+        if old is not None:
+            self._by_source.get(_source_end(collection_id, old), set()).discard(key)
+            self._by_destination.get(_destination_end(collection_id, old), set()).discard(key)
+        self._by_source.setdefault(_source_end(collection_id, new), set()).add(key)
+        self._by_destination.setdefault(_destination_end(collection_id, new), set()).add(key)
+
+    async def list_current(self, kind: str, collection_id: str, query: DocumentQuery) -> list[Document]:
+        found: list[Document] = []
+        if query.limit <= 0:
+            return found
+        for document in self._selected(kind, collection_id, query):
+            found.append(_clone(document))
+            if len(found) >= query.limit:
+                break
+        return found
+
+    async def count_current(self, kind: str, collection_id: str, query: DocumentQuery) -> int:
+        if query.active_only and query.types is None and not query.equalities():
+            return self._active[kind].get(collection_id, 0)
+        if query.types is None and not query.equalities():
+            return len(self._ids[kind].get(collection_id, []))
+        return sum(1 for _ in self._selected(kind, collection_id, replace(query, after_id=None)))
+
+    def _selected(self, kind: str, collection_id: str, query: DocumentQuery) -> Iterator[Document]:
+        current = self._current[kind].get(collection_id, {})
+        equalities = query.equalities()
+        if kind == "relationships" and query.source_entity_id is not None:
+            # the source end's index narrows the walk to this entity's relationships
+            keys = self._by_source.get((collection_id, query.source_entity_id), set())
+            ids = sorted(document_id for _, document_id in keys)
+        else:
+            ids = self._ids[kind].get(collection_id, [])
+        start = bisect.bisect_right(ids, query.after_id) if query.after_id is not None else 0
+        type_field = TYPE_FIELD[kind]
+        for index in range(start, len(ids)):
+            document = current[ids[index]]
+            if query.active_only and not _is_active(document):
+                continue
+            if query.types is not None and document.get(type_field) not in query.types:
+                continue
+            if any(document.get(name) != value for name, value in equalities.items()):
+                continue
+            yield document
+
+    async def find_edges(self, query: EdgeQuery) -> list[Document]:
+        keys = sorted(self._edge_keys(query))
+        if query.after is not None:
+            keys = keys[bisect.bisect_right(keys, tuple(query.after)):]
+        if query.limit is not None:
+            keys = keys[:max(query.limit, 0)]
+        current = self._current["relationships"]
+        return [_clone(current[collection_id][document_id]) for collection_id, document_id in keys]
+
+    async def count_edges(self, query: EdgeQuery) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for collection_id, _ in self._edge_keys(query):
+            counts[collection_id] = counts.get(collection_id, 0) + 1
+        return counts
+
+    def _edge_keys(self, query: EdgeQuery) -> set[tuple[str, str]]:
+        end = (query.collection_id, query.entity_id)
+        keys: set[tuple[str, str]] = set()
+        if query.outgoing:
+            keys |= self._by_source.get(end, set())
+        if query.incoming:
+            keys |= self._by_destination.get(end, set())
+        current = self._current["relationships"]
+        return {
+            (collection_id, document_id)
+            for collection_id, document_id in keys
+            if (query.source_collections is None or collection_id in query.source_collections)
+            and (not query.active_only or _is_active(current[collection_id][document_id]))
+        }
+
+    async def count_by_type(self, kind: str, collection_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        type_field = TYPE_FIELD[kind]
+        for document in self._current[kind].get(collection_id, {}).values():
+            if _is_active(document):
+                counts[document[type_field]] = counts.get(document[type_field], 0) + 1
+        return counts
 
     async def get_versions(self, kind: str, collection_id: str, document_id: str) -> list[Document]:
         return [_clone(v) for v in self._history[kind].get(collection_id, {}).get(document_id, [])]
@@ -222,6 +324,18 @@ class MemoryStorage(Storage):
         registration = self._registrations.get(collection_id)
         grants = self._grants.get(collection_id, {}).values()
         return (_clone(registration) if registration else None, [_clone(g) for g in grants])
+
+
+def _is_active(document: Document) -> bool:
+    return document.get("isActive", True) is not False
+
+
+def _source_end(collection_id: str, relationship: Document) -> tuple[str, str]:
+    return (collection_id, relationship.get("sourceEntityId"))
+
+
+def _destination_end(collection_id: str, relationship: Document) -> tuple[str, str]:
+    return (relationship.get("destinationERCollectionId", collection_id), relationship.get("destinationEntityId"))
 
 
 def _matches(record: Document, query: LogQuery) -> bool:

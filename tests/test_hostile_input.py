@@ -423,8 +423,9 @@ async def test_failures_inside_answer_without_internals(site, failure, status, m
 
 
 @pytest.mark.parametrize("method, path, allow", [
-    ("DELETE", "/apollo/er/relationships", {"POST"}),
-    ("PUT", "/apollo/er/entities", {"POST"}),
+    ("DELETE", "/apollo/er/relationships", {"GET", "HEAD", "POST"}),
+    ("PUT", "/apollo/er/entities", {"GET", "HEAD", "POST"}),
+    ("PUT", "/apollo/er/relationships/r1", {"GET", "HEAD", "DELETE"}),
     ("PATCH", "/apollo/collections/site/acl", {"GET", "HEAD", "PUT"}),
     ("POST", "/apollo/status/logs", {"GET", "HEAD"}),
     ("DELETE", "/apollo/openapi.json", {"GET", "HEAD"}),

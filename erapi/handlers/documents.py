@@ -1,6 +1,8 @@
-"""Reading one entity or relationship by id, shared by both resources."""
+"""Reading one entity or relationship by id, shared by both resources and the per-type reads."""
 
 from __future__ import annotations
+
+from typing import Callable, Collection
 
 from aiohttp import web
 
@@ -8,20 +10,32 @@ from erapi.acl import READ
 from erapi.errors import NotFound
 from erapi.keys import storage_key
 from erapi.web import READ_SCOPE, authorize, boolean_query, collection_header, envelope, require_access
+from storage_plugins.base import TYPE_FIELD
 
 LABELS = {"entities": "Entity", "relationships": "Relationship"}
 
 
-async def get_document(request: web.Request, kind: str, document_id: str) -> web.Response:
+async def get_document(request: web.Request, kind: str, document_id: str,
+                       types: Callable[[], Collection[str]] | None = None, type_name: str = "") -> web.Response:
+    """200 with the document, or 404 when it is absent, soft-deleted (unless ``includeInactive=true``) or,
+    with ``types`` (called once the caller is authorised; it may raise NotFound), stored under another type."""
     principal = await authorize(request, READ_SCOPE)
     collection_id = collection_header(request)
     await require_access(request, collection_id, principal, READ)
+    wanted_types = types() if types is not None else None
     include_system_data = boolean_query(request, "includeSystemData")
+    include_inactive = boolean_query(request, "includeInactive")
     found = await request.app[storage_key].get_current(kind, collection_id, [document_id])
     document = found.get(document_id)
-    if document is None or not document.get("isActive", True):
-        raise NotFound(f"{LABELS[kind]} {document_id} not found in ERCollection {collection_id}")
+    if (document is None or (not include_inactive and not is_active(document))
+            or (wanted_types is not None and document.get(TYPE_FIELD[kind]) not in wanted_types)):
+        of_type = f" of type {type_name}" if type_name else ""
+        raise NotFound(f"{LABELS[kind]} {document_id}{of_type} not found in ERCollection {collection_id}")
     return envelope(200, "", data=[present(document, include_system_data)])
+
+
+def is_active(document: dict) -> bool:
+    return document.get("isActive", True) is not False
 
 
 def present(document: dict, include_system_data: bool) -> dict:

@@ -1,0 +1,86 @@
+"""DELETE of one relationship or one entity: soft deletes, written as new versions with ``isActive: false``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import structlog
+from aiohttp import web
+
+from erapi.acl import WRITE
+from erapi.batch import correlation_id
+from erapi.domain import (
+    DeleteResult,
+    WriteContext,
+    delete_entity,
+    delete_relationship,
+    delete_status_records,
+    new_transaction_id,
+)
+from erapi.keys import acl_key, catalog_key, config_key, storage_key
+from erapi.web import WRITE_SCOPE, authorize, boolean_query, collection_header, envelope, require_access, tracker_url
+from storage_plugins.base import VERSION_FIELD
+
+
+async def delete_relationship_handler(request: web.Request) -> web.Response:
+    relationship_id = request.match_info["relationshipId"]
+    context, received_at = await _write_context(request)
+    result = await delete_relationship(context, relationship_id)
+    return await _respond(request, context, result, received_at, f"Relationship {relationship_id} deleted")
+
+
+async def delete_entity_handler(request: web.Request) -> web.Response:
+    entity_id = request.match_info["entityId"]
+    context, received_at = await _write_context(request)
+    cascade = boolean_query(request, "cascade")
+    result = await delete_entity(context, entity_id, cascade)
+    cascaded = len(result.deactivated) - 1
+    message = f"Entity {entity_id} deleted"
+    if cascaded:
+        message += f" with {cascaded} relationship{'s' if cascaded > 1 else ''} that referenced it"
+    return await _respond(request, context, result, received_at, message)
+
+
+async def _write_context(request: web.Request) -> tuple[WriteContext, datetime]:
+    received_at = datetime.now(timezone.utc)
+    principal = await authorize(request, WRITE_SCOPE)
+    collection_id = collection_header(request)
+    await require_access(request, collection_id, principal, WRITE)
+    transaction_id = new_transaction_id()
+    structlog.contextvars.bind_contextvars(transaction_id=transaction_id)
+    context = WriteContext(
+        storage=request.app[storage_key],
+        catalog=request.app[catalog_key],
+        acl=request.app[acl_key],
+        principal=principal.subject,
+        collection_id=collection_id,
+        transaction_id=transaction_id,
+        correlation_id=correlation_id(request, transaction_id),
+        destination_access=request.app[config_key].acl.destination_access,
+    )
+    return context, received_at
+
+
+async def _respond(request: web.Request, context: WriteContext, result: DeleteResult, received_at: datetime,
+                   message: str) -> web.Response:
+    # awaited before answering: every tracker URL in the response must already resolve
+    await context.storage.insert_logs(delete_status_records(context, result, received_at))
+    structlog.get_logger("erapi.transaction").info(
+        "transaction", kind="delete", items=len(result.deactivated), succeeded=len(result.deactivated), failed=0,
+        deactivated=[{"kind": item.kind, "ercollectionid": item.collection_id, "id": item.id}
+                     for item in result.deactivated],
+    )
+    deleted = [
+        {
+            "id": item.id,
+            "object": "Entity" if item.kind == "entities" else "Relationship",
+            "erCollectionId": item.collection_id,
+            "version": item.document["sysData"][VERSION_FIELD[item.kind]],
+            "message": item.message,
+            "tracker": tracker_url(request, item.kind, item.id, context.transaction_id),
+        }
+        for item in result.deactivated
+    ]
+    response = envelope(200, message, transactionId=context.transaction_id, data={"deleted": deleted})
+    response.headers["X-Transaction-Id"] = context.transaction_id
+    return response
