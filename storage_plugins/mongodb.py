@@ -1,0 +1,620 @@
+"""MongoDB storage through PyMongo's asyncio API: one database command per interface call, whatever the batch.
+
+Only loaded when config selects ``storage = "mongodb"``, so a memory-only install never imports pymongo.
+
+Layout, in the configured database (``ercollectionid`` leads every index of per-collection data, so it can be
+the shard key):
+
+- ``entities``, ``relationships``: the current view, one document per (ercollectionid, id);
+- ``entities_history``, ``relationships_history``: one document per (ercollectionid, id, version);
+- ``logs``: status records, flat, and ACL records, wrapped as ``{"record": ...}``; ``recordKind`` (``status``,
+  ``collection`` or ``grant``) tells them apart and is set here, never taken from a caller's document;
+- ``jobs``: the chunks of async jobs, one queue for every collection.
+
+Every method is one database command whatever its batch size, except where FerretDB (the test server) forces
+a workaround; each is named where it is made, and listed in docs/OPERATIONS.md.
+
+Callers get back exactly the documents they stored: the server-side fields (``_id``, ``ercollectionid``,
+``recordKind``) are removed on read, and a caller's own field of one of those names is kept aside under
+``erapi-shadowed`` (a name the request schemas cannot produce) rather than overwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import weakref
+from typing import Any, Iterable, Iterator, Sequence
+from urllib.parse import urlsplit
+
+import structlog
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument, WriteConcern
+from pymongo import errors as mongo_errors
+
+from storage_plugins.base import (
+    KINDS,
+    VERSION_FIELD,
+    ClaimResult,
+    ConfigurationError,
+    Document,
+    DuplicateError,
+    LogQuery,
+    LogTransition,
+    Storage,
+    StorageError,
+)
+
+LOGS = "logs"
+JOBS = "jobs"
+STATUS, REGISTRATION, GRANT = "status", "collection", "grant"
+SERVER_FIELDS = ("_id", "ercollectionid", "recordKind")
+SHADOW_FIELD = "erapi-shadowed"
+DUPLICATE_KEY = 11000
+# FerretDB 1.24 keeps one SQLite connection per matched update statement until the whole update command ends,
+# out of a pool of 100 per database: an update command of ~100 statements that match deadlocks the server.
+FERRETDB_UPDATE_STATEMENTS = 25
+# FerretDB 1.24 runs an update (update, findAndModify, delete) as a read, then a write of the whole document by
+# _id, outside any transaction: two concurrent updates of one document can lose one (the current view moving
+# backwards, two workers claiming one chunk). Against FerretDB, this process sends one at a time, per loop.
+_ferretdb_update_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+# Keys of ACL records in the logs' unique (ercollectionid, id) index; status record ids are UUIDs.
+REGISTRATION_KEY = "acl:collection"
+GRANT_KEY_PREFIX = "acl:grant:"
+
+_URI_PASSWORD = re.compile(r"^([^:/]+://[^:@/]*):.*@")
+_URI_SECRET_OPTION = re.compile(r"(?i)([?&][^=&]*(?:password|secret|token|authmechanismproperties)[^=&]*=)[^&]*")
+
+
+def redact_uri(uri: str) -> str:
+    """The URI with its password (and any password-like option) replaced by ``***``, safe to log."""
+    return _URI_SECRET_OPTION.sub(r"\1***", _URI_PASSWORD.sub(r"\1:***@", uri))
+
+
+def _timeouts(uri: str, timeout_ms: int) -> dict[str, int]:
+    """Client timeouts from ``timeout_ms``, except those the URI sets itself.
+
+    A down server fails server selection after ``timeout_ms``; a server that takes a request and never
+    answers (hung, partitioned) fails it after six times that, long enough for a large majority write.
+    """
+    given = {option.split("=", 1)[0].lower() for option in urlsplit(uri).query.split("&") if option}
+    timeouts = {
+        "serverSelectionTimeoutMS": timeout_ms,
+        "connectTimeoutMS": timeout_ms,
+        "socketTimeoutMS": 6 * timeout_ms,
+    }
+    return {name: value for name, value in timeouts.items() if name.lower() not in given}
+
+
+def _write_concern(w: str, journal: bool) -> WriteConcern:
+    if w == "majority":
+        return WriteConcern(w="majority", j=journal)
+    if w.isdigit() and int(w) >= 1:
+        return WriteConcern(w=int(w), j=journal)
+    raise ConfigurationError(f"config key mongodb.write_concern must be 'majority' or a number >= 1, got {w!r}")
+
+
+@contextlib.contextmanager
+def _driver_errors(action: str) -> Iterator[None]:
+    """Turn every driver failure into the interface's StorageError (a 503 for the client)."""
+    try:
+        yield
+    except mongo_errors.PyMongoError as error:
+        raise StorageError(f"MongoDB {action} failed: {error}") from error
+
+
+def _text(value: Any, what: str) -> str:
+    # Filters are built from strings only: a dict or a regex here would become a query operator.
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _texts(values: Iterable[str], what: str) -> list[str]:
+    return list(dict.fromkeys(_text(value, what) for value in values))
+
+
+def _version(kind: str, document: Document) -> int:
+    version = document["sysData"][VERSION_FIELD[kind]]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise TypeError(f"sysData.{VERSION_FIELD[kind]} must be an integer, got {version!r}")
+    return version
+
+
+def _stored(document: Document, collection_id: str, **server_fields: Any) -> Document:
+    stored = dict(document)
+    shadowed = {name: stored.pop(name) for name in SERVER_FIELDS if name in stored}
+    if shadowed:
+        stored[SHADOW_FIELD] = shadowed
+    stored["ercollectionid"] = collection_id
+    stored.update(server_fields)
+    return stored
+
+
+def _returned(stored: Document) -> Document:
+    for name in SERVER_FIELDS:
+        stored.pop(name, None)
+    stored.update(stored.pop(SHADOW_FIELD, {}))
+    return stored
+
+
+class MongoStorage(Storage):
+    name = "mongodb"
+
+    def __init__(
+        self,
+        *,
+        uri: str,
+        database: str,
+        write_concern: str = "majority",
+        journal: bool = True,
+        timeout_ms: int = 5000,
+    ) -> None:
+        self._uri = uri
+        self._database_name = database
+        self._write_concern = _write_concern(write_concern, journal)
+        self._timeout_ms = timeout_ms
+        self._client: AsyncMongoClient | None = None
+        self._db: Any = None
+        # What the server lacks of MongoDB, learnt in open(); only FerretDB (the test server) lacks anything.
+        self._group_first = True  # the $first accumulator of $group
+        self._update_statements: int | None = None  # most statements in one update command; None: no limit
+        self._atomic_updates = True  # an update's match and write are one atomic step per document
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        structlog.get_logger().info(
+            "storage.mongodb.open",
+            uri=redact_uri(self._uri),
+            database=self._database_name,
+            write_concern=self._write_concern.document,
+        )
+        try:
+            self._client = AsyncMongoClient(self._uri, appname="erapi", **_timeouts(self._uri, self._timeout_ms))
+            self._db = self._client.get_database(self._database_name, write_concern=self._write_concern)
+        except (mongo_errors.ConfigurationError, mongo_errors.InvalidName) as error:
+            await self.close()
+            raise ConfigurationError(
+                f"MongoDB settings are invalid (uri {redact_uri(self._uri)}, database {self._database_name!r}): "
+                f"{error}"
+            ) from error
+        try:
+            with _driver_errors("start-up"):
+                build = await self._client.admin.command("buildInfo")
+                if "ferretdbVersion" in build:
+                    self._group_first = False  # FerretDB 1.x has only the $count and $sum accumulators
+                    self._update_statements = FERRETDB_UPDATE_STATEMENTS
+                    self._atomic_updates = False
+                    structlog.get_logger().warning(
+                        "storage.mongodb.ferretdb", version=build["ferretdbVersion"],
+                        note="FerretDB is for tests; see docs/OPERATIONS.md for what it lacks",
+                    )
+                await self._create_indexes()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _create_indexes(self) -> None:
+        # createIndexes leaves an index that exists with the same keys and options alone. One index per command:
+        # FerretDB 1.24 drops the connection (a panic in validateIndexesForCreation) when one createIndexes
+        # names several indexes that already exist, i.e. on every start but the first.
+        for collection, index in _indexes():
+            await self._db[collection].create_indexes([index])
+
+    async def close(self) -> None:
+        client, self._client, self._db = self._client, None, None
+        if client is not None:
+            with _driver_errors("close"):
+                await client.close()
+
+    async def ping(self) -> None:
+        if self._db is None:
+            raise StorageError("MongoDB storage is not open")
+        with _driver_errors("ping"):
+            await self._db.command("ping")
+
+    def _one_update_at_a_time(self) -> contextlib.AbstractAsyncContextManager:
+        if self._atomic_updates:
+            return contextlib.nullcontext()
+        loop = asyncio.get_running_loop()
+        return _ferretdb_update_locks.setdefault(loop, asyncio.Lock())
+
+    # ---- versioned documents -------------------------------------------------------------------------------
+
+    async def get_current(self, kind: str, collection_id: str, ids: Iterable[str]) -> dict[str, Document]:
+        wanted = _texts(ids, "id")
+        if not wanted:
+            return {}
+        query = {"ercollectionid": _text(collection_id, "collection id"), "id": {"$in": wanted}}
+        with _driver_errors(f"read of {kind}"):
+            found = await self._db[kind].find(query).to_list()
+        return {document["id"]: _returned(document) for document in found}
+
+    async def get_latest_versions(
+        self, kind: str, collection_id: str, ids: Iterable[str]
+    ) -> dict[str, Document]:
+        wanted = _texts(ids, "id")
+        if not wanted:
+            return {}
+        version = f"sysData.{VERSION_FIELD[kind]}"
+        history = self._db[f"{kind}_history"]
+        query = {"ercollectionid": _text(collection_id, "collection id"), "id": {"$in": wanted}}
+        with _driver_errors(f"read of {kind} history"):
+            if self._group_first:
+                # Walks the unique (ercollectionid, id, version) index backwards and keeps each id's first.
+                pipeline = [
+                    {"$match": query},
+                    {"$sort": {"id": DESCENDING, version: DESCENDING}},
+                    {"$group": {"_id": "$id", "latest": {"$first": "$$ROOT"}}},
+                ]
+                cursor = await history.aggregate(pipeline)
+                return {group["_id"]: _returned(group["latest"]) for group in await cursor.to_list()}
+            # Without $first (FerretDB): every version of the ids, keeping the highest of each.
+            latest: dict[str, Document] = {}
+            async for document in history.find(query).sort(version, ASCENDING):
+                latest[document["id"]] = document
+        return {doc_id: _returned(document) for doc_id, document in latest.items()}
+
+    async def claim_versions(self, kind: str, collection_id: str, documents: Sequence[Document]) -> ClaimResult:
+        result = ClaimResult()
+        if not documents:
+            return result
+        collection_id = _text(collection_id, "collection id")
+        for document in documents:
+            _text(document["id"], "id")
+            _version(kind, document)
+        batch = [_stored(document, collection_id) for document in documents]
+        conflicted: set[int] = set()
+        with _driver_errors(f"claim of {kind} versions"):
+            try:
+                await self._db[f"{kind}_history"].insert_many(batch, ordered=False)
+            except mongo_errors.BulkWriteError as error:
+                conflicted = _duplicates(error.details, f"claim of {kind} versions")
+        for index, document in enumerate(documents):
+            (result.conflicted if index in conflicted else result.claimed).append(document["id"])
+        return result
+
+    async def put_current(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
+        if not documents:
+            return
+        collection_id = _text(collection_id, "collection id")
+        version = f"sysData.{VERSION_FIELD[kind]}"
+        statements = [
+            {
+                "q": {
+                    "ercollectionid": collection_id,
+                    "id": _text(document["id"], "id"),
+                    version: {"$lt": _version(kind, document)},
+                },
+                "u": _stored(document, collection_id),
+                "upsert": True,
+            }
+            for document in documents
+        ]
+        with _driver_errors(f"write of current {kind}"):
+            lost = await self._upsert(kind, statements)
+            if lost:
+                # A duplicate key means the filter matched nothing although the id exists: either a newer or
+                # equal version is stored (nothing to do), or a concurrent writer inserted an older version
+                # between our match and our insert. Once more, now that the id exists, tells them apart; a
+                # duplicate the second time is a newer or equal version, and versions never go back.
+                await self._upsert(kind, lost)
+
+    async def _upsert(self, collection: str, statements: list[Document]) -> list[Document]:
+        """Run upsert statements unordered; return those that failed on a duplicate key.
+
+        FerretDB 1.x ignores ``ordered: false`` on ``update`` (FerretDB#2612): it stops at the first write error
+        and then leaves the counts out of its reply. A reply that does not account for every statement is
+        detected here, and its statements are replayed one by one (each is idempotent). MongoDB accounts for
+        every statement of an unordered batch, so it never takes that path.
+        """
+        lost = []
+        for reply, batch in await self._update(collection, statements):
+            errors = reply.get("writeErrors", [])
+            if len(batch) > 1 and reply.get("n", 0) + len(errors) < len(batch):
+                for statement in batch:
+                    lost.extend(await self._upsert(collection, [statement]))
+            else:
+                lost.extend(batch[index] for index in _duplicates(reply, f"write of {collection}"))
+        return lost
+
+    async def _update(self, collection: str, statements: list[Document]) -> list[tuple[Document, list[Document]]]:
+        """Run ``update`` statements unordered: one command, unless the server caps it (FerretDB).
+
+        A plain command rather than ``bulk_write``, because PyMongo's bulk API cannot parse FerretDB's reply
+        to a batch with a write error (KeyError 'nModified'). Returns each reply with its statements.
+        """
+        size = self._update_statements or len(statements)
+        replies = []
+        for start in range(0, len(statements), size):
+            batch = statements[start : start + size]
+            async with self._one_update_at_a_time():
+                reply = await self._db.command(
+                    {"update": collection, "updates": batch, "ordered": False,
+                     "writeConcern": self._write_concern.document}
+                )
+            if reply.get("writeConcernError"):
+                raise StorageError(f"MongoDB write concern failed on {collection}: {reply['writeConcernError']}")
+            replies.append((reply, batch))
+        return replies
+
+    async def get_versions(self, kind: str, collection_id: str, document_id: str) -> list[Document]:
+        query = {"ercollectionid": _text(collection_id, "collection id"), "id": _text(document_id, "id")}
+        with _driver_errors(f"read of {kind} history"):
+            cursor = self._db[f"{kind}_history"].find(query).sort(f"sysData.{VERSION_FIELD[kind]}", ASCENDING)
+            return [_returned(document) for document in await cursor.to_list()]
+
+    async def find_applied(
+        self, kind: str, collection_id: str, ids: Iterable[str], transaction_id: str
+    ) -> dict[str, Document]:
+        wanted = _texts(ids, "id")
+        if not wanted:
+            return {}
+        version = f"sysData.{VERSION_FIELD[kind]}"
+        query = {
+            "ercollectionid": _text(collection_id, "collection id"),
+            "id": {"$in": wanted},
+            "sysData.sysTransactionId": _text(transaction_id, "transaction id"),
+        }
+        found: dict[str, Document] = {}
+        with _driver_errors(f"read of {kind} history"):
+            async for document in self._db[f"{kind}_history"].find(query).sort(version, ASCENDING):
+                found[document["id"]] = document
+        return {doc_id: _returned(document) for doc_id, document in found.items()}
+
+    # ---- log store: status records ---------------------------------------------------------------------------
+
+    async def insert_logs(self, records: Sequence[Document]) -> None:
+        if not records:
+            return
+        batch = [
+            _stored(record, _text(record["serviceData"]["erCollectionId"], "serviceData.erCollectionId"),
+                    recordKind=STATUS)
+            for record in records
+        ]
+        with _driver_errors("insert of status records"):
+            try:
+                await self._db[LOGS].insert_many(batch, ordered=False)
+            except mongo_errors.BulkWriteError as error:
+                clashes = _duplicates(error.details, "insert of status records")
+                ids = ", ".join(str(records[index]["id"]) for index in sorted(clashes))
+                raise DuplicateError(f"log records already exist: {ids}") from error
+
+    async def find_logs(self, query: LogQuery) -> list[Document]:
+        if query.limit <= 0:
+            return []
+        selector = _log_selector(query)
+        if query.after is not None:
+            after_time, after_id = (_text(value, "after") for value in query.after)
+            selector["$or"] = [
+                {"receivedTimestamp": {"$gt": after_time}},
+                {"receivedTimestamp": after_time, "id": {"$gt": after_id}},
+            ]
+        order = [("receivedTimestamp", ASCENDING), ("id", ASCENDING)]
+        with _driver_errors("read of status records"):
+            cursor = self._db[LOGS].find(selector).sort(order).limit(query.limit)
+            return [_returned(record) for record in await cursor.to_list()]
+
+    async def count_logs(self, query: LogQuery) -> int:
+        with _driver_errors("count of status records"):
+            return await self._db[LOGS].count_documents(_log_selector(query))
+
+    async def transition_logs(self, collection_id: str, transitions: Sequence[LogTransition]) -> int:
+        if not transitions:
+            return 0
+        collection_id = _text(collection_id, "collection id")
+        statements = [
+            {
+                "q": {
+                    "ercollectionid": collection_id,
+                    "id": _text(transition.record_id, "record id"),
+                    "recordKind": STATUS,
+                    "state": {"$in": [_text(state, "state") for state in transition.from_states]},
+                },
+                "u": {
+                    "$set": {"state": transition.state, "message": transition.message},
+                    "$push": {"stateHistory": transition.history_entry()},
+                },
+            }
+            for transition in transitions
+        ]
+        with _driver_errors("transition of status records"):
+            moved = 0
+            for reply, _ in await self._update(LOGS, statements):
+                if reply.get("writeErrors"):
+                    raise StorageError(f"MongoDB transition of status records failed: {reply['writeErrors'][0]}")
+                moved += reply.get("nModified", 0)
+            return moved
+
+    async def count_log_states(self, collection_id: str, transaction_id: str) -> dict[str, int]:
+        pipeline = [
+            {
+                "$match": {
+                    "ercollectionid": _text(collection_id, "collection id"),
+                    "recordKind": STATUS,
+                    "transactionId": _text(transaction_id, "transaction id"),
+                    "requestObject": {"$ne": "Job"},
+                }
+            },
+            {"$group": {"_id": "$state", "count": {"$sum": 1}}},
+        ]
+        with _driver_errors("count of status records"):
+            groups = await (await self._db[LOGS].aggregate(pipeline)).to_list()
+        return {group["_id"]: group["count"] for group in groups}
+
+    # ---- job queue -----------------------------------------------------------------------------------------------
+    # One document per chunk in ``jobs``, keyed by ``id`` alone: the queue is shared by every collection (a
+    # worker takes the oldest chunk whatever its collection), so this collection stays unsharded.
+
+    async def enqueue_chunks(self, chunks: Sequence[Document]) -> None:
+        if not chunks:
+            return
+        batch = []
+        for chunk in chunks:
+            _text(chunk["id"], "chunk id")
+            stored = {**chunk, "state": "pending", "attempts": 0, "leaseOwner": None, "leaseExpiresAt": 0.0}
+            stored.pop("_id", None)
+            batch.append(stored)
+        with _driver_errors("enqueue of job chunks"):
+            try:
+                await self._db[JOBS].insert_many(batch, ordered=False)
+            except mongo_errors.BulkWriteError as error:
+                clashes = _duplicates(error.details, "enqueue of job chunks")
+                ids = ", ".join(str(chunks[index]["id"]) for index in sorted(clashes))
+                raise DuplicateError(f"chunks already exist: {ids}") from error
+
+    async def claim_chunk(self, worker_id: str, now: float, lease_seconds: float) -> Document | None:
+        claimable = {"$or": [{"state": "pending"}, {"state": "processing", "leaseExpiresAt": {"$lte": now}}]}
+        claim = {
+            "$set": {"state": "processing", "leaseOwner": _text(worker_id, "worker id"),
+                     "leaseExpiresAt": now + lease_seconds},
+            "$inc": {"attempts": 1},
+        }
+        with _driver_errors("claim of a job chunk"):
+            # No projection: FerretDB 1.24 does not implement findAndModify's "fields".
+            async with self._one_update_at_a_time():
+                claimed = await self._db[JOBS].find_one_and_update(
+                    claimable, claim, sort=[("createdAt", ASCENDING), ("id", ASCENDING)],
+                    return_document=ReturnDocument.AFTER,
+                )
+        if claimed is not None:
+            claimed.pop("_id", None)
+        return claimed
+
+    async def renew_chunk(self, chunk_id: str, worker_id: str, lease_expires_at: float) -> bool:
+        with _driver_errors("renewal of a job lease"):
+            async with self._one_update_at_a_time():
+                result = await self._db[JOBS].update_one(
+                    _owned(chunk_id, worker_id), {"$set": {"leaseExpiresAt": lease_expires_at}}
+                )
+        return result.matched_count == 1
+
+    async def finish_chunk(self, chunk_id: str, worker_id: str, state: str) -> bool:
+        # Nothing reads a finished chunk again (its items' status records tell the outcome): it is removed.
+        with _driver_errors("finish of a job chunk"):
+            async with self._one_update_at_a_time():
+                result = await self._db[JOBS].delete_one(_owned(chunk_id, worker_id))
+        return result.deleted_count == 1
+
+    async def release_chunk(self, chunk_id: str, worker_id: str) -> bool:
+        release = {"$set": {"state": "pending", "leaseOwner": None, "leaseExpiresAt": 0.0}, "$inc": {"attempts": -1}}
+        with _driver_errors("release of a job chunk"):
+            async with self._one_update_at_a_time():
+                result = await self._db[JOBS].update_one(_owned(chunk_id, worker_id), release)
+        return result.matched_count == 1
+
+    async def pending_items(self, collection_id: str | None) -> int:
+        match: Document = {"state": {"$in": ["pending", "processing"]}}
+        if collection_id is not None:
+            match["ercollectionid"] = _text(collection_id, "collection id")
+        pipeline = [{"$match": match}, {"$group": {"_id": None, "items": {"$sum": "$itemCount"}}}]
+        with _driver_errors("count of pending job items"):
+            groups = await (await self._db[JOBS].aggregate(pipeline)).to_list()
+        return groups[0]["items"] if groups else 0
+
+    # ---- log store: ACL library ------------------------------------------------------------------------------
+
+    async def register_collection(self, record: Document) -> None:
+        collection_id = _text(record["collectionId"], "collectionId")
+        stored = {"ercollectionid": collection_id, "id": REGISTRATION_KEY, "recordKind": REGISTRATION,
+                  "record": record}
+        with _driver_errors("registration of a collection"):
+            try:
+                await self._db[LOGS].insert_one(stored)
+            except mongo_errors.DuplicateKeyError as error:
+                raise DuplicateError(f"collection {collection_id} is already registered") from error
+
+    async def put_grant(self, collection_id: str, principal: str, record: Document) -> None:
+        key = {"ercollectionid": _text(collection_id, "collection id"),
+               "id": GRANT_KEY_PREFIX + _text(principal, "principal")}
+        stored = {**key, "recordKind": GRANT, "principal": principal, "record": record}
+        with _driver_errors("write of a grant"):
+            async with self._one_update_at_a_time():
+                try:
+                    await self._db[LOGS].replace_one(key, stored, upsert=True)
+                except mongo_errors.DuplicateKeyError:
+                    # A concurrent first grant of the same principal inserted it between our match and our
+                    # insert (MongoDB retries that itself; FerretDB does not): it exists now, so replace it.
+                    await self._db[LOGS].replace_one(key, stored, upsert=True)
+
+    async def get_acl(self, collection_id: str) -> tuple[Document | None, list[Document]]:
+        query = {"ercollectionid": _text(collection_id, "collection id"),
+                 "recordKind": {"$in": [REGISTRATION, GRANT]}}
+        with _driver_errors("read of the ACL"):
+            found = await self._db[LOGS].find(query).sort("id", ASCENDING).to_list()
+        registration = next((item["record"] for item in found if item["recordKind"] == REGISTRATION), None)
+        return registration, [item["record"] for item in found if item["recordKind"] == GRANT]
+
+
+def _indexes() -> list[tuple[str, IndexModel]]:
+    """Every index, by collection: ``ercollectionid`` leads each key of the per-collection data, so that it can
+    be the shard key; the job queue is global and stays unsharded."""
+    indexes = []
+    for kind in KINDS:
+        version = f"sysData.{VERSION_FIELD[kind]}"
+        indexes.append((kind, IndexModel([("ercollectionid", ASCENDING), ("id", ASCENDING)], name="collection_id",
+                                         unique=True)))
+        indexes.append((
+            f"{kind}_history",
+            IndexModel([("ercollectionid", ASCENDING), ("id", ASCENDING), (version, ASCENDING)],
+                       name="collection_id_version", unique=True),
+        ))
+    indexes.append((LOGS, IndexModel([("ercollectionid", ASCENDING), ("id", ASCENDING)], name="collection_id",
+                                     unique=True)))
+    # the status tracker's queries: one filter (or none) and the (receivedTimestamp, id) sort
+    tail = [("receivedTimestamp", ASCENDING), ("id", ASCENDING)]
+    indexes.append((LOGS, IndexModel([("ercollectionid", ASCENDING), *tail], name="collection_time")))
+    for name, field in (
+        ("transaction", "transactionId"),
+        ("correlation", "correlationId"),
+        ("relationship", "serviceData.relationshipId"),
+        ("entity", "serviceData.entityId"),
+    ):
+        indexes.append((LOGS, IndexModel([("ercollectionid", ASCENDING), (field, ASCENDING), *tail],
+                                         name=f"collection_{name}_time")))
+    # the job queue: not per collection (see the job queue methods)
+    indexes.append((JOBS, IndexModel([("id", ASCENDING)], name="id", unique=True)))
+    indexes.append((JOBS, IndexModel([("state", ASCENDING), ("createdAt", ASCENDING), ("id", ASCENDING)],
+                                     name="state_age")))
+    indexes.append((JOBS, IndexModel([("ercollectionid", ASCENDING), ("state", ASCENDING)],
+                                     name="collection_state")))
+    return indexes
+
+
+def _owned(chunk_id: str, worker_id: str) -> Document:
+    return {"id": _text(chunk_id, "chunk id"), "state": "processing", "leaseOwner": _text(worker_id, "worker id")}
+
+
+def _log_selector(query: LogQuery) -> Document:
+    """The filters of ``query`` as a MongoDB selector, without its paging (``after``, ``limit``)."""
+    selector: Document = {"ercollectionid": _text(query.collection_id, "collection id"), "recordKind": STATUS}
+    for field, value in (
+        ("transactionId", query.transaction_id),
+        ("correlationId", query.correlation_id),
+        ("serviceData.relationshipId", query.relationship_id),
+        ("serviceData.entityId", query.entity_id),
+    ):
+        if value is not None:
+            selector[field] = _text(value, field)
+    received: Document = {}
+    if query.start_time is not None:
+        received["$gte"] = _text(query.start_time, "start time")
+    if query.end_time is not None:
+        received["$lte"] = _text(query.end_time, "end time")
+    if received:
+        selector["receivedTimestamp"] = received
+    return selector
+
+
+def _duplicates(details: Document, action: str) -> set[int]:
+    """Indexes of the statements that failed on a duplicate key; any other write error is a StorageError."""
+    errors = details.get("writeErrors", [])
+    other = [error for error in errors if error.get("code") != DUPLICATE_KEY]
+    if other:
+        raise StorageError(f"MongoDB {action} failed: {other[0].get('errmsg', other[0])}")
+    if details.get("writeConcernErrors"):
+        raise StorageError(f"MongoDB {action} failed: write concern error {details['writeConcernErrors'][0]}")
+    return {error["index"] for error in errors}

@@ -1,0 +1,765 @@
+"""The storage contract: what storage_plugins/base.py's docstrings promise, checked against every plugin.
+
+Each test takes the ``storage`` fixture of ``tests.storage_fixtures`` and so runs once per plugin; a new plugin
+joins by being listed there. Documents are plain dicts shaped like the service's own. The last section holds
+the MongoDB plugin's own checks (server down and back, start-up, credentials in logs), which no other plugin
+can share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import gc
+import random
+import time
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from storage_plugins.base import (
+    KINDS,
+    ClaimResult,
+    ConfigurationError,
+    DuplicateError,
+    LogQuery,
+    LogTransition,
+    StorageError,
+    create_storage,
+)
+
+RELATIONSHIP_TYPE = "BRICK_0_4__isFedBy_Equipment_Equipment"
+
+
+def entity(entity_id: str, version: int, **extra) -> dict:
+    return {
+        "id": entity_id,
+        "entityType": "BRICK_0_4__AHU",
+        "entityName": f"AHU {entity_id}",
+        "brickEntityType": "BRICK_0_4__Equipment",
+        "brickEntitySubType": "BRICK_0_4__AHU",
+        "isActive": True,
+        "sysData": {"sysEntityVersion": version, "sysCreatedAt": "2026-11-27T05:00:00.000000Z"},
+        **extra,
+    }
+
+
+def relationship(relationship_id: str, version: int, **extra) -> dict:
+    return {
+        "id": relationship_id,
+        "relationshipType": RELATIONSHIP_TYPE,
+        "relationshipName": "supply air",
+        "sourceEntityId": "ac4d999e-3798-11e8-a1af-c8e0eb18b031",
+        "destinationEntityId": "ac4d8cd8-3798-11e8-a527-c8e0eb18b031",
+        "sourceERCollectionId": "c1",
+        "destinationERCollectionId": "c2",
+        "brickRelationshipName": "isFedBy",
+        "brickRelationshipType": "BRICK_0_4__isFedBy",
+        "isActive": True,
+        "sysData": {"sysRelationshipVersion": version, "sysCreatedAt": "2026-11-27T05:00:00.000000Z"},
+        **extra,
+    }
+
+
+MAKERS = {"entities": entity, "relationships": relationship}
+
+
+def doc(kind: str, document_id: str, version: int, **extra) -> dict:
+    return MAKERS[kind](document_id, version, **extra)
+
+
+def at(minute: int, second: int = 0) -> str:
+    return f"2026-11-27T05:{minute:02d}:{second:02d}.000000Z"
+
+
+def status_record(
+    record_id: str | None = None,
+    *,
+    collection: str = "c1",
+    transaction: str = "t1",
+    correlation: str | None = "k1",
+    relationship_id: str | None = "r1",
+    entity_id: str | None = None,
+    received: str = at(0),
+) -> dict:
+    return {
+        "id": record_id or str(uuid.uuid4()),
+        "transactionId": transaction,
+        "correlationId": correlation,
+        "requestAction": "Upsert",
+        "requestObject": "Relationship" if relationship_id else "Entity",
+        "state": "Completed",
+        "message": "Relationship upserted successfully",
+        "serviceData": {"erCollectionId": collection, "entityId": entity_id, "relationshipId": relationship_id},
+        "receivedTimestamp": received,
+        "stateHistory": [
+            {"timestamp": received, "unixTimestamp": 1795755600.0, "state": "Requested"},
+            {"timestamp": received, "unixTimestamp": 1795755600.1, "state": "Completed"},
+        ],
+    }
+
+
+def ordered(records: list[dict]) -> list[dict]:
+    return sorted(records, key=lambda record: (record["receivedTimestamp"], record["id"]))
+
+
+@pytest.fixture(params=KINDS)
+def kind(request) -> str:
+    return request.param
+
+
+async def store(storage, kind: str, collection: str, *documents: dict) -> None:
+    """Claim and publish, as the service does."""
+    claim = await storage.claim_versions(kind, collection, list(documents))
+    assert claim.conflicted == []
+    await storage.put_current(kind, collection, list(documents))
+
+
+# ---- lifecycle -----------------------------------------------------------------------------------------------
+
+
+async def test_ping_answers(storage):
+    assert await storage.ping() is None
+
+
+# ---- current view ------------------------------------------------------------------------------------------
+
+
+async def test_get_current_of_no_ids_is_empty(storage, kind):
+    await store(storage, kind, "c1", doc(kind, "a", 1))
+    assert await storage.get_current(kind, "c1", []) == {}
+
+
+async def test_get_current_omits_missing_ids(storage, kind):
+    await store(storage, kind, "c1", doc(kind, "a", 1), doc(kind, "b", 1))
+    found = await storage.get_current(kind, "c1", ["a", "missing", "b"])
+    assert found == {"a": doc(kind, "a", 1), "b": doc(kind, "b", 1)}
+    assert await storage.get_current(kind, "c1", ["missing"]) == {}
+    assert await storage.get_current(kind, "never-used", ["a"]) == {}
+
+
+async def test_get_current_accepts_any_iterable_and_repeated_ids(storage, kind):
+    await store(storage, kind, "c1", doc(kind, "a", 1))
+    assert await storage.get_current(kind, "c1", iter(["a", "a"])) == {"a": doc(kind, "a", 1)}
+
+
+async def test_get_current_returns_inactive_documents(storage, kind):
+    await store(storage, kind, "c1", doc(kind, "a", 1, isActive=False))
+    assert (await storage.get_current(kind, "c1", ["a"]))["a"]["isActive"] is False
+
+
+async def test_put_current_of_no_documents_is_a_no_op(storage, kind):
+    await storage.put_current(kind, "c1", [])
+    assert await storage.get_current(kind, "c1", ["a"]) == {}
+
+
+async def test_put_current_moves_forward_and_replaces_the_whole_document(storage, kind):
+    await storage.put_current(kind, "c1", [doc(kind, "a", 1, note="first", extra={"x": 1})])
+    await storage.put_current(kind, "c1", [doc(kind, "a", 2, note="second")])
+    assert await storage.get_current(kind, "c1", ["a"]) == {"a": doc(kind, "a", 2, note="second")}
+
+
+async def test_put_current_never_moves_backwards(storage, kind):
+    await storage.put_current(kind, "c1", [doc(kind, "a", 3, note="newest")])
+    await storage.put_current(kind, "c1", [doc(kind, "a", 2, note="stale")])
+    await storage.put_current(kind, "c1", [doc(kind, "a", 3, note="same version again")])
+    assert await storage.get_current(kind, "c1", ["a"]) == {"a": doc(kind, "a", 3, note="newest")}
+
+
+async def test_put_current_with_stale_documents_in_a_batch_still_writes_the_others(storage, kind):
+    await storage.put_current(kind, "c1", [doc(kind, "a", 2), doc(kind, "c", 1)])
+    await storage.put_current(
+        kind, "c1", [doc(kind, "a", 1, note="stale"), doc(kind, "b", 1), doc(kind, "c", 3), doc(kind, "a", 2)]
+    )
+    found = await storage.get_current(kind, "c1", ["a", "b", "c"])
+    assert found == {"a": doc(kind, "a", 2), "b": doc(kind, "b", 1), "c": doc(kind, "c", 3)}
+
+
+async def test_put_current_in_any_order_ends_at_the_highest_version(storage, kind):
+    versions = list(range(1, 21))
+    random.Random(7).shuffle(versions)
+    await asyncio.gather(*(storage.put_current(kind, "c1", [doc(kind, "a", v)]) for v in versions))
+    assert await storage.get_current(kind, "c1", ["a"]) == {"a": doc(kind, "a", 20)}
+
+
+async def test_large_batches_are_written_and_read_whole(storage, kind):
+    documents = [doc(kind, f"id-{n:03d}", 1) for n in range(250)]
+    claim = await storage.claim_versions(kind, "c1", documents)
+    assert sorted(claim.claimed) == sorted(d["id"] for d in documents)
+    await storage.put_current(kind, "c1", documents)
+    found = await storage.get_current(kind, "c1", [d["id"] for d in documents])
+    assert found == {d["id"]: d for d in documents}
+
+
+# ---- history -----------------------------------------------------------------------------------------------
+
+
+async def test_claim_of_no_documents_is_a_no_op(storage, kind):
+    assert await storage.claim_versions(kind, "c1", []) == ClaimResult()
+    assert await storage.get_versions(kind, "c1", "a") == []
+
+
+async def test_claim_reports_claimed_and_conflicted_ids(storage, kind):
+    first = await storage.claim_versions(kind, "c1", [doc(kind, "a", 1, note="winner"), doc(kind, "b", 1)])
+    assert sorted(first.claimed) == ["a", "b"] and first.conflicted == []
+    second = await storage.claim_versions(
+        kind, "c1", [doc(kind, "a", 1, note="loser"), doc(kind, "b", 2), doc(kind, "c", 1)]
+    )
+    assert sorted(second.claimed) == ["b", "c"]
+    assert second.conflicted == ["a"]
+    assert await storage.get_versions(kind, "c1", "a") == [doc(kind, "a", 1, note="winner")]
+
+
+async def test_claim_does_not_touch_the_current_view(storage, kind):
+    await storage.claim_versions(kind, "c1", [doc(kind, "a", 1)])
+    assert await storage.get_current(kind, "c1", ["a"]) == {}
+
+
+async def test_concurrent_claims_of_one_version_have_exactly_one_winner(storage, kind):
+    results = await asyncio.gather(
+        *(storage.claim_versions(kind, "c1", [doc(kind, "a", 1, writer=n)]) for n in range(20))
+    )
+    winners = [n for n, result in enumerate(results) if result.claimed == ["a"]]
+    assert len(winners) == 1
+    assert sum(result.conflicted == ["a"] for result in results) == 19
+    assert await storage.get_versions(kind, "c1", "a") == [doc(kind, "a", 1, writer=winners[0])]
+
+
+async def test_get_versions_is_oldest_first(storage, kind):
+    await storage.claim_versions(kind, "c1", [doc(kind, "a", 2)])
+    await storage.claim_versions(kind, "c1", [doc(kind, "a", 1)])
+    await storage.claim_versions(kind, "c1", [doc(kind, "a", 3), doc(kind, "b", 1)])
+    assert await storage.get_versions(kind, "c1", "a") == [doc(kind, "a", v) for v in (1, 2, 3)]
+
+
+async def test_get_versions_of_an_unknown_id_is_empty(storage, kind):
+    await store(storage, kind, "c1", doc(kind, "a", 1))
+    assert await storage.get_versions(kind, "c1", "unknown") == []
+    assert await storage.get_versions(kind, "other", "a") == []
+
+
+async def test_get_latest_versions_picks_the_highest_from_the_history(storage, kind):
+    await store(storage, kind, "c1", doc(kind, "a", 1), doc(kind, "b", 1))
+    # history ahead of the current view: a writer claimed but has not published yet
+    await storage.claim_versions(kind, "c1", [doc(kind, "a", 3), doc(kind, "b", 2)])
+    await storage.claim_versions(kind, "c1", [doc(kind, "a", 2)])
+    latest = await storage.get_latest_versions(kind, "c1", ["a", "b", "missing"])
+    assert latest == {"a": doc(kind, "a", 3), "b": doc(kind, "b", 2)}
+    assert await storage.get_latest_versions(kind, "c1", []) == {}
+    assert await storage.get_latest_versions(kind, "c1", ["missing"]) == {}
+
+
+async def test_versions_of_double_digits_sort_as_numbers(storage, kind):
+    for version in (9, 10, 2, 11, 1):
+        await storage.claim_versions(kind, "c1", [doc(kind, "a", version)])
+    assert [d["sysData"] for d in await storage.get_versions(kind, "c1", "a")] == [
+        doc(kind, "a", v)["sysData"] for v in (1, 2, 9, 10, 11)
+    ]
+    assert await storage.get_latest_versions(kind, "c1", ["a"]) == {"a": doc(kind, "a", 11)}
+
+
+async def test_find_applied_finds_the_version_a_transaction_wrote(storage, kind):
+    def written(document_id: str, version: int, transaction: str) -> dict:
+        document = doc(kind, document_id, version)
+        document["sysData"]["sysTransactionId"] = transaction
+        return document
+
+    await storage.claim_versions(kind, "c1", [written("a", 1, "t1"), written("b", 1, "t1")])
+    await storage.claim_versions(kind, "c1", [written("a", 2, "t2"), written("c", 1, "t2")])
+    await storage.claim_versions(kind, "c2", [written("d", 1, "t2")])
+    assert await storage.find_applied(kind, "c1", ["a", "b", "c", "d", "x"], "t2") == {
+        "a": written("a", 2, "t2"),
+        "c": written("c", 1, "t2"),
+    }
+    assert await storage.find_applied(kind, "c1", ["a", "b"], "t1") == {
+        "a": written("a", 1, "t1"),
+        "b": written("b", 1, "t1"),
+    }
+    assert await storage.find_applied(kind, "c1", [], "t1") == {}
+    assert await storage.find_applied(kind, "c1", ["a"], "unknown") == {}
+
+
+# ---- isolation and copies ------------------------------------------------------------------------------------
+
+
+async def test_collections_and_kinds_are_isolated(storage):
+    await store(storage, "entities", "c1", entity("x", 1, note="c1"))
+    await store(storage, "entities", "c2", entity("x", 1, note="c2"), entity("x", 2, note="c2 v2"))
+    await store(storage, "relationships", "c1", relationship("x", 1))
+    assert await storage.get_current("entities", "c1", ["x"]) == {"x": entity("x", 1, note="c1")}
+    assert await storage.get_current("entities", "c2", ["x"]) == {"x": entity("x", 2, note="c2 v2")}
+    assert await storage.get_current("relationships", "c1", ["x"]) == {"x": relationship("x", 1)}
+    assert await storage.get_current("relationships", "c2", ["x"]) == {}
+    assert await storage.get_versions("entities", "c1", "x") == [entity("x", 1, note="c1")]
+    assert await storage.get_latest_versions("entities", "c1", ["x"]) == {"x": entity("x", 1, note="c1")}
+    # the same version in another collection is no conflict
+    claim = await storage.claim_versions("entities", "c3", [entity("x", 1)])
+    assert claim.claimed == ["x"]
+
+
+async def test_documents_come_back_exactly_as_stored(storage, kind):
+    tricky = doc(
+        kind,
+        "a",
+        1,
+        nothing=None,
+        flag=False,
+        ratio=0.25,
+        big=2**40,
+        text="Lüftung ✓ \"quoted\" $notAnOperator",
+        nested={"list": [1, "two", {"three": [None]}], "empty": {}},
+        # names the MongoDB plugin uses for itself must survive as the caller's own data
+        _id="client-value",
+        ercollectionid="not-the-collection",
+        recordKind="client-kind",
+    )
+    await store(storage, kind, "c1", tricky)
+    await store(storage, kind, "c1", doc(kind, "b", 1, _id="client-value"))  # same client _id, no clash
+    assert await storage.get_current(kind, "c1", ["a"]) == {"a": tricky}
+    assert await storage.get_versions(kind, "c1", "a") == [tricky]
+    assert await storage.get_latest_versions(kind, "c1", ["a"]) == {"a": tricky}
+    assert (await storage.get_current(kind, "c1", ["b"]))["b"]["_id"] == "client-value"
+
+
+async def test_returned_and_given_documents_are_copies(storage, kind):
+    given = doc(kind, "a", 1, tags=["x"])
+    await store(storage, kind, "c1", given)
+    given["tags"].append("changed by the caller after the call")
+    given["sysData"]["note"] = "changed"
+    for found in (
+        (await storage.get_current(kind, "c1", ["a"]))["a"],
+        (await storage.get_versions(kind, "c1", "a"))[0],
+        (await storage.get_latest_versions(kind, "c1", ["a"]))["a"],
+    ):
+        found["tags"].append("changed by a reader")
+        found["sysData"]["sysCreatedAt"] = "changed"
+        found["entityType" if kind == "entities" else "relationshipType"] = "changed"
+    assert await storage.get_current(kind, "c1", ["a"]) == {"a": doc(kind, "a", 1, tags=["x"])}
+    assert await storage.get_versions(kind, "c1", "a") == [doc(kind, "a", 1, tags=["x"])]
+
+
+# ---- status records ----------------------------------------------------------------------------------------
+
+
+async def test_insert_logs_of_no_records_is_a_no_op(storage):
+    await storage.insert_logs([])
+    assert await storage.find_logs(LogQuery(collection_id="c1")) == []
+    assert await storage.count_logs(LogQuery(collection_id="c1")) == 0
+
+
+async def test_status_records_come_back_exactly_as_stored(storage):
+    records = [status_record(received=at(1)), status_record(received=at(0), entity_id="e1", relationship_id=None)]
+    await storage.insert_logs(copy.deepcopy(records))
+    assert await storage.find_logs(LogQuery(collection_id="c1")) == ordered(records)
+
+
+async def test_insert_logs_duplicate_id_raises_and_still_writes_the_others(storage):
+    existing = status_record("dup-1", received=at(0))
+    await storage.insert_logs([existing])
+    fresh = [status_record(received=at(1)), status_record(received=at(2))]
+    with pytest.raises(DuplicateError):
+        await storage.insert_logs([fresh[0], status_record("dup-1", transaction="t2", received=at(5)), fresh[1]])
+    assert await storage.find_logs(LogQuery(collection_id="c1")) == ordered([existing, *fresh])
+    assert await storage.find_logs(LogQuery(collection_id="c1", transaction_id="t2")) == []
+
+
+async def test_find_logs_applies_each_filter(storage):
+    records = {
+        "r1": status_record(transaction="t1", correlation="k1", relationship_id="r1", received=at(0)),
+        "r2": status_record(transaction="t1", correlation="k2", relationship_id="r2", received=at(1)),
+        "e1": status_record(transaction="t2", correlation="k1", relationship_id=None, entity_id="e1",
+                            received=at(2)),
+        "e2": status_record(transaction="t3", correlation=None, relationship_id=None, entity_id="e2",
+                            received=at(3)),
+    }
+    await storage.insert_logs(list(records.values()))
+
+    async def found(**filters) -> list[dict]:
+        return await storage.find_logs(LogQuery(collection_id="c1", **filters))
+
+    assert await found(transaction_id="t1") == [records["r1"], records["r2"]]
+    assert await found(correlation_id="k1") == [records["r1"], records["e1"]]
+    assert await found(relationship_id="r2") == [records["r2"]]
+    assert await found(entity_id="e2") == [records["e2"]]
+    assert await found(transaction_id="t1", correlation_id="k2") == [records["r2"]]
+    assert await found(transaction_id="t1", entity_id="e1") == []
+    assert await found(transaction_id="unknown") == []
+    assert await found() == list(records.values())
+    assert await storage.count_logs(LogQuery(collection_id="c1", transaction_id="t1")) == 2
+    assert await storage.count_logs(LogQuery(collection_id="c1", correlation_id="k1")) == 2
+    assert await storage.count_logs(LogQuery(collection_id="c1", entity_id="e1")) == 1
+
+
+async def test_find_logs_time_bounds_are_inclusive(storage):
+    records = [status_record(received=at(minute)) for minute in range(5)]
+    await storage.insert_logs(records)
+    query = LogQuery(collection_id="c1", start_time=at(1), end_time=at(3))
+    assert await storage.find_logs(query) == records[1:4]
+    assert await storage.count_logs(query) == 3
+    assert await storage.find_logs(LogQuery(collection_id="c1", start_time=at(4))) == records[4:]
+    assert await storage.find_logs(LogQuery(collection_id="c1", end_time=at(0))) == records[:1]
+    assert await storage.find_logs(LogQuery(collection_id="c1", start_time=at(3), end_time=at(3))) == [records[3]]
+    assert await storage.find_logs(LogQuery(collection_id="c1", start_time=at(5))) == []
+
+
+async def test_find_logs_pages_in_timestamp_then_id_order(storage):
+    # several records share a timestamp, so the id decides their order; inserted shuffled
+    records = [status_record(f"{n:02d}-{uuid.uuid4()}", received=at(n // 3)) for n in range(10)]
+    shuffled = records[:]
+    random.Random(3).shuffle(shuffled)
+    await storage.insert_logs(shuffled)
+    pages, after = [], None
+    while True:
+        page = await storage.find_logs(LogQuery(collection_id="c1", after=after, limit=4))
+        if not page:
+            break
+        pages.append(page)
+        after = (page[-1]["receivedTimestamp"], page[-1]["id"])
+    assert [len(page) for page in pages] == [4, 4, 2]
+    assert [record for page in pages for record in page] == ordered(records)
+    assert await storage.find_logs(LogQuery(collection_id="c1", limit=3)) == ordered(records)[:3]
+    # count ignores paging
+    assert await storage.count_logs(LogQuery(collection_id="c1", after=after, limit=1)) == 10
+
+
+async def test_find_logs_paging_combines_with_filters_and_time_bounds(storage):
+    records = [status_record(transaction="t1" if n % 2 else "t2", received=at(n)) for n in range(8)]
+    await storage.insert_logs(records)
+    wanted = [r for r in records if r["transactionId"] == "t1" and at(2) <= r["receivedTimestamp"] <= at(6)]
+    first = await storage.find_logs(
+        LogQuery(collection_id="c1", transaction_id="t1", start_time=at(2), end_time=at(6), limit=1)
+    )
+    assert first == wanted[:1]
+    rest = await storage.find_logs(
+        LogQuery(collection_id="c1", transaction_id="t1", start_time=at(2), end_time=at(6),
+                 after=(first[0]["receivedTimestamp"], first[0]["id"]))
+    )
+    assert rest == wanted[1:]
+    # an ``after`` before start_time does not widen the window
+    early = await storage.find_logs(
+        LogQuery(collection_id="c1", start_time=at(5), after=(at(1), records[1]["id"]))
+    )
+    assert early == records[5:]
+
+
+async def test_status_records_are_isolated_per_collection_and_from_acl_records(storage):
+    mine = status_record(collection="c1", transaction="t1")
+    theirs = status_record(collection="c2", transaction="t1")
+    await storage.insert_logs([mine, theirs])
+    await storage.register_collection({"collectionId": "c1", "collectionName": "one", "owner": "alice"})
+    await storage.put_grant("c1", "alice", {"collectionId": "c1", "principal": "alice", "access": ["read"]})
+    assert await storage.find_logs(LogQuery(collection_id="c1")) == [mine]
+    assert await storage.find_logs(LogQuery(collection_id="c2", transaction_id="t1")) == [theirs]
+    assert await storage.find_logs(LogQuery(collection_id="c3")) == []
+    assert await storage.count_logs(LogQuery(collection_id="c1")) == 1
+
+
+async def test_returned_status_records_are_copies(storage):
+    record = status_record()
+    await storage.insert_logs([record])
+    record["serviceData"]["relationshipId"] = "changed by the caller after the call"
+    found = await storage.find_logs(LogQuery(collection_id="c1"))
+    found[0]["stateHistory"].clear()
+    found[0]["serviceData"]["erCollectionId"] = "changed"
+    assert await storage.find_logs(LogQuery(collection_id="c1")) == [status_record(record["id"])]
+
+
+async def test_transition_logs_moves_only_records_in_an_allowed_state(storage):
+    requested = status_record("a", received=at(0))
+    requested["state"] = "Requested"
+    processing = status_record("b", received=at(1))
+    processing["state"] = "Processing"
+    done = status_record("c", received=at(2))  # Completed: final
+    elsewhere = status_record("d", collection="c2", received=at(3))
+    elsewhere["state"] = "Requested"
+    await storage.insert_logs([requested, processing, done, elsewhere])
+    when = datetime(2026, 11, 27, 5, 30, tzinfo=timezone.utc)
+    transitions = [
+        LogTransition(record_id=record_id, state="Completed", message="applied", at=when)
+        for record_id in ("a", "b", "c", "d", "missing")
+    ]
+    assert await storage.transition_logs("c1", transitions) == 2
+    assert await storage.transition_logs("c1", transitions) == 0  # applying it again changes nothing
+    assert await storage.transition_logs("c1", []) == 0
+    found = {r["id"]: r for r in await storage.find_logs(LogQuery(collection_id="c1"))}
+    for record_id, before in (("a", requested), ("b", processing)):
+        assert found[record_id]["state"] == "Completed" and found[record_id]["message"] == "applied"
+        assert found[record_id]["stateHistory"] == [*before["stateHistory"], transitions[0].history_entry()]
+    assert found["c"] == done
+    assert (await storage.find_logs(LogQuery(collection_id="c2")))[0]["state"] == "Requested"
+
+
+async def test_transition_logs_of_a_large_batch(storage):
+    records = []
+    for n in range(150):
+        record = status_record(f"r{n:03d}", received=at(n % 60))
+        record["state"] = "Processing"
+        records.append(record)
+    await storage.insert_logs(records)
+    when = datetime(2026, 11, 27, 5, 30, tzinfo=timezone.utc)
+    moved = await storage.transition_logs(
+        "c1", [LogTransition(record_id=r["id"], state="Failed", message="no", at=when) for r in records]
+    )
+    assert moved == 150
+    assert await storage.count_log_states("c1", "t1") == {"Failed": 150}
+
+
+async def test_count_log_states_counts_items_of_one_transaction(storage):
+    records = [status_record(transaction="t1", received=at(n)) for n in range(3)]
+    records[0]["state"] = "Requested"
+    job = status_record(transaction="t1", relationship_id=None, received=at(4))
+    job["requestObject"] = "Job"
+    other = status_record(transaction="t2", received=at(5))
+    await storage.insert_logs([*records, job, other])
+    assert await storage.count_log_states("c1", "t1") == {"Requested": 1, "Completed": 2}
+    assert await storage.count_log_states("c2", "t1") == {}
+    assert await storage.count_log_states("c1", "unknown") == {}
+
+
+# ---- ACL library -------------------------------------------------------------------------------------------
+
+
+def registration(collection_id: str, owner: str = "alice") -> dict:
+    return {"collectionId": collection_id, "collectionName": f"Building {collection_id}", "owner": owner,
+            "createdAt": at(0)}
+
+
+def grant(collection_id: str, principal: str, access: list[str]) -> dict:
+    return {"collectionId": collection_id, "principal": principal, "access": access, "grantedBy": "alice",
+            "updatedAt": at(1)}
+
+
+async def test_get_acl_of_an_unregistered_collection(storage):
+    assert await storage.get_acl("c1") == (None, [])
+
+
+async def test_register_collection_then_duplicate(storage):
+    await storage.register_collection(registration("c1"))
+    with pytest.raises(DuplicateError):
+        await storage.register_collection(registration("c1", owner="mallory"))
+    assert await storage.get_acl("c1") == (registration("c1"), [])
+    assert await storage.get_acl("c2") == (None, [])
+    await storage.register_collection(registration("c2", owner="bob"))
+    assert (await storage.get_acl("c2"))[0] == registration("c2", owner="bob")
+
+
+async def test_put_grant_replaces_the_principals_earlier_grant(storage):
+    await storage.register_collection(registration("c1"))
+    await storage.put_grant("c1", "alice", grant("c1", "alice", ["read", "write"]))
+    await storage.put_grant("c1", "bob", grant("c1", "bob", ["read"]))
+    await storage.put_grant("c1", "bob", grant("c1", "bob", ["read", "write"]))
+    await storage.put_grant("c1", "carol", grant("c1", "carol", ["read"]))
+    await storage.put_grant("c1", "carol", grant("c1", "carol", []))  # a revocation is a grant of nothing
+    await storage.put_grant("c2", "bob", grant("c2", "bob", ["read"]))
+    found_registration, grants = await storage.get_acl("c1")
+    assert found_registration == registration("c1")
+    by_principal = {g["principal"]: g for g in grants}
+    assert len(grants) == 3
+    assert by_principal == {
+        "alice": grant("c1", "alice", ["read", "write"]),
+        "bob": grant("c1", "bob", ["read", "write"]),
+        "carol": grant("c1", "carol", []),
+    }
+    assert await storage.get_acl("c2") == (None, [grant("c2", "bob", ["read"])])
+
+
+async def test_concurrent_grants_of_one_principal_leave_one_grant(storage):
+    await asyncio.gather(*(storage.put_grant("c1", "bob", grant("c1", "bob", [str(n)])) for n in range(10)))
+    _, grants = await storage.get_acl("c1")
+    assert len(grants) == 1 and grants[0]["principal"] == "bob"
+
+
+async def test_returned_acl_records_are_copies(storage):
+    given = registration("c1")
+    await storage.register_collection(given)
+    await storage.put_grant("c1", "bob", grant("c1", "bob", ["read"]))
+    given["owner"] = "changed by the caller after the call"
+    found_registration, grants = await storage.get_acl("c1")
+    found_registration["owner"] = "changed"
+    grants[0]["access"].append("write")
+    assert await storage.get_acl("c1") == (registration("c1"), [grant("c1", "bob", ["read"])])
+
+
+# ---- job queue ---------------------------------------------------------------------------------------------
+
+
+def chunk(chunk_id: str, collection: str = "c1", items: int = 10, created: str = at(0)) -> dict:
+    return {"id": chunk_id, "ercollectionid": collection, "itemCount": items, "createdAt": created,
+            "transactionId": "t1", "items": [{"id": f"{chunk_id}-{n}"} for n in range(2)]}
+
+
+async def test_chunks_are_claimed_oldest_first_and_returned_in_their_new_state(storage):
+    await storage.enqueue_chunks([])
+    await storage.enqueue_chunks([chunk("k1", created=at(1)), chunk("k2", created=at(2))])
+    await storage.enqueue_chunks([chunk("k3", created=at(3))])
+    now = 1_800_000_000.0
+    first = await storage.claim_chunk("w1", now, 30.0)
+    assert first == {**chunk("k1", created=at(1)), "state": "processing", "attempts": 1, "leaseOwner": "w1",
+                     "leaseExpiresAt": now + 30.0}
+    assert (await storage.claim_chunk("w2", now, 30.0))["id"] == "k2"
+    assert (await storage.claim_chunk("w3", now, 30.0))["id"] == "k3"
+    assert await storage.claim_chunk("w4", now, 30.0) is None
+
+
+async def test_enqueue_of_an_existing_chunk_id_is_a_duplicate(storage):
+    await storage.enqueue_chunks([chunk("k1")])
+    with pytest.raises(DuplicateError):
+        await storage.enqueue_chunks([chunk("k1", items=99)])
+    assert await storage.pending_items(None) == 10
+
+
+async def test_an_expired_lease_lets_another_worker_take_the_chunk(storage):
+    await storage.enqueue_chunks([chunk("k1")])
+    now = 1_800_000_000.0
+    await storage.claim_chunk("w1", now, 5.0)
+    assert await storage.claim_chunk("w2", now + 4.0, 5.0) is None
+    taken = await storage.claim_chunk("w2", now + 5.0, 5.0)
+    assert taken["leaseOwner"] == "w2" and taken["attempts"] == 2
+    # the first worker owns it no longer
+    assert await storage.renew_chunk("k1", "w1", now + 100) is False
+    assert await storage.finish_chunk("k1", "w1", "done") is False
+    assert await storage.release_chunk("k1", "w1") is False
+    assert await storage.renew_chunk("k1", "w2", now + 100) is True
+    assert await storage.claim_chunk("w3", now + 50, 5.0) is None  # renewed
+
+
+async def test_release_hands_the_chunk_back_and_finish_ends_it(storage):
+    await storage.enqueue_chunks([chunk("k1", items=7), chunk("k2", collection="c2", items=5, created=at(1))])
+    now = 1_800_000_000.0
+    assert await storage.pending_items(None) == 12
+    assert await storage.pending_items("c1") == 7
+    assert await storage.pending_items("c3") == 0
+    claimed = await storage.claim_chunk("w1", now, 30.0)
+    assert await storage.pending_items("c1") == 7  # processing still counts
+    assert await storage.release_chunk(claimed["id"], "w1") is True
+    again = await storage.claim_chunk("w2", now, 30.0)
+    assert again["id"] == "k1" and again["attempts"] == 1  # the released attempt was undone
+    assert await storage.finish_chunk("k1", "w2", "done") is True
+    assert await storage.finish_chunk("k1", "w2", "done") is False
+    assert await storage.pending_items("c1") == 0 and await storage.pending_items(None) == 5
+    failed = await storage.claim_chunk("w2", now, 30.0)
+    assert await storage.finish_chunk(failed["id"], "w2", "failed") is True
+    assert await storage.pending_items(None) == 0
+    assert await storage.claim_chunk("w3", now + 1000, 30.0) is None
+
+
+async def test_concurrent_workers_never_hold_the_same_chunk(storage):
+    await storage.enqueue_chunks([chunk(f"k{n}", created=at(n)) for n in range(5)])
+    now = 1_800_000_000.0
+    claims = await asyncio.gather(*(storage.claim_chunk(f"w{n}", now, 30.0) for n in range(12)))
+    taken = [claim["id"] for claim in claims if claim is not None]
+    assert sorted(taken) == [f"k{n}" for n in range(5)]
+
+
+# ---- the MongoDB plugin's own checks -------------------------------------------------------------------------
+
+
+@pytest.mark.mongodb
+async def test_mongodb_instances_on_one_database_share_data_and_reopen_idempotently(mongodb_uri):
+    settings = {"uri": mongodb_uri, "database": f"erapi_test_{uuid.uuid4().hex[:12]}", "write_concern": "1",
+                "journal": False, "timeout_ms": 5000}
+    first, second = create_storage("mongodb", settings), create_storage("mongodb", settings)
+    try:
+        await first.open()
+        await store(first, "relationships", "c1", relationship("a", 1))
+        await first.insert_logs([status_record("log-1")])
+        await second.open()  # indexes exist already: open() leaves them and the data alone
+        assert await second.get_current("relationships", "c1", ["a"]) == {"a": relationship("a", 1)}
+        claim = await second.claim_versions("relationships", "c1", [relationship("a", 1)])
+        assert claim.conflicted == ["a"]
+        with pytest.raises(DuplicateError):
+            await second.insert_logs([status_record("log-1")])
+    finally:
+        await first.close()
+        await second.close()
+        from pymongo import AsyncMongoClient
+
+        client = AsyncMongoClient(mongodb_uri, serverSelectionTimeoutMS=5000)
+        await client.drop_database(settings["database"])
+        await client.close()
+
+
+async def close_and_collect_leaked_sockets(plugin) -> None:
+    """Close, then collect here the socket PyMongo 4.20 leaks when close() cancels a pending connection attempt
+    (PYTHON-5867), so that its ResourceWarning falls in the test that caused it, which ignores it."""
+    await plugin.close()
+    await asyncio.sleep(0.1)
+    gc.collect()
+
+
+IGNORE_PYMONGO_SOCKET_LEAK = pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
+
+
+@IGNORE_PYMONGO_SOCKET_LEAK
+async def test_mongodb_open_fails_fast_when_the_server_is_down_and_close_is_safe():
+    pytest.importorskip("pymongo")
+    from tests.ferretdb import free_port
+
+    plugin = create_storage(
+        "mongodb",
+        {"uri": f"mongodb://127.0.0.1:{free_port()}/", "database": "erapi_down", "timeout_ms": 500},
+    )
+    started = time.monotonic()
+    with pytest.raises(StorageError):
+        await plugin.open()
+    assert time.monotonic() - started < 5
+    await close_and_collect_leaked_sockets(plugin)
+    await plugin.close()
+
+
+@IGNORE_PYMONGO_SOCKET_LEAK
+async def test_mongodb_uri_password_is_never_logged():
+    pytest.importorskip("pymongo")
+    from structlog.testing import capture_logs
+
+    from tests.ferretdb import free_port
+
+    uri = f"mongodb://erapi:s3cret-p4ss@127.0.0.1:{free_port()}/?authSource=admin&tlsCertificateKeyFilePassword=k3y"
+    plugin = create_storage("mongodb", {"uri": uri, "database": "erapi_down", "timeout_ms": 300})
+    with capture_logs() as logs, pytest.raises(StorageError) as failure:
+        await plugin.open()
+    await close_and_collect_leaked_sockets(plugin)
+    logged = repr(logs)
+    assert "erapi:***@127.0.0.1" in logged
+    assert "s3cret" not in logged and "k3y" not in logged
+    assert "s3cret" not in str(failure.value)
+
+
+def test_mongodb_write_concern_must_be_majority_or_a_positive_number():
+    pytest.importorskip("pymongo")
+    for bad in ("most", "0", "-1", ""):
+        with pytest.raises(ConfigurationError):
+            create_storage("mongodb", {"uri": "mongodb://127.0.0.1:1/", "database": "x", "write_concern": bad})
+
+
+@pytest.mark.mongodb
+@IGNORE_PYMONGO_SOCKET_LEAK
+async def test_mongodb_ping_fails_while_the_server_is_down_and_recovers_without_restart(ferretdb):
+    settings = {"uri": ferretdb.uri, "database": "erapi_down_and_back", "timeout_ms": 1000}
+    plugin = create_storage("mongodb", settings)
+    await plugin.open()
+    try:
+        await store(plugin, "relationships", "c1", relationship("a", 1))
+        await plugin.ping()
+
+        ferretdb.stop()
+        started = time.monotonic()
+        with pytest.raises(StorageError):
+            await plugin.ping()
+        with pytest.raises(StorageError):
+            await plugin.get_current("relationships", "c1", ["a"])
+        assert time.monotonic() - started < 5, "a down server must fail fast"
+
+        ferretdb.start()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                await plugin.ping()
+                break
+            except StorageError:
+                assert time.monotonic() < deadline, "the client did not reconnect by itself"
+                await asyncio.sleep(0.2)
+        assert await plugin.get_current("relationships", "c1", ["a"]) == {"a": relationship("a", 1)}
+    finally:
+        await close_and_collect_leaked_sockets(plugin)  # it was down for a while: the same leak may be pending
