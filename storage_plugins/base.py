@@ -163,6 +163,7 @@ class Storage(abc.ABC):
     name: str = ""
 
     @abc.abstractmethod
+    @abc.abstractmethod
     async def open(self) -> None:
         """Connect and prepare (indexes, tables). Idempotent with respect to existing data."""
 
@@ -220,29 +221,29 @@ class Storage(abc.ABC):
     async def list_current(self, kind: str, collection_id: str, query: DocumentQuery) -> list[Document]:
         """One page of the current view of a collection: the documents matching ``query``, in ``id`` order,
         after ``query.after_id``, at most ``query.limit``. An empty or unknown collection gives ``[]``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def count_current(self, kind: str, collection_id: str, query: DocumentQuery) -> int:
         """How many current documents match ``query``'s filters; ``after_id`` and ``limit`` are ignored."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def find_edges(self, query: EdgeQuery) -> list[Document]:
         """Current relationships touching one entity from any collection, in (collection, id) order (see
         EdgeQuery). Each document's ``sourceERCollectionId`` tells the collection it lives in."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def count_edges(self, query: EdgeQuery) -> dict[str, int]:
         """How many relationships match ``query``, per collection they live in (collections with none are
         absent); ``after`` and ``limit`` are ignored. One call tells both the total and where they live."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def count_by_type(self, kind: str, collection_id: str) -> dict[str, int]:
         """How many active current documents of a collection there are per stored type name (TYPE_FIELD);
         ``{}`` for an empty or unknown collection."""
-        raise NotImplementedError
 
     # ---- log store: status records ---------------------------------------------------------------------------
 
+    @abc.abstractmethod
     @abc.abstractmethod
     async def insert_logs(self, records: Sequence[Document]) -> None:
         """Append status records (each with ``id`` unique, ``serviceData.erCollectionId`` set).
@@ -264,14 +265,14 @@ class Storage(abc.ABC):
 
         A record that is absent, or whose state is not in the transition's ``from_states``, is left alone.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def count_log_states(self, collection_id: str, transaction_id: str) -> dict[str, int]:
         """How many item records (``requestObject`` other than ``Job``) of a transaction are in each state."""
-        raise NotImplementedError
 
     # ---- versioned documents written by one transaction -----------------------------------------------------
 
+    @abc.abstractmethod
     async def find_applied(
         self, kind: str, collection_id: str, ids: Iterable[str], transaction_id: str
     ) -> dict[str, Document]:
@@ -279,17 +280,17 @@ class Storage(abc.ABC):
 
         Ids this transaction never wrote are absent. Lets a re-applied job chunk skip what it already did.
         """
-        raise NotImplementedError
 
     # ---- job queue ---------------------------------------------------------------------------------------------
     # A chunk is a document with ``id`` (unique), ``ercollectionid``, ``itemCount`` and ``createdAt``; the plugin
     # adds and manages ``state`` ("pending", "processing", "done", "failed"), ``attempts``, ``leaseOwner`` and
     # ``leaseExpiresAt`` (seconds since the epoch).
 
+    @abc.abstractmethod
     async def enqueue_chunks(self, chunks: Sequence[Document]) -> None:
         """Store new chunks as pending. An empty batch is a no-op; DuplicateError for an existing id."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def claim_chunk(self, worker_id: str, now: float, lease_seconds: float) -> Document | None:
         """Atomically take the oldest chunk that is pending, or processing with a lease expired at ``now``.
 
@@ -297,23 +298,22 @@ class Storage(abc.ABC):
         incremented; it is returned in that new state. None when nothing can be claimed. Two workers never
         hold the same chunk at once.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def renew_chunk(self, chunk_id: str, worker_id: str, lease_expires_at: float) -> bool:
         """Extend the lease; False (and no change) when the worker no longer owns the processing chunk."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def finish_chunk(self, chunk_id: str, worker_id: str, state: str) -> bool:
         """Mark the chunk ``done`` or ``failed`` if the worker still owns it; False otherwise."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def release_chunk(self, chunk_id: str, worker_id: str) -> bool:
         """Hand an owned chunk back as pending (graceful shutdown), undoing the attempt; False if not owned."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def pending_items(self, collection_id: str | None) -> int:
         """Items in pending or processing chunks, of one collection or (None) of all."""
-        raise NotImplementedError
 
     # ---- log store: ACL library ------------------------------------------------------------------------------
 
