@@ -163,7 +163,6 @@ class Storage(abc.ABC):
     name: str = ""
 
     @abc.abstractmethod
-    @abc.abstractmethod
     async def open(self) -> None:
         """Connect and prepare (indexes, tables). Idempotent with respect to existing data."""
 
@@ -218,6 +217,7 @@ class Storage(abc.ABC):
     # ---- lists of versioned documents ---------------------------------------------------------------------------
     # Not abstract, so that a plugin written before lists existed still loads; every built-in implements them.
 
+    @abc.abstractmethod
     async def list_current(self, kind: str, collection_id: str, query: DocumentQuery) -> list[Document]:
         """One page of the current view of a collection: the documents matching ``query``, in ``id`` order,
         after ``query.after_id``, at most ``query.limit``. An empty or unknown collection gives ``[]``."""
@@ -244,7 +244,6 @@ class Storage(abc.ABC):
     # ---- log store: status records ---------------------------------------------------------------------------
 
     @abc.abstractmethod
-    @abc.abstractmethod
     async def insert_logs(self, records: Sequence[Document]) -> None:
         """Append status records (each with ``id`` unique, ``serviceData.erCollectionId`` set).
 
@@ -260,6 +259,7 @@ class Storage(abc.ABC):
     async def count_logs(self, query: LogQuery) -> int:
         """How many status records match ``query``'s filters; ``after`` and ``limit`` are ignored."""
 
+    @abc.abstractmethod
     async def transition_logs(self, collection_id: str, transitions: Sequence[LogTransition]) -> int:
         """Apply each transition to the status record of that id in the collection; return how many moved.
 
