@@ -34,11 +34,14 @@ from pymongo import errors as mongo_errors
 
 from storage_plugins.base import (
     KINDS,
+    TYPE_FIELD,
     VERSION_FIELD,
     ClaimResult,
     ConfigurationError,
     Document,
+    DocumentQuery,
     DuplicateError,
+    EdgeQuery,
     LogQuery,
     LogTransition,
     Storage,
@@ -365,6 +368,59 @@ class MongoStorage(Storage):
                 found[document["id"]] = document
         return {doc_id: _returned(document) for doc_id, document in found.items()}
 
+    # ---- lists of versioned documents -----------------------------------------------------------------------
+
+    async def list_current(self, kind: str, collection_id: str, query: DocumentQuery) -> list[Document]:
+        selector = _document_selector(kind, collection_id, query)
+        if selector is None or query.limit <= 0:
+            return []
+        if query.after_id is not None:
+            selector["id"] = {"$gt": _text(query.after_id, "after id")}
+        with _driver_errors(f"list of {kind}"):
+            cursor = self._db[kind].find(selector).sort("id", ASCENDING).limit(query.limit)
+            return [_returned(document) for document in await cursor.to_list()]
+
+    async def count_current(self, kind: str, collection_id: str, query: DocumentQuery) -> int:
+        selector = _document_selector(kind, collection_id, query)
+        if selector is None:
+            return 0
+        with _driver_errors(f"count of {kind}"):
+            return await self._db[kind].count_documents(selector)
+
+    async def find_edges(self, query: EdgeQuery) -> list[Document]:
+        selector = _edge_selector(query)
+        if selector is None or (query.limit is not None and query.limit <= 0):
+            return []
+        if query.after is not None:
+            after_collection, after_id = (_text(value, "after") for value in query.after)
+            selector = {"$and": [selector, {"$or": [
+                {"ercollectionid": {"$gt": after_collection}},
+                {"ercollectionid": after_collection, "id": {"$gt": after_id}},
+            ]}]}
+        with _driver_errors("read of edges"):
+            cursor = self._db["relationships"].find(selector).sort([("ercollectionid", ASCENDING), ("id", ASCENDING)])
+            if query.limit is not None:
+                cursor = cursor.limit(query.limit)
+            return [_returned(document) for document in await cursor.to_list()]
+
+    async def count_edges(self, query: EdgeQuery) -> dict[str, int]:
+        selector = _edge_selector(query)
+        if selector is None:
+            return {}
+        pipeline = [{"$match": selector}, {"$group": {"_id": "$ercollectionid", "count": {"$sum": 1}}}]
+        with _driver_errors("count of edges"):
+            groups = await (await self._db["relationships"].aggregate(pipeline)).to_list()
+        return {group["_id"]: group["count"] for group in groups}
+
+    async def count_by_type(self, kind: str, collection_id: str) -> dict[str, int]:
+        pipeline = [
+            {"$match": {"ercollectionid": _text(collection_id, "collection id"), "isActive": {"$ne": False}}},
+            {"$group": {"_id": f"${TYPE_FIELD[kind]}", "count": {"$sum": 1}}},
+        ]
+        with _driver_errors(f"count of {kind} by type"):
+            groups = await (await self._db[kind].aggregate(pipeline)).to_list()
+        return {group["_id"]: group["count"] for group in groups}
+
     # ---- log store: status records ---------------------------------------------------------------------------
 
     async def insert_logs(self, records: Sequence[Document]) -> None:
@@ -575,6 +631,12 @@ def _indexes() -> list[tuple[str, IndexModel]]:
     ):
         indexes.append((LOGS, IndexModel([("ercollectionid", ASCENDING), (field, ASCENDING), *tail],
                                          name=f"collection_{name}_time")))
+    # lists and edges: an entity's outgoing relationships, and incoming ones from any collection
+    indexes.append(("relationships", IndexModel(
+        [("ercollectionid", ASCENDING), ("sourceEntityId", ASCENDING), ("id", ASCENDING)], name="collection_source")))
+    indexes.append(("relationships", IndexModel(
+        [("destinationERCollectionId", ASCENDING), ("destinationEntityId", ASCENDING), ("ercollectionid", ASCENDING),
+         ("id", ASCENDING)], name="destination")))
     # the job queue: not per collection (see the job queue methods)
     indexes.append((JOBS, IndexModel([("id", ASCENDING)], name="id", unique=True)))
     indexes.append((JOBS, IndexModel([("state", ASCENDING), ("createdAt", ASCENDING), ("id", ASCENDING)],
@@ -586,6 +648,41 @@ def _indexes() -> list[tuple[str, IndexModel]]:
 
 def _owned(chunk_id: str, worker_id: str) -> Document:
     return {"id": _text(chunk_id, "chunk id"), "state": "processing", "leaseOwner": _text(worker_id, "worker id")}
+
+
+def _document_selector(kind: str, collection_id: str, query: DocumentQuery) -> Document | None:
+    """The filters of a list as a selector (without its paging); None when nothing can match."""
+    if query.types is not None and not query.types:
+        return None
+    selector: Document = {"ercollectionid": _text(collection_id, "collection id")}
+    for field, value in query.equalities().items():
+        selector[field] = _text(value, field)
+    if query.types is not None:
+        selector[TYPE_FIELD[kind]] = {"$in": sorted(_text(name, "type") for name in query.types)}
+    if query.active_only:
+        selector["isActive"] = {"$ne": False}
+    return selector
+
+
+def _edge_selector(query: EdgeQuery) -> Document | None:
+    """The relationships touching one entity (see EdgeQuery), without paging; None when nothing can match."""
+    collection_id, entity_id = _text(query.collection_id, "collection id"), _text(query.entity_id, "entity id")
+    ends = []
+    if query.outgoing:
+        ends.append({"ercollectionid": collection_id, "sourceEntityId": entity_id})
+    if query.incoming:
+        ends.append({"destinationERCollectionId": collection_id, "destinationEntityId": entity_id})
+        # a relationship naming no destination collection points into its own
+        ends.append({"ercollectionid": collection_id, "destinationERCollectionId": {"$exists": False},
+                     "destinationEntityId": entity_id})
+    if not ends:
+        return None
+    selector: Document = {"$or": ends}
+    if query.source_collections is not None:
+        selector["ercollectionid"] = {"$in": sorted(_text(c, "collection id") for c in query.source_collections)}
+    if query.active_only:
+        selector["isActive"] = {"$ne": False}
+    return selector
 
 
 def _log_selector(query: LogQuery) -> Document:

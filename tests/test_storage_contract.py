@@ -20,9 +20,12 @@ import pytest
 
 from storage_plugins.base import (
     KINDS,
+    TYPE_FIELD,
     ClaimResult,
     ConfigurationError,
+    DocumentQuery,
     DuplicateError,
+    EdgeQuery,
     LogQuery,
     LogTransition,
     StorageError,
@@ -278,6 +281,104 @@ async def test_find_applied_finds_the_version_a_transaction_wrote(storage, kind)
     }
     assert await storage.find_applied(kind, "c1", [], "t1") == {}
     assert await storage.find_applied(kind, "c1", ["a"], "unknown") == {}
+
+
+# ---- lists -------------------------------------------------------------------------------------------------
+
+
+async def test_list_current_pages_in_code_point_order_of_ids(storage, kind):
+    ids = ["b", "B", "é", "z", "\U0001F600", "\uff5e", "a10", "a9"]
+    await store(storage, kind, "c1", *(doc(kind, i, 1) for i in ids))
+    pages, after = [], None
+    while page := await storage.list_current(kind, "c1", DocumentQuery(after_id=after, limit=3)):
+        pages.append([d["id"] for d in page])
+        after = page[-1]["id"]
+    assert [len(page) for page in pages] == [3, 3, 2]
+    assert [i for page in pages for i in page] == sorted(ids)
+    assert await storage.count_current(kind, "c1", DocumentQuery(after_id="z", limit=1)) == len(ids)
+    assert await storage.list_current(kind, "c1", DocumentQuery(limit=0)) == []
+    assert await storage.list_current(kind, "unknown", DocumentQuery()) == []
+    assert await storage.count_current(kind, "unknown", DocumentQuery()) == 0
+
+
+async def test_list_current_filters_types_and_soft_deleted_documents(storage, kind):
+    type_field = TYPE_FIELD[kind]
+    await store(
+        storage, kind, "c1",
+        doc(kind, "a", 1, **{type_field: "T1"}),
+        doc(kind, "b", 1, **{type_field: "T2"}),
+        doc(kind, "c", 1, **{type_field: "T1"}, isActive=False),
+    )
+    listed = await storage.list_current(kind, "c1", DocumentQuery())
+    assert listed == [doc(kind, "a", 1, **{type_field: "T1"}), doc(kind, "b", 1, **{type_field: "T2"})]
+    everything = DocumentQuery(active_only=False)
+    assert [d["id"] for d in await storage.list_current(kind, "c1", everything)] == ["a", "b", "c"]
+    only_t1 = DocumentQuery(types=frozenset({"T1", "alias-of-T1"}), active_only=False)
+    assert [d["id"] for d in await storage.list_current(kind, "c1", only_t1)] == ["a", "c"]
+    assert await storage.count_current(kind, "c1", only_t1) == 2
+    assert await storage.list_current(kind, "c1", DocumentQuery(types=frozenset())) == []
+    assert await storage.count_current(kind, "c1", DocumentQuery(types=frozenset())) == 0
+    assert await storage.count_current(kind, "c1", DocumentQuery()) == 2
+    assert await storage.count_by_type(kind, "c1") == {"T1": 1, "T2": 1}
+    assert await storage.count_by_type(kind, "unknown") == {}
+
+
+async def test_list_current_equality_filters(storage):
+    await store(
+        storage, "relationships", "c1",
+        relationship("r1", 1, sourceEntityId="e1", destinationEntityId="e2", destinationERCollectionId="c1"),
+        relationship("r2", 1, sourceEntityId="e1", destinationEntityId="e3", destinationERCollectionId="c2"),
+        relationship("r3", 1, sourceEntityId="e4", destinationEntityId="e3", destinationERCollectionId="c2"),
+    )
+    await store(storage, "entities", "c1", entity("e1", 1))
+
+    async def ids(kind: str, **filters) -> list[str]:
+        return [d["id"] for d in await storage.list_current(kind, "c1", DocumentQuery(**filters))]
+
+    assert await ids("relationships", source_entity_id="e1") == ["r1", "r2"]
+    assert await ids("relationships", destination_entity_id="e3") == ["r2", "r3"]
+    assert await ids("relationships", destination_collection_id="c2", source_entity_id="e4") == ["r3"]
+    assert await ids("entities", source_entity_id="e1") == []  # entities have no such field
+    assert await storage.count_current("relationships", "c1", DocumentQuery(destination_entity_id="e3")) == 2
+
+
+async def test_edges_of_an_entity_across_collections(storage):
+    def edge(home: str, relationship_id: str, source: str, destination: str | None, destination_entity: str,
+             **extra) -> dict:
+        document = relationship(relationship_id, 1, sourceEntityId=source, sourceERCollectionId=home,
+                                destinationEntityId=destination_entity, destinationERCollectionId=destination,
+                                **extra)
+        if destination is None:
+            del document["destinationERCollectionId"]
+        return document
+
+    await store(
+        storage, "relationships", "c1",
+        edge("c1", "r1", "e1", "c2", "e9"),  # outgoing
+        edge("c1", "r2", "e2", "c1", "e1"),  # incoming
+        edge("c1", "r3", "e1", "c1", "e1"),  # a loop: returned once
+        edge("c1", "r4", "e1", "c2", "e9", isActive=False),  # soft-deleted
+        edge("c1", "r8", "e5", None, "e1"),  # no destination collection: points into its own, c1
+    )
+    await store(storage, "relationships", "c2", edge("c2", "r5", "x1", "c1", "e1"), edge("c2", "r6", "x2", "c3", "e1"))
+    await store(storage, "relationships", "c3", edge("c3", "r7", "y1", None, "e1"))
+
+    async def keys(**fields) -> list[tuple[str, str]]:
+        found = await storage.find_edges(EdgeQuery(collection_id="c1", entity_id="e1", **fields))
+        return [(d["sourceERCollectionId"], d["id"]) for d in found]
+
+    assert await keys() == [("c1", "r1"), ("c1", "r2"), ("c1", "r3"), ("c1", "r8"), ("c2", "r5")]
+    assert await storage.count_edges(EdgeQuery(collection_id="c1", entity_id="e1")) == {"c1": 4, "c2": 1}
+    assert await keys(incoming=False) == [("c1", "r1"), ("c1", "r3")]
+    assert await keys(outgoing=False) == [("c1", "r2"), ("c1", "r3"), ("c1", "r8"), ("c2", "r5")]
+    assert await keys(outgoing=False, incoming=False) == []
+    assert await keys(source_collections=frozenset({"c2"})) == [("c2", "r5")]
+    assert [key[1] for key in await keys(active_only=False)] == ["r1", "r2", "r3", "r4", "r8", "r5"]
+    assert await keys(after=("c1", "r2"), limit=2) == [("c1", "r3"), ("c1", "r8")]
+    assert await keys(after=("c1", "r8"), limit=None) == [("c2", "r5")]
+    counted = await storage.count_edges(EdgeQuery(collection_id="c1", entity_id="e1", after=("c9", ""), limit=0))
+    assert counted == {"c1": 4, "c2": 1}  # paging is ignored
+    assert await storage.find_edges(EdgeQuery(collection_id="c1", entity_id="nobody")) == []
 
 
 # ---- isolation and copies ------------------------------------------------------------------------------------
