@@ -17,6 +17,8 @@ setup(
     ],
     extras_require={
         "mongodb": ["pymongo>=4.13"],
+        # development only: `erapi catalog build` and bench/brick_compare.py; the service never imports them
+        "catalog": ["brickschema>=0.7.9", "rdflib>=7.1.4"],
         "test": [
             "pytest>=8.2",
             "pytest-aiohttp>=1.1",
