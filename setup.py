@@ -13,6 +13,7 @@ setup(
         "structlog>=24.1",
         "orjson>=3.10",
         "jsonschema-rs>=0.29",
+        "sortedcontainers>=2.4",  # the memory plugin's id order: O(log n) inserts, so writes do not slow as data grows
         "swagger-ui-py>=25.7",  # Swagger UI 5 assets for /apollo/docs, served by the service itself
     ],
     extras_require={

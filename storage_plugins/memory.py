@@ -2,6 +2,15 @@
 
 Each method runs without an ``await`` inside it, so on one event loop every call is atomic; the
 claim-then-publish protocol of the interface still decides races between requests that interleave.
+
+Copies. The plugin never shares an object with a caller: what it is given is copied once when it is
+stored (the caller may change its own objects afterwards), and what it returns is a fresh copy (the
+caller may change that). Between those two copies the plugin shares freely, because nothing here changes
+a stored versioned document in place: a new version is a new object, so the history's copy of a version
+and the current view's are one object; the entries of a status record's ``stateHistory`` are never
+changed either (a transition appends a new entry), so records written in one batch share the entries the
+caller shared. The only objects changed in place are a status record's own top level and its own
+``stateHistory`` list (``transition_logs``) and the job-queue chunks, none of which is shared.
 """
 
 from __future__ import annotations
@@ -10,6 +19,8 @@ import bisect
 import copy
 from dataclasses import replace
 from typing import Iterable, Iterator, Sequence
+
+from sortedcontainers import SortedList
 
 from storage_plugins.base import (
     KINDS,
@@ -25,13 +36,59 @@ from storage_plugins.base import (
     version_of,
 )
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # immutable: a copy may share them
 
-def _clone(document: Document) -> Document:
-    return copy.deepcopy(document)
+
+def _clone(value):
+    """A deep copy of a document of JSON types: dicts and lists copied, scalars shared (they are immutable).
+
+    About 8 times as fast as ``copy.deepcopy`` (1.0 against 8.2 us for a stored relationship), which pays
+    for generality JSON documents do not need (a memo of every object, dispatch by type, ``__reduce_ex__``);
+    anything that is not a JSON type is still handed to ``copy.deepcopy``.
+    """
+    kind = type(value)
+    if kind is dict:
+        copied = value.copy()
+        for key, item in copied.items():  # replacing values while iterating is safe: the size does not change
+            if type(item) not in _SCALARS:
+                copied[key] = _clone(item)
+        return copied
+    if kind is list:
+        return [item if type(item) in _SCALARS else _clone(item) for item in value]
+    if kind in _SCALARS:
+        return value
+    return copy.deepcopy(value)
+
+
+def _clone_record(record: Document, entries: dict[int, tuple[Document, Document]]) -> Document:
+    """A status record's copy for the store: its own top level and ``stateHistory`` list (transitions change
+    both), the entries of that list copied once per batch through ``entries`` (keyed by the caller's object)."""
+    stored = record.copy()
+    for key, value in stored.items():
+        if key == "stateHistory" and type(value) is list:
+            stored[key] = [_shared_entry(entry, entries) for entry in value]
+        elif type(value) not in _SCALARS:
+            stored[key] = _clone(value)
+    return stored
+
+
+def _shared_entry(entry, entries: dict[int, tuple[Document, Document]]):
+    found = entries.get(id(entry))
+    if found is None or found[0] is not entry:
+        found = entries[id(entry)] = (entry, _clone(entry))  # the caller's object is kept: its id stays unique
+    return found[1]
 
 
 def _log_sort_key(record: Document) -> tuple[str, str]:
     return (record["receivedTimestamp"], record["id"])
+
+
+def _insert_log(records: list[Document], record: Document) -> None:
+    """Insert into a list sorted by (receivedTimestamp, id): an append in the usual case (newest last)."""
+    if not records or _log_sort_key(records[-1]) < _log_sort_key(record):
+        records.append(record)
+    else:
+        records.insert(bisect.bisect_right(records, _log_sort_key(record), key=_log_sort_key), record)
 
 
 class MemoryStorage(Storage):
@@ -40,17 +97,19 @@ class MemoryStorage(Storage):
     def __init__(self) -> None:
         # kind -> collection -> id -> document
         self._current: dict[str, dict[str, dict[str, Document]]] = {kind: {} for kind in KINDS}
-        # kind -> collection -> every id of the current view, sorted: a page is a bisect and a slice
-        self._ids: dict[str, dict[str, list[str]]] = {kind: {} for kind in KINDS}
+        # kind -> collection -> every id of the current view, sorted: a page is a bisect and a walk; an insert
+        # costs O(log n), not the O(n) of a list insert, so writes do not slow down as the store grows
+        self._ids: dict[str, dict[str, SortedList]] = {kind: {} for kind in KINDS}
         self._active: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}  # active documents per collection
         # relationships by the entity at each end: (collection, entity id) -> {(collection it lives in, id)}
         self._by_source: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._by_destination: dict[tuple[str, str], set[tuple[str, str]]] = {}
         # kind -> collection -> id -> versions (oldest first)
         self._history: dict[str, dict[str, dict[str, list[Document]]]] = {kind: {} for kind in KINDS}
-        # collection -> status records sorted by (receivedTimestamp, id), plus their sort keys for bisect
+        # collection -> status records sorted by (receivedTimestamp, id); the same records per transaction
+        # (the tracker's usual filter, and the job counts), so neither walks the whole collection
         self._logs: dict[str, list[Document]] = {}
-        self._log_keys: dict[str, list[tuple[str, str]]] = {}
+        self._log_by_transaction: dict[tuple[str, str], list[Document]] = {}
         self._log_by_id: dict[str, Document] = {}
         self._chunks: dict[str, Document] = {}  # insertion order is claim order (oldest first)
         self._registrations: dict[str, Document] = {}
@@ -79,27 +138,36 @@ class MemoryStorage(Storage):
         history = self._history[kind].setdefault(collection_id, {})
         result = ClaimResult()
         for document in documents:
-            versions = history.setdefault(document["id"], [])
+            versions = history.get(document["id"])
+            if versions is None:
+                versions = history[document["id"]] = []
             wanted = version_of(kind, document)
             if any(version_of(kind, stored) == wanted for stored in versions):
                 result.conflicted.append(document["id"])
                 continue
             versions.append(_clone(document))
-            versions.sort(key=lambda stored: version_of(kind, stored))
+            if len(versions) > 1 and version_of(kind, versions[-2]) > wanted:
+                versions.sort(key=lambda stored: version_of(kind, stored))
             result.claimed.append(document["id"])
         return result
 
     async def put_current(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
         current = self._current[kind].setdefault(collection_id, {})
+        history = self._history[kind].get(collection_id, {})
         for document in documents:
             stored = current.get(document["id"])
-            if stored is None or version_of(kind, stored) < version_of(kind, document):
-                current[document["id"]] = _clone(document)
-                self._reindex(kind, collection_id, stored, document)
+            version = version_of(kind, document)
+            if stored is None or version_of(kind, stored) < version:
+                new = _same_version(kind, history.get(document["id"]), version, document)
+                current[document["id"]] = new
+                self._reindex(kind, collection_id, stored, new)
 
     def _reindex(self, kind: str, collection_id: str, old: Document | None, new: Document) -> None:
         if old is None:
-            bisect.insort(self._ids[kind].setdefault(collection_id, []), new["id"])
+            ids = self._ids[kind].get(collection_id)
+            if ids is None:
+                ids = self._ids[kind][collection_id] = SortedList()
+            ids.add(new["id"])
         active = self._active[kind]
         active[collection_id] = (active.get(collection_id, 0) + _is_active(new)
                                  - (_is_active(old) if old is not None else 0))
@@ -126,22 +194,28 @@ class MemoryStorage(Storage):
         if query.active_only and query.types is None and not query.equalities():
             return self._active[kind].get(collection_id, 0)
         if query.types is None and not query.equalities():
-            return len(self._ids[kind].get(collection_id, []))
+            return len(self._ids[kind].get(collection_id, ()))
         return sum(1 for _ in self._selected(kind, collection_id, replace(query, after_id=None)))
 
     def _selected(self, kind: str, collection_id: str, query: DocumentQuery) -> Iterator[Document]:
         current = self._current[kind].get(collection_id, {})
         equalities = query.equalities()
+        ordered: Iterable[str]
         if kind == "relationships" and query.source_entity_id is not None:
             # the source end's index narrows the walk to this entity's relationships
             keys = self._by_source.get((collection_id, query.source_entity_id), set())
             ids = sorted(document_id for _, document_id in keys)
+            start = bisect.bisect_right(ids, query.after_id) if query.after_id is not None else 0
+            ordered = (ids[index] for index in range(start, len(ids)))
         else:
-            ids = self._ids[kind].get(collection_id, [])
-        start = bisect.bisect_right(ids, query.after_id) if query.after_id is not None else 0
+            ids = self._ids[kind].get(collection_id)
+            if ids is None:
+                return
+            # callers consume the walk before any other call can change the list (no await in between)
+            ordered = ids.irange(minimum=query.after_id, inclusive=(False, True))
         type_field = TYPE_FIELD[kind]
-        for index in range(start, len(ids)):
-            document = current[ids[index]]
+        for document_id in ordered:
+            document = current[document_id]
             if query.active_only and not _is_active(document):
                 continue
             if query.types is not None and document.get(type_field) not in query.types:
@@ -193,41 +267,47 @@ class MemoryStorage(Storage):
 
     async def insert_logs(self, records: Sequence[Document]) -> None:
         clashes = []
+        entries: dict[int, tuple[Document, Document]] = {}  # state entries the batch shares, copied once
         for record in records:
             if record["id"] in self._log_by_id:
                 clashes.append(record["id"])
                 continue
             collection_id = record["serviceData"]["erCollectionId"]
-            logs = self._logs.setdefault(collection_id, [])
-            keys = self._log_keys.setdefault(collection_id, [])
-            key = _log_sort_key(record)
-            position = bisect.bisect_right(keys, key)
-            stored = _clone(record)
-            keys.insert(position, key)
-            logs.insert(position, stored)
+            stored = _clone_record(record, entries)
+            transaction = (collection_id, record.get("transactionId"))
+            _insert_log(self._logs.setdefault(collection_id, []), stored)
+            _insert_log(self._log_by_transaction.setdefault(transaction, []), stored)
             self._log_by_id[record["id"]] = stored
         if clashes:
             raise DuplicateError(f"log records already exist: {', '.join(clashes)}")
 
     async def find_logs(self, query: LogQuery) -> list[Document]:
-        logs = self._logs.get(query.collection_id, [])
-        keys = self._log_keys.get(query.collection_id, [])
-        start = bisect.bisect_right(keys, query.after) if query.after else 0
-        if query.start_time and (not query.after or query.after[0] < query.start_time):
-            start = max(start, bisect.bisect_left(keys, (query.start_time, "")))
         found = []
-        for record in logs[start:]:
-            if query.end_time and record["receivedTimestamp"] > query.end_time:
+        if query.limit <= 0:
+            return found
+        for record in self._matching_logs(query, query.after):
+            found.append(_clone(record))
+            if len(found) >= query.limit:
                 break
-            if _matches(record, query):
-                found.append(_clone(record))
-                if len(found) >= query.limit:
-                    break
         return found
 
     async def count_logs(self, query: LogQuery) -> int:
-        unbounded = LogQuery(**{**query.__dict__, "after": None, "limit": len(self._log_by_id) + 1})
-        return len(await self.find_logs(unbounded))
+        return sum(1 for _ in self._matching_logs(query, None))  # counts the stored records, copies none
+
+    def _matching_logs(self, query: LogQuery, after: tuple[str, str] | None) -> Iterator[Document]:
+        if query.transaction_id is not None:
+            logs = self._log_by_transaction.get((query.collection_id, query.transaction_id), [])
+        else:
+            logs = self._logs.get(query.collection_id, [])
+        start = bisect.bisect_right(logs, tuple(after), key=_log_sort_key) if after else 0
+        if query.start_time and (not after or after[0] < query.start_time):
+            start = max(start, bisect.bisect_left(logs, (query.start_time, ""), key=_log_sort_key))
+        for index in range(start, len(logs)):
+            record = logs[index]
+            if query.end_time and record["receivedTimestamp"] > query.end_time:
+                break
+            if _matches(record, query):
+                yield record
 
     async def transition_logs(self, collection_id: str, transitions: Sequence[LogTransition]) -> int:
         moved = 0
@@ -243,8 +323,8 @@ class MemoryStorage(Storage):
 
     async def count_log_states(self, collection_id: str, transaction_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for record in self._logs.get(collection_id, []):
-            if record["transactionId"] == transaction_id and record["requestObject"] != "Job":
+        for record in self._log_by_transaction.get((collection_id, transaction_id), []):
+            if record["requestObject"] != "Job":
                 counts[record["state"]] = counts.get(record["state"], 0) + 1
         return counts
 
@@ -324,6 +404,15 @@ class MemoryStorage(Storage):
         registration = self._registrations.get(collection_id)
         grants = self._grants.get(collection_id, {}).values()
         return (_clone(registration) if registration else None, [_clone(g) for g in grants])
+
+
+def _same_version(kind: str, versions: list[Document] | None, version: int, document: Document) -> Document:
+    """The history's object for ``document`` when the history holds that very version, else a copy of it:
+    the usual publish of a version just claimed then stores no second copy."""
+    for stored in reversed(versions or ()):
+        if version_of(kind, stored) == version:
+            return stored if stored == document else _clone(document)
+    return _clone(document)
 
 
 def _is_active(document: Document) -> bool:
