@@ -422,7 +422,8 @@ def delete_status_records(ctx: WriteContext, result: DeleteResult, received_at: 
     """One Completed record per deactivated document, all kept under the request's collection (so each
     tracker resolves with the request's ``ercollectionid``), ``requestAction`` Delete."""
     received = utc_timestamp(received_at)
-    finished_at = datetime.now(timezone.utc)
+    requested, processing = state_entry("Requested", received_at), state_entry("Processing", received_at)
+    completed = state_entry("Completed", datetime.now(timezone.utc))
     return [
         {
             "id": f"{ctx.transaction_id}.{index:05d}",
@@ -434,11 +435,7 @@ def delete_status_records(ctx: WriteContext, result: DeleteResult, received_at: 
             "message": item.message,
             "serviceData": service_data(ctx.collection_id, item.kind, item.id),
             "receivedTimestamp": received,
-            "stateHistory": [
-                state_entry("Requested", received_at),
-                state_entry("Processing", received_at),
-                state_entry("Completed", finished_at),
-            ],
+            "stateHistory": [requested, processing, completed],  # entries shared by the records: see status_records
         }
         for index, item in enumerate(result.deactivated)
     ]
@@ -551,28 +548,34 @@ REQUEST_OBJECT = {"entities": "Entity", "relationships": "Relationship"}
 
 
 def status_records(ctx: WriteContext, result: BatchResult, received_at: datetime) -> list[Document]:
-    """One status record per item, in its final state, with the whole state history."""
+    """One status record per item, in its final state, with the whole state history.
+
+    Every item of a batch has the same moments (received, finished), so each timestamp is formatted once
+    per batch and the state entries are shared by the records: nothing changes an entry once made (a
+    transition appends a new one), and storage copies what it keeps.
+    """
     received = utc_timestamp(received_at)
+    requested, processing = state_entry("Requested", received_at), state_entry("Processing", received_at)
     finished_at = datetime.now(timezone.utc)
+    finals = {True: ("Completed", state_entry("Completed", finished_at)),
+              False: ("Failed", state_entry("Failed", finished_at))}
+    transaction_id, correlation_id = ctx.transaction_id, ctx.correlation_id
+    request_object = REQUEST_OBJECT[result.kind]
     records = []
     for index, item in enumerate(result.results):
-        final_state = "Completed" if item.ok else "Failed"
+        final_state, final_entry = finals[item.ok]
         records.append(
             {
-                "id": f"{ctx.transaction_id}.{index:05d}",
-                "transactionId": ctx.transaction_id,
-                "correlationId": ctx.correlation_id,
+                "id": f"{transaction_id}.{index:05d}",
+                "transactionId": transaction_id,
+                "correlationId": correlation_id,
                 "requestAction": "Upsert",
-                "requestObject": REQUEST_OBJECT[result.kind],
+                "requestObject": request_object,
                 "state": final_state,
                 "message": item.message,
                 "serviceData": service_data(ctx.collection_id, result.kind, item.id),
                 "receivedTimestamp": received,
-                "stateHistory": [
-                    state_entry("Requested", received_at),
-                    state_entry("Processing", received_at),
-                    state_entry(final_state, finished_at),
-                ],
+                "stateHistory": [requested, processing, final_entry],
             }
         )
     return records
