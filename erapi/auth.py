@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import hashlib
 import math
 import os
 import secrets
@@ -26,6 +27,8 @@ MAX_TOKEN_BYTES = 8 * 1024
 MIN_SECRET_BYTES = 32  # an HS256 key shorter than the SHA-256 output weakens it (RFC 7518 section 3.2)
 LOCAL_ALGORITHMS = ("HS256",)
 JWKS_ALGORITHMS = ("RS256", "ES256")  # a tuple, not a set: a client-supplied unhashable "alg" must not raise
+VERIFIED_TOKEN_SECONDS = 30.0  # how long a verified token is taken on trust (never past its exp)
+VERIFIED_TOKEN_ENTRIES = 10_000
 
 # Most specific first: several of these are subclasses of DecodeError.
 _ERROR_MESSAGES: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
@@ -51,6 +54,51 @@ class AuthenticationError(Exception):
     """The token is missing, malformed, badly signed or expired (HTTP 401); the message is safe for clients."""
 
 
+class VerifiedTokens:
+    """Tokens verified recently, by their SHA-256, with the Principal each speaks for.
+
+    A client sends the same token with every request; checking its signature each time (PyJWT's decode,
+    about 0.1 ms for HS256 and more for RS256) is the largest fixed cost of a small request. A hit skips
+    it for at most ``seconds``, and never past the token's ``exp`` (from then on it is verified again,
+    which applies the leeway and rejects it once that has passed too). Only tokens that verified are kept,
+    at most ``entries`` of them (the oldest goes first); the tokens themselves are not kept, only digests.
+    """
+
+    def __init__(self, seconds: float = VERIFIED_TOKEN_SECONDS, entries: int = VERIFIED_TOKEN_ENTRIES) -> None:
+        self._seconds = seconds
+        self._limit = entries
+        self._entries: dict[bytes, tuple[Principal, float]] = {}  # insertion order is age
+
+    @staticmethod
+    def key(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, key: bytes) -> Principal | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        if time.time() >= found[1]:
+            del self._entries[key]
+            return None
+        return found[0]
+
+    def put(self, key: bytes, principal: Principal, expires_at: float) -> None:
+        now = time.time()
+        until = min(now + self._seconds, expires_at)
+        if until <= now or self._limit <= 0:
+            return
+        self._entries.pop(key, None)
+        while len(self._entries) >= self._limit:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = (principal, until)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class Authenticator(abc.ABC):
     """Turns a bearer token into a Principal. Opened once inside the running event loop, then closed once."""
 
@@ -73,6 +121,7 @@ class LocalAuthenticator(Authenticator):
     def __init__(self, config: AuthConfig) -> None:
         self._config = config
         self._secret: str | None = None
+        self._verified = VerifiedTokens()
 
     async def open(self) -> None:
         # Reading (or creating) the secret file is disk I/O; keep it off the event loop.
@@ -85,7 +134,12 @@ class LocalAuthenticator(Authenticator):
         if self._secret is None:
             raise RuntimeError("LocalAuthenticator.authenticate() called before open()")
         _check_shape(token)
-        return _verify(token, self._secret, LOCAL_ALGORITHMS, leeway=self._config.leeway_seconds)
+        key = VerifiedTokens.key(token)
+        principal = self._verified.get(key)
+        if principal is None:
+            principal, expires_at = _verify(token, self._secret, LOCAL_ALGORITHMS, leeway=self._config.leeway_seconds)
+            self._verified.put(key, principal, expires_at)
+        return principal
 
 
 class _JwksUnavailable(Exception):
@@ -107,6 +161,7 @@ class JwksAuthenticator(Authenticator):
         self._fetched_at = -math.inf  # time.monotonic() of the last fetch attempt, good or bad
         self._lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
+        self._verified = VerifiedTokens()  # emptied whenever the key set is fetched again (a key may be gone)
 
     async def open(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self._config.jwks_timeout)
@@ -119,6 +174,10 @@ class JwksAuthenticator(Authenticator):
 
     async def authenticate(self, token: str) -> Principal:
         _check_shape(token)
+        cache_key = VerifiedTokens.key(token)
+        principal = self._verified.get(cache_key)
+        if principal is not None:
+            return principal
         header = _unverified_header(token)
         # Checked before any key lookup, so a forged HS256 or "none" token can never cause a refetch.
         # The jku, x5u and jwk headers are deliberately never read: keys come only from jwks_url.
@@ -126,7 +185,7 @@ class JwksAuthenticator(Authenticator):
             raise AuthenticationError("token algorithm not allowed")
         key = await self._key_for(header.get("kid"))
         config = self._config
-        return _verify(
+        principal, expires_at = _verify(
             token,
             key,
             (key.algorithm_name,),
@@ -134,6 +193,8 @@ class JwksAuthenticator(Authenticator):
             audience=config.audience,
             leeway=config.leeway_seconds,
         )
+        self._verified.put(cache_key, principal, expires_at)
+        return principal
 
     async def _key_for(self, kid: str | None) -> jwt.PyJWK:
         key = self._select(kid)
@@ -158,6 +219,7 @@ class JwksAuthenticator(Authenticator):
             self._fetched_at = time.monotonic()
             try:
                 self._keys = await self._fetch()
+                self._verified.clear()  # a token signed with a key the provider has retired must not stay trusted
             except _JwksUnavailable as error:
                 log.warning("jwks_fetch_failed", url=self._config.jwks_url, error=str(error), kept=len(self._keys))
 
@@ -241,7 +303,8 @@ def _verify(
     issuer: str = "",
     audience: str = "",
     leeway: float = 0,
-) -> Principal:
+) -> tuple[Principal, float]:
+    """The token's Principal and its ``exp`` (seconds since the epoch); AuthenticationError when it fails."""
     options: Any = {
         "require": ["exp", "sub"],
         "verify_iss": bool(issuer),
@@ -260,7 +323,7 @@ def _verify(
         )
     except jwt.PyJWTError as error:
         raise AuthenticationError(_message(error)) from None
-    return _principal(claims)
+    return _principal(claims), float(claims["exp"])
 
 
 def _principal(claims: dict[str, Any]) -> Principal:
