@@ -14,6 +14,7 @@ import gc
 import random
 import time
 import uuid
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -379,6 +380,53 @@ async def test_edges_of_an_entity_across_collections(storage):
     counted = await storage.count_edges(EdgeQuery(collection_id="c1", entity_id="e1", after=("c9", ""), limit=0))
     assert counted == {"c1": 4, "c2": 1}  # paging is ignored
     assert await storage.find_edges(EdgeQuery(collection_id="c1", entity_id="nobody")) == []
+
+
+async def test_lists_and_edges_follow_a_document_to_its_newest_version(storage):
+    """A new version that moves a relationship's ends, or deactivates it, moves it in every list and count."""
+    await store(storage, "relationships", "c1",
+                relationship("r1", 1, sourceEntityId="e1", destinationEntityId="e2", destinationERCollectionId="c1"),
+                relationship("r2", 1, sourceEntityId="e1", destinationEntityId="e2", destinationERCollectionId="c1"))
+    await store(storage, "relationships", "c1",
+                relationship("r1", 2, sourceEntityId="e3", destinationEntityId="e4", destinationERCollectionId="c2"),
+                relationship("r2", 2, sourceEntityId="e1", destinationEntityId="e2", destinationERCollectionId="c1",
+                             isActive=False))
+
+    async def edge_ids(collection_id: str, entity_id: str, **fields) -> list[str]:
+        return [d["id"] for d in await storage.find_edges(EdgeQuery(collection_id, entity_id, **fields))]
+
+    assert await edge_ids("c1", "e1") == []
+    assert await edge_ids("c1", "e1", active_only=False) == ["r2"]
+    assert await edge_ids("c1", "e2") == []
+    assert await edge_ids("c1", "e3") == ["r1"]
+    assert await edge_ids("c2", "e4") == ["r1"]
+    assert await storage.count_edges(EdgeQuery("c2", "e4")) == {"c1": 1}
+    listed = await storage.list_current("relationships", "c1", DocumentQuery(source_entity_id="e1"))
+    assert listed == []
+    listed = await storage.list_current("relationships", "c1", DocumentQuery(source_entity_id="e3"))
+    assert [(d["id"], d["sysData"]["sysRelationshipVersion"]) for d in listed] == [("r1", 2)]
+    assert await storage.count_current("relationships", "c1", DocumentQuery()) == 1
+    assert await storage.count_current("relationships", "c1", DocumentQuery(active_only=False)) == 2
+    assert await storage.count_by_type("relationships", "c1") == {RELATIONSHIP_TYPE: 1}
+    # a stale version published late changes nothing
+    await storage.put_current("relationships", "c1", [relationship("r1", 1, sourceEntityId="e1")])
+    assert await edge_ids("c1", "e3") == ["r1"]
+    assert await storage.count_current("relationships", "c1", DocumentQuery()) == 1
+
+
+async def test_lists_page_with_filters_and_types_together(storage, kind):
+    type_field = TYPE_FIELD[kind]
+    await store(storage, kind, "c1", *(doc(kind, f"d{n:02d}", 1, **{type_field: f"T{n % 3}"}) for n in range(20)))
+    query = DocumentQuery(types=frozenset({"T0", "T2"}), limit=4)
+    pages, after = [], None
+    while page := await storage.list_current(kind, "c1", replace(query, after_id=after)):
+        pages.append([d["id"] for d in page])
+        after = page[-1]["id"]
+    expected = [f"d{n:02d}" for n in range(20) if n % 3 != 1]
+    assert [i for page in pages for i in page] == expected
+    assert [len(page) for page in pages] == [4, 4, 4, 1]
+    assert await storage.count_current(kind, "c1", replace(query, after_id="d10")) == len(expected)
+    assert await storage.find_edges(EdgeQuery("c1", "e1", source_collections=frozenset())) == []
 
 
 # ---- isolation and copies ------------------------------------------------------------------------------------
