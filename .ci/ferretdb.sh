@@ -12,6 +12,7 @@
 # file content". `go install` still fills the module cache and the build cache; we then copy the module
 # source, write the version file and build from the copy. GOPATH and GOCACHE keep Go's defaults under $HOME,
 # so a second run reuses them, and the build is skipped when the binary already reports the version.
+# SQLite runs with synchronous(OFF): no fsync per commit, which a test server does not need.
 set -euo pipefail
 
 FERRETDB_VERSION=v1.24.2
@@ -65,7 +66,7 @@ start() {
     mkdir -p "$dir/data"
     dir=$(cd "$dir" && pwd)
     port=$(free_port)
-    "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$dir/data/" --state-dir="$dir" \
+    "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$dir/data/?_pragma=synchronous(OFF)" --state-dir="$dir" \
         --listen-addr="127.0.0.1:$port" --debug-addr=- --telemetry=disable --log-level=ERROR \
         </dev/null >"$dir/ferretdb.log" 2>&1 &
     pid=$!

@@ -68,7 +68,8 @@ class FerretDB:
                 [
                     str(self.executable),
                     "--handler=sqlite",
-                    f"--sqlite-url=file:{self.directory / 'data'}/",
+                    # no fsync per commit: a test server needs no durability across a machine crash
+                    f"--sqlite-url=file:{self.directory / 'data'}/?_pragma=synchronous(OFF)",
                     f"--state-dir={self.directory}",
                     f"--listen-addr=127.0.0.1:{self.port}",
                     "--debug-addr=-",
