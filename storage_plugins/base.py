@@ -245,7 +245,7 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def insert_logs(self, records: Sequence[Document]) -> None:
-        """Append status records (each with ``id`` unique, ``serviceData.erCollectionId`` set).
+        """Append status records (each with ``id`` unique within its collection, ``serviceData.erCollectionId`` set).
 
         An empty batch is a no-op. Raises DuplicateError when a record id already exists; records of the
         batch without a clash are still written.
@@ -288,11 +288,13 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def enqueue_chunks(self, chunks: Sequence[Document]) -> None:
-        """Store new chunks as pending. An empty batch is a no-op; DuplicateError for an existing id."""
+        """Store new chunks as pending. An empty batch is a no-op; DuplicateError for an existing id (whether
+        the other chunks of that batch were stored is unspecified: callers enqueue fresh ids only)."""
 
     @abc.abstractmethod
     async def claim_chunk(self, worker_id: str, now: float, lease_seconds: float) -> Document | None:
-        """Atomically take the oldest chunk that is pending, or processing with a lease expired at ``now``.
+        """Atomically take the oldest chunk (by ``createdAt``, then ``id``) that is pending, or processing with a
+        lease expired at ``now``.
 
         The chunk becomes processing, owned by ``worker_id`` until ``now + lease_seconds``, with ``attempts``
         incremented; it is returned in that new state. None when nothing can be claimed. Two workers never
@@ -327,7 +329,7 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def get_acl(self, collection_id: str) -> tuple[Document | None, list[Document]]:
-        """The registration (or None when unregistered) and every grant of one collection."""
+        """The registration (or None when unregistered) and every grant of one collection, in no set order."""
 
 
 def available_plugins() -> dict[str, Any]:
