@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 import structlog
 
 from erapi.acl import READ, WRITE, AccessControl
-from erapi.catalog import Catalog
+from erapi.catalog import Catalog, RelationshipType
 from erapi.errors import Conflict, Forbidden, NotFound
 from storage_plugins.base import VERSION_FIELD, Document, EdgeQuery, Storage
 
@@ -78,11 +78,45 @@ async def upsert_relationships(ctx: WriteContext, items: list[dict[str, Any]]) -
     return result
 
 
+class _BatchCatalog:
+    """The catalog's answers, remembered for one batch: a batch names few types, most of them many times."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._types: dict[str, RelationshipType | None] = {}
+        self._derived: dict[str, dict[str, str]] = {}
+        self._is_a: dict[tuple[str, str], bool] = {}
+
+    def relationship_type(self, name: str) -> RelationshipType | None:
+        try:
+            return self._types[name]
+        except KeyError:
+            found = self._types[name] = self.catalog.relationship_type(name)
+            return found
+
+    def derived_fields(self, name: str) -> dict[str, str]:
+        """The relationship's derived fields for a type sent as ``name`` (a type the catalog has)."""
+        try:
+            return self._derived[name]
+        except KeyError:
+            found = self._derived[name] = _relationship_derived_fields(self.catalog, {"relationshipType": name})
+            return found
+
+    def is_a(self, entity_type: str, class_name: str) -> bool:
+        key = (entity_type, class_name)
+        try:
+            return self._is_a[key]
+        except KeyError:
+            found = self._is_a[key] = self.catalog.is_a(entity_type, class_name)
+            return found
+
+
 async def _upsert_relationship_batch(ctx: WriteContext, items: list[dict[str, Any]]) -> BatchResult:
     failures: dict[int, str] = {}
+    types = _BatchCatalog(ctx.catalog)
     unique = first_occurrences(items, "Relationship", failures)
     for index in unique:
-        message = _relationship_request_problem(ctx, items[index])
+        message = _relationship_request_problem(ctx, types, items[index])
         if message:
             failures[index] = message
 
@@ -101,20 +135,21 @@ async def _upsert_relationship_batch(ctx: WriteContext, items: list[dict[str, An
     entities = await _fetch_entities(ctx, [items[i] for i in unique if i not in failures])
     for index in unique:
         if index not in failures:
-            message = _endpoint_problem(ctx, items[index], entities)
+            message = _endpoint_problem(ctx, types, items[index], entities)
             if message:
                 failures[index] = message
 
     candidates = {items[i]["id"]: items[i] for i in unique if i not in failures}
     now = utc_timestamp()
     outcomes = await _upsert_versioned(
-        ctx, "relationships", candidates, lambda item, previous: _relationship_document(ctx, item, previous, now)
+        ctx, "relationships", candidates,
+        lambda item, previous: _relationship_document(ctx, types, item, previous, now),
     )
     return _batch_result(ctx, "relationships", items, failures, outcomes, "Relationship upserted successfully")
 
 
-def _relationship_request_problem(ctx: WriteContext, item: Mapping[str, Any]) -> str | None:
-    relationship_type = ctx.catalog.relationship_type(item["relationshipType"])
+def _relationship_request_problem(ctx: WriteContext, types: _BatchCatalog, item: Mapping[str, Any]) -> str | None:
+    relationship_type = types.relationship_type(item["relationshipType"])
     if relationship_type is None:
         return f"Relationship type {item['relationshipType']} not found in the relationship type catalog"
     source_collection = item.get("sourceERCollectionId", ctx.collection_id)
@@ -123,7 +158,7 @@ def _relationship_request_problem(ctx: WriteContext, item: Mapping[str, Any]) ->
             f"sourceERCollectionId {source_collection} does not match the ercollectionid header "
             f"{ctx.collection_id}"
         )
-    return _derived_field_problem(item, _relationship_derived_fields(ctx.catalog, item))
+    return _derived_field_problem(item, types.derived_fields(item["relationshipType"]))
 
 
 def _relationship_derived_fields(catalog: Catalog, item: Mapping[str, Any]) -> dict[str, str]:
@@ -160,8 +195,9 @@ async def _fetch_entities(ctx: WriteContext, items: list[Mapping[str, Any]]) -> 
     return found
 
 
-def _endpoint_problem(ctx: WriteContext, item: Mapping[str, Any], entities: dict[str, dict[str, Document]]) -> str | None:
-    relationship_type = ctx.catalog.relationship_type(item["relationshipType"])
+def _endpoint_problem(ctx: WriteContext, types: _BatchCatalog, item: Mapping[str, Any],
+                     entities: dict[str, dict[str, Document]]) -> str | None:
+    relationship_type = types.relationship_type(item["relationshipType"])
     ends = (
         ("Source", item["sourceEntityId"], ctx.collection_id, relationship_type.source),
         ("Destination", item["destinationEntityId"], _destination_collection(ctx, item), relationship_type.destination),
@@ -170,7 +206,7 @@ def _endpoint_problem(ctx: WriteContext, item: Mapping[str, Any], entities: dict
         entity = entities.get(collection_id, {}).get(entity_id)
         if entity is None:
             return f"{label} entity {entity_id} not found in ERCollection {collection_id}"
-        if not ctx.catalog.is_a(entity["entityType"], required_class):
+        if not types.is_a(entity["entityType"], required_class):
             required = ctx.catalog.spelled_like(required_class, item["relationshipType"])
             return (
                 f"{label} entity {entity_id} of type {entity['entityType']} is not a {required} "
@@ -179,17 +215,18 @@ def _endpoint_problem(ctx: WriteContext, item: Mapping[str, Any], entities: dict
     return None
 
 
-def _relationship_document(ctx: WriteContext, item: dict, previous: Document | None, now: str) -> Document | str:
-    relationship_type = ctx.catalog.relationship_type(item["relationshipType"])
+def _relationship_document(ctx: WriteContext, types: _BatchCatalog, item: dict, previous: Document | None,
+                           now: str) -> Document | str:
+    relationship_type = types.relationship_type(item["relationshipType"])
     if previous is not None:
-        stored_type = ctx.catalog.relationship_type(previous["relationshipType"])
+        stored_type = types.relationship_type(previous["relationshipType"])
         if stored_type is not relationship_type:
             return "Restricted property relationshipType is not allowed to change"
     document = _client_fields(item)
     document.update(
         sourceERCollectionId=ctx.collection_id,
         destinationERCollectionId=_destination_collection(ctx, item),
-        **_relationship_derived_fields(ctx.catalog, item),
+        **types.derived_fields(item["relationshipType"]),
         isActive=True,
         sysData=_system_data(ctx, "relationships", previous, now),
     )
@@ -458,10 +495,15 @@ def first_occurrences(items: list[Mapping[str, Any]], label: str, failures: dict
 
 
 def _client_fields(item: Mapping[str, Any]) -> Document:
+    if SYSTEM_FIELDS.isdisjoint(item):  # the usual case: the request schema refuses system fields
+        return dict(item)
     return {key: value for key, value in item.items() if key not in SYSTEM_FIELDS}
 
 
 def _system_data(ctx: WriteContext, kind: str, previous: Document | None, now: str) -> Document:
+    if previous is None:  # a new document: the same fields as below, without the look-ups
+        return {VERSION_FIELD[kind]: 1, "sysCreatedAt": now, "sysCreatedBy": ctx.principal, "sysUpdatedAt": now,
+                "sysUpdatedBy": ctx.principal, "sysTransactionId": ctx.transaction_id}
     previous_system = previous["sysData"] if previous else {}
     return {
         VERSION_FIELD[kind]: previous_system.get(VERSION_FIELD[kind], 0) + 1,
