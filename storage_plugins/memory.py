@@ -104,8 +104,9 @@ class MemoryStorage(Storage):
         # relationships by the entity at each end: (collection, entity id) -> {(collection it lives in, id)}
         self._by_source: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._by_destination: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        # kind -> collection -> id -> versions (oldest first)
-        self._history: dict[str, dict[str, dict[str, list[Document]]]] = {kind: {} for kind in KINDS}
+        # kind -> collection -> id -> versions (oldest first): the document itself while there is one version
+        # (most ids have one: a list per id would cost 88 bytes and a garbage-collected object), else a list
+        self._history: dict[str, dict[str, dict[str, Document | list[Document]]]] = {kind: {} for kind in KINDS}
         # collection -> status records sorted by (receivedTimestamp, id); the same records per transaction
         # (the tracker's usual filter, and the job counts), so neither walks the whole collection
         self._logs: dict[str, list[Document]] = {}
@@ -132,23 +133,28 @@ class MemoryStorage(Storage):
         self, kind: str, collection_id: str, ids: Iterable[str]
     ) -> dict[str, Document]:
         history = self._history[kind].get(collection_id, {})
-        return {doc_id: _clone(history[doc_id][-1]) for doc_id in set(ids) if history.get(doc_id)}
+        return {doc_id: _clone(_versions(history[doc_id])[-1]) for doc_id in set(ids) if doc_id in history}
 
     async def claim_versions(self, kind: str, collection_id: str, documents: Sequence[Document]) -> ClaimResult:
         history = self._history[kind].setdefault(collection_id, {})
         result = ClaimResult()
         for document in documents:
-            versions = history.get(document["id"])
-            if versions is None:
-                versions = history[document["id"]] = []
-            wanted = version_of(kind, document)
-            if any(version_of(kind, stored) == wanted for stored in versions):
-                result.conflicted.append(document["id"])
+            document_id = document["id"]
+            stored = history.get(document_id)
+            if stored is None:
+                history[document_id] = _clone(document)
+                result.claimed.append(document_id)
                 continue
-            versions.append(_clone(document))
-            if len(versions) > 1 and version_of(kind, versions[-2]) > wanted:
-                versions.sort(key=lambda stored: version_of(kind, stored))
-            result.claimed.append(document["id"])
+            versions = _versions(stored)
+            wanted = version_of(kind, document)
+            if any(version_of(kind, version) == wanted for version in versions):
+                result.conflicted.append(document_id)
+                continue
+            versions = [*versions, _clone(document)]
+            if version_of(kind, versions[-2]) > wanted:
+                versions.sort(key=lambda version: version_of(kind, version))
+            history[document_id] = versions
+            result.claimed.append(document_id)
         return result
 
     async def put_current(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
@@ -263,7 +269,7 @@ class MemoryStorage(Storage):
         return counts
 
     async def get_versions(self, kind: str, collection_id: str, document_id: str) -> list[Document]:
-        return [_clone(v) for v in self._history[kind].get(collection_id, {}).get(document_id, [])]
+        return [_clone(v) for v in _versions(self._history[kind].get(collection_id, {}).get(document_id, []))]
 
     async def insert_logs(self, records: Sequence[Document]) -> None:
         clashes = []
@@ -334,7 +340,7 @@ class MemoryStorage(Storage):
         history = self._history[kind].get(collection_id, {})
         found = {}
         for document_id in set(ids):
-            for version in history.get(document_id, []):
+            for version in _versions(history.get(document_id, [])):
                 if version["sysData"].get("sysTransactionId") == transaction_id:
                     found[document_id] = _clone(version)
         return found
@@ -406,10 +412,16 @@ class MemoryStorage(Storage):
         return (_clone(registration) if registration else None, [_clone(g) for g in grants])
 
 
-def _same_version(kind: str, versions: list[Document] | None, version: int, document: Document) -> Document:
+def _versions(stored: Document | list[Document]) -> list[Document]:
+    """An id's versions in the history, oldest first, from what ``_history`` keeps for it."""
+    return stored if type(stored) is list else [stored]
+
+
+def _same_version(kind: str, versions: Document | list[Document] | None, version: int,
+                  document: Document) -> Document:
     """The history's object for ``document`` when the history holds that very version, else a copy of it:
     the usual publish of a version just claimed then stores no second copy."""
-    for stored in reversed(versions or ()):
+    for stored in reversed(_versions(versions) if versions is not None else ()):
         if version_of(kind, stored) == version:
             return stored if stored == document else _clone(document)
     return _clone(document)
