@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import gc
+import multiprocessing
+import os
+import signal
+import socket
 import sys
+from multiprocessing.connection import wait
 
 from aiohttp import web
 
 from erapi.config import Config, load_config
 from storage_plugins.base import ConfigurationError
+
+# Storage plugins whose data lives inside one process: N worker processes would be N separate stores.
+PROCESS_LOCAL_STORAGE = frozenset({"memory"})
+WORKER_HEADER = "X-Erapi-Worker"  # the pid of the worker process that answered (only with --workers N > 1)
+PARENT_CHECK_SECONDS = 1.0  # how often a worker checks that the parent still runs (it stops once orphaned)
+# The cyclic garbage collector's first threshold (CPython's default: 700 allocations). A write stores
+# several new containers per item, so with the default a 100-item request ran several collections, each of
+# them walking the young objects again: 0.4 to 0.6 ms of CPU per request (docs/PERFORMANCE.md). What the
+# service keeps holds no reference cycles; the few cycles the HTTP stack makes are collected a little later.
+GC_FIRST_THRESHOLD = 20_000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="TOML config file (default: $ERAPI_CONFIG, else built-in defaults)")
     serve.add_argument("--host", help="address to listen on (default from config: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default from config: 8080)")
+    serve.add_argument("--workers", type=int,
+                       help="worker processes sharing the port with SO_REUSEPORT, one storage for all; needs a "
+                            "shared storage such as mongodb (default from config: server.workers, 1)")
     serve.set_defaults(run=_serve)
 
     token = commands.add_parser("token", help="print a bearer token signed with the local secret")
@@ -53,7 +72,12 @@ def _serve(arguments: argparse.Namespace) -> int:
     config = load_config(arguments.config)
     host = arguments.host if arguments.host is not None else config.server.host
     port = arguments.port if arguments.port is not None else config.server.port
+    workers = arguments.workers if arguments.workers is not None else config.server.workers
+    _check_workers(config, workers)
     configure_logging(config.log.level)
+    gc.set_threshold(GC_FIRST_THRESHOLD, *gc.get_threshold()[1:])
+    if workers > 1:
+        return _serve_workers(config, host, port, workers)
     web.run_app(
         create_app(config),
         host=host,
@@ -65,11 +89,185 @@ def _serve(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _announce(config: Config, host: str, port: int) -> None:
-    lines = [f"erapi listening on http://{host}:{port} (storage: {config.storage}, auth: {config.auth.mode})"]
+def _check_workers(config: Config, workers: int) -> None:
+    if workers < 1:
+        raise ConfigurationError(f"--workers (server.workers) must be positive, got {workers}")
+    if workers == 1:
+        return
+    if config.storage in PROCESS_LOCAL_STORAGE:
+        raise ConfigurationError(
+            f"--workers {workers} needs a storage shared by the worker processes, and the {config.storage} plugin "
+            f"keeps its data inside one process (each worker would have a store of its own); use --workers 1, "
+            f"or storage = \"mongodb\""
+        )
+    if config.auth.mode != "local" and not config.server.paging_secret:
+        raise ConfigurationError(
+            f"--workers {workers} with auth.mode {config.auth.mode!r} needs server.paging_secret: without it each "
+            f"process signs continuation tokens with a key of its own, and the next page may reach another worker"
+        )
+
+
+def _announce(config: Config, host: str, port: int, pids: list[int] | None = None) -> None:
+    workers = f", {len(pids)} workers: pids {', '.join(map(str, pids))}" if pids else ""
+    lines = [f"erapi listening on http://{host}:{port} (storage: {config.storage}, auth: {config.auth.mode}{workers})"]
     if config.auth.mode == "local":
         lines.append('get a token with: erapi token --subject alice --scopes "apollo_read apollo_write"')
     print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+# ---- N worker processes on one port ---------------------------------------------------------------------------
+
+
+def _serve_workers(config: Config, host: str, port: int, count: int) -> int:
+    """Start ``count`` workers that each run the whole service on host:port (SO_REUSEPORT: the kernel spreads
+    the connections over them), forward SIGTERM and SIGINT to them, and return once every one has exited.
+
+    A worker that exits on its own (a crash, a failed start) stops the others: the service runs with all its
+    workers or not at all, and whoever supervises it restarts it whole. Exit status: 0 when every worker
+    stopped cleanly after a signal, else the first non-zero status of a worker (1 for one killed by a signal).
+    """
+    port = _free_port_check(host, port)
+    context = multiprocessing.get_context("fork")  # nothing runs yet: no event loop, no thread to copy
+    ready_read, ready_write = os.pipe()
+    stopping: list[int] = []
+    parent = os.getpid()
+
+    def forward(signum: int, _frame) -> None:
+        if os.getpid() != parent:  # a worker between fork and its own handlers: not the parent's business
+            return
+        stopping.append(signum)
+        for process in processes:
+            if process.exitcode is None and process.pid is not None:
+                try:
+                    os.kill(process.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    processes: list[multiprocessing.process.BaseProcess] = []
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for _ in range(count):
+            process = context.Process(target=_worker, args=(config, host, port, ready_read, ready_write, parent),
+                                      name="erapi-worker", daemon=False)
+            process.start()
+            processes.append(process)
+        os.close(ready_write)
+        ready = _wait_ready(ready_read, processes, stopping)
+        os.close(ready_read)
+        if ready:
+            _announce(config, host, port, [process.pid for process in processes])
+        return _supervise(processes, stopping)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _free_port_check(host: str, port: int) -> int:
+    """The port the workers will share: ``port``, after a check that nothing listens there (SO_REUSEPORT would
+    otherwise let the workers join another server's port silently), or a free one for port 0."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConfigurationError(f"cannot listen on {host}:{port}: {error.strerror}") from error
+        return probe.getsockname()[1]
+
+
+def _wait_ready(ready_read: int, processes: list, stopping: list[int]) -> bool:
+    """Wait until every worker has bound the port (each writes its pid to the pipe); False when one exits or a
+    signal arrives first (``_supervise`` then stops the others)."""
+    pending = {process.pid for process in processes}
+    buffer = b""
+    while pending and not stopping:
+        if any(process.exitcode is not None for process in processes):
+            return False
+        for ready in wait([ready_read, *(process.sentinel for process in processes)]):
+            if ready == ready_read:
+                chunk = os.read(ready_read, 4096)
+                if not chunk:
+                    return False
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                pending -= {int(line) for line in lines if line}
+    return not pending
+
+
+def _supervise(processes: list, stopping: list[int]) -> int:
+    status = 0
+    while True:
+        alive = [process for process in processes if process.exitcode is None]
+        if not alive:
+            break
+        wait([process.sentinel for process in alive])
+        for process in processes:
+            if process.exitcode is not None and process.exitcode != 0 and status == 0:
+                status = process.exitcode if process.exitcode > 0 else 1
+        exited = [process for process in processes if process.exitcode is not None]
+        if exited and not stopping:
+            # a worker stopped by itself: stop the others too (their graceful shutdown applies)
+            print(f"erapi: worker {exited[0].pid} exited with status {exited[0].exitcode}; stopping the others",
+                  file=sys.stderr, flush=True)
+            stopping.append(signal.SIGTERM)
+            for process in processes:
+                if process.exitcode is None:
+                    try:
+                        os.kill(process.pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+    return status
+
+
+def _worker(config: Config, host: str, port: int, ready_read: int, ready_write: int, parent: int) -> None:
+    """One worker process: the whole service (its own event loop, storage connection, job workers) on the
+    shared port. Its own process group, so that a terminal's Ctrl-C reaches it once, through the parent."""
+    from erapi.app import create_app
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)  # until run_app installs its graceful handlers
+    os.setpgid(0, 0)
+    os.close(ready_read)
+    app = create_app(config)
+    pid = str(os.getpid())
+
+    async def worker_header(_request: web.Request, response: web.StreamResponse) -> None:
+        response.headers[WORKER_HEADER] = pid
+
+    app.on_response_prepare.append(worker_header)
+    app.cleanup_ctx.append(_parent_watch(parent))
+
+    def announce(_: str) -> None:  # called once the port is bound
+        os.write(ready_write, f"{pid}\n".encode())
+        os.close(ready_write)
+
+    try:
+        web.run_app(app, host=host, port=port, reuse_port=True, shutdown_timeout=config.server.shutdown_timeout,
+                    print=announce, access_log=None)
+    except ConfigurationError as error:
+        print(f"erapi: configuration error: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def _parent_watch(parent: int):
+    """A cleanup context that stops the worker gracefully (SIGTERM to itself) once its parent is gone."""
+    import asyncio
+    import contextlib
+
+    async def watch() -> None:
+        while os.getppid() == parent:
+            await asyncio.sleep(PARENT_CHECK_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    async def context(_app: web.Application):
+        task = asyncio.create_task(watch())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return context
 
 
 def _token(arguments: argparse.Namespace) -> int:
