@@ -111,8 +111,8 @@ class MemoryStorage(Storage):
         # (the tracker's usual filter, and the job counts), so neither walks the whole collection
         self._logs: dict[str, list[Document]] = {}
         self._log_by_transaction: dict[tuple[str, str], list[Document]] = {}
-        self._log_by_id: dict[str, Document] = {}
-        self._chunks: dict[str, Document] = {}  # insertion order is claim order (oldest first)
+        self._log_by_id: dict[tuple[str, str], Document] = {}  # (collection, id): ids are unique per collection
+        self._chunks: dict[str, Document] = {}  # claimed oldest first, by (createdAt, id)
         self._registrations: dict[str, Document] = {}
         self._grants: dict[str, dict[str, Document]] = {}
 
@@ -275,15 +275,15 @@ class MemoryStorage(Storage):
         clashes = []
         entries: dict[int, tuple[Document, Document]] = {}  # state entries the batch shares, copied once
         for record in records:
-            if record["id"] in self._log_by_id:
+            collection_id = record["serviceData"]["erCollectionId"]
+            if (collection_id, record["id"]) in self._log_by_id:
                 clashes.append(record["id"])
                 continue
-            collection_id = record["serviceData"]["erCollectionId"]
             stored = _clone_record(record, entries)
             transaction = (collection_id, record.get("transactionId"))
             _insert_log(self._logs.setdefault(collection_id, []), stored)
             _insert_log(self._log_by_transaction.setdefault(transaction, []), stored)
-            self._log_by_id[record["id"]] = stored
+            self._log_by_id[(collection_id, record["id"])] = stored
         if clashes:
             raise DuplicateError(f"log records already exist: {', '.join(clashes)}")
 
@@ -318,8 +318,8 @@ class MemoryStorage(Storage):
     async def transition_logs(self, collection_id: str, transitions: Sequence[LogTransition]) -> int:
         moved = 0
         for transition in transitions:
-            record = self._log_by_id.get(transition.record_id)
-            if record is None or record["serviceData"]["erCollectionId"] != collection_id:
+            record = self._log_by_id.get((collection_id, transition.record_id))
+            if record is None:
                 continue
             if record["state"] in transition.from_states:
                 record.update(state=transition.state, message=transition.message)
@@ -355,15 +355,16 @@ class MemoryStorage(Storage):
             }
 
     async def claim_chunk(self, worker_id: str, now: float, lease_seconds: float) -> Document | None:
-        for chunk in self._chunks.values():
-            claimable = chunk["state"] == "pending" or (
-                chunk["state"] == "processing" and chunk["leaseExpiresAt"] <= now
-            )
-            if claimable:
-                chunk.update(state="processing", leaseOwner=worker_id, leaseExpiresAt=now + lease_seconds,
-                             attempts=chunk["attempts"] + 1)
-                return _clone(chunk)
-        return None
+        claimable = [
+            chunk for chunk in self._chunks.values()
+            if chunk["state"] == "pending" or (chunk["state"] == "processing" and chunk["leaseExpiresAt"] <= now)
+        ]
+        if not claimable:
+            return None
+        chunk = min(claimable, key=lambda chunk: (chunk["createdAt"], chunk["id"]))  # the oldest
+        chunk.update(state="processing", leaseOwner=worker_id, leaseExpiresAt=now + lease_seconds,
+                     attempts=chunk["attempts"] + 1)
+        return _clone(chunk)
 
     async def renew_chunk(self, chunk_id: str, worker_id: str, lease_expires_at: float) -> bool:
         chunk = self._owned_chunk(chunk_id, worker_id)
