@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 
 import pytest
 
 from tests.api_fixtures import entity, relationship
 from tests.read_helpers import page, seed, stored_entity, stored_relationship, walk
+from tests.test_batch_first import calls_of, counted  # noqa: F401 (counted is a fixture)
 
 AHU = "ahu-0"
 # every paged endpoint, reached in collection c1 where alice holds AHU ahu-0 and the relationship r-0
@@ -219,6 +221,39 @@ async def test_unregistered_collection_is_403_and_missing_header_400_and_scope_4
 async def test_unknown_query_parameters_are_400(c1, path):
     body = await page(c1, path, "c1", params={"sourceentityid": "x"}, expect=400)
     assert body["status"]["message"].startswith("Unknown query parameter sourceentityid: this operation takes ")
+
+
+# ---- cost: one query and one count per page -------------------------------------------------------------------
+
+
+async def test_every_page_costs_one_storage_query_and_one_count(counted):
+    api, proxy = counted
+    await api.register("c1")
+    await api.register("c2")
+    await relationships_in(api, "c1", 25)
+    await api.entities("c2", entity("x"))
+    await api.relationships("c2", relationship("in-0", "x", "a", destinationERCollectionId="c1"))
+    for name in ("second", "third"):
+        await api.relationships("c1", relationship("r0000", "a", "b", relationshipName=name))
+    pages = {
+        "/apollo/er/relationships": Counter(get_acl=1, list_current=1, count_current=1),
+        "/apollo/er/entitytypes/BRICK_0_4__Equipment/entities": Counter(get_acl=1, list_current=1, count_current=1),
+        "/apollo/er/relationshiptypes/BRICK_0_4__isFedBy_Equipment_Equipment/relationships":
+            Counter(get_acl=1, list_current=1, count_current=1),
+        # the edges count per collection first, then the ACL of each other collection, then read the page
+        "/apollo/er/entities/a/relationships": Counter(get_acl=2, count_edges=1, find_edges=1),
+        "/apollo/er/relationships/r0000/versions": Counter(get_acl=1, get_versions=1),
+    }
+    params = {"/apollo/er/entitytypes/BRICK_0_4__Equipment/entities": {"includeSubtypes": "true"}}
+    for path, cost in pages.items():
+        first, calls = await calls_of(proxy, lambda: page(api, path, "c1", size=1, params=params.get(path)))
+        assert calls == cost, path
+        token = first["paging"]["continuationToken"]
+        _, calls = await calls_of(proxy, lambda: page(api, path, "c1", size=1, token=token, params=params.get(path)))
+        assert calls == cost, path
+    _, calls = await calls_of(proxy, lambda: api.call("GET", "/apollo/er/ercollections/c1/stats", 200,
+                                                      schema="collection-stats"))
+    assert calls == Counter(get_acl=1, count_by_type=2)
 
 
 # ---- paging while others write -----------------------------------------------------------------------------------
