@@ -183,8 +183,12 @@ class MemoryStorage(Storage):
         if old is not None:
             self._by_source.get(_source_end(collection_id, old), set()).discard(key)
             self._by_destination.get(_destination_end(collection_id, old), set()).discard(key)
-        self._by_source.setdefault(_source_end(collection_id, new), set()).add(key)
-        self._by_destination.setdefault(_destination_end(collection_id, new), set()).add(key)
+        for index, end in ((self._by_source, _source_end(collection_id, new)),
+                           (self._by_destination, _destination_end(collection_id, new))):
+            keys = index.get(end)
+            if keys is None:  # not setdefault: that would build an empty set on every call
+                keys = index[end] = set()
+            keys.add(key)
 
     async def list_current(self, kind: str, collection_id: str, query: DocumentQuery) -> list[Document]:
         found: list[Document] = []
