@@ -27,6 +27,7 @@ from bench import workload
 
 ROOT = Path(__file__).resolve().parent.parent
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk_body.lua"
+WRK_GET_SCRIPT = Path(__file__).resolve().parent / "wrk_get.lua"
 HOST = "127.0.0.1"
 
 
@@ -455,8 +456,9 @@ def wrk_version() -> str:
 def run_wrk(label: str, port: int, template: Path, phase: int, token: str, collection: str, *, duration: float,
             connections: int, threads: int = 1, cpus: set[int] | None = None,
             stop_when: Callable[[], str] | None = None, timeout_s: int = 30,
-            server_pid: int | None = None) -> LoadResult:
-    """Drive POST /apollo/er/relationships with wrk for ``duration`` seconds.
+            server_pid: int | None = None, get_path: str = "") -> LoadResult:
+    """Drive POST /apollo/er/relationships with wrk for ``duration`` seconds (or, with ``get_path``, a GET of
+    that path: ``template`` and ``phase`` are then unused and the result counts no relationships).
 
     ``stop_when`` is polled every 0.1 s; a non-empty answer (the reason) interrupts wrk early, which then
     reports what it measured until then.
@@ -464,9 +466,12 @@ def run_wrk(label: str, port: int, template: Path, phase: int, token: str, colle
     wrk = shutil.which("wrk")
     if not wrk:
         raise BenchError("wrk is not installed: apt-get install -y wrk")
+    if get_path:
+        script, script_arguments = WRK_GET_SCRIPT, [get_path, token, collection, f"{HOST}:{port}"]
+    else:
+        script, script_arguments = WRK_SCRIPT, [str(template), f"{phase:02x}", token, collection, f"{HOST}:{port}"]
     command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s",
-               "--timeout", f"{timeout_s}s", "-s", str(WRK_SCRIPT), f"http://{HOST}:{port}", "--",
-               str(template), f"{phase:02x}", token, collection, f"{HOST}:{port}"]
+               "--timeout", f"{timeout_s}s", "-s", str(script), f"http://{HOST}:{port}", "--", *script_arguments]
     if cpus:
         command = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *command]
     watch = CpuWatch(server_pid)
@@ -499,6 +504,7 @@ def run_wrk(label: str, port: int, template: Path, phase: int, token: str, colle
         max_ms=data["latency_max_us"] / 1000,
         errors={key[len("errors_"):]: value for key, value in data.items() if key.startswith("errors_") and value},
         stopped_early=reason,
+        items_per_request=0 if get_path else workload.ITEMS_PER_REQUEST,
         server_cores=server_cores,
         other_cores=other_cores,
         stolen_cores=stolen_cores,
