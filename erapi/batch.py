@@ -44,19 +44,8 @@ async def handle_batch_write(request: web.Request, kind: str, upsert: Upsert) ->
     config = request.app[config_key]
     items = await read_items(request, kind, config.jobs.max_items if run_async else config.server.max_items)
 
-    transaction_id = new_transaction_id()
-    structlog.contextvars.bind_contextvars(transaction_id=transaction_id)
-    context = WriteContext(
-        storage=request.app[storage_key],
-        catalog=request.app[catalog_key],
-        acl=request.app[acl_key],
-        principal=principal.subject,
-        collection_id=collection_id,
-        transaction_id=transaction_id,
-        correlation_id=correlation_id(request, transaction_id),
-        destination_access=config.acl.destination_access,
-        create_inverse=create_inverse,
-    )
+    context = write_context(request, principal.subject, collection_id, create_inverse=create_inverse)
+    transaction_id = context.transaction_id
     if run_async:
         return await accept(request, context, kind, items, received_at)
     result = await upsert(context, items)
@@ -66,6 +55,23 @@ async def handle_batch_write(request: web.Request, kind: str, upsert: Upsert) ->
     response = batch_response(request, result)
     response.headers["X-Transaction-Id"] = transaction_id
     return response
+
+
+def write_context(request: web.Request, principal: str, collection_id: str, **options) -> WriteContext:
+    """A new transaction of ``principal`` in ``collection_id``, bound to the request's log context."""
+    transaction_id = new_transaction_id()
+    structlog.contextvars.bind_contextvars(transaction_id=transaction_id)
+    return WriteContext(
+        storage=request.app[storage_key],
+        catalog=request.app[catalog_key],
+        acl=request.app[acl_key],
+        principal=principal,
+        collection_id=collection_id,
+        transaction_id=transaction_id,
+        correlation_id=correlation_id(request, transaction_id),
+        destination_access=request.app[config_key].acl.destination_access,
+        **options,
+    )
 
 
 async def accept(request: web.Request, context: WriteContext, kind: str, items: list[dict],

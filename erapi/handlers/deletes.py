@@ -8,16 +8,14 @@ import structlog
 from aiohttp import web
 
 from erapi.acl import WRITE
-from erapi.batch import correlation_id
+from erapi.batch import write_context
 from erapi.domain import (
     DeleteResult,
     WriteContext,
     delete_entity,
     delete_relationship,
     delete_status_records,
-    new_transaction_id,
 )
-from erapi.keys import acl_key, catalog_key, config_key, storage_key
 from erapi.web import WRITE_SCOPE, authorize, boolean_query, collection_header, envelope, require_access, tracker_url
 from storage_plugins.base import VERSION_FIELD
 
@@ -46,19 +44,7 @@ async def _write_context(request: web.Request) -> tuple[WriteContext, datetime]:
     principal = await authorize(request, WRITE_SCOPE)
     collection_id = collection_header(request)
     await require_access(request, collection_id, principal, WRITE)
-    transaction_id = new_transaction_id()
-    structlog.contextvars.bind_contextvars(transaction_id=transaction_id)
-    context = WriteContext(
-        storage=request.app[storage_key],
-        catalog=request.app[catalog_key],
-        acl=request.app[acl_key],
-        principal=principal.subject,
-        collection_id=collection_id,
-        transaction_id=transaction_id,
-        correlation_id=correlation_id(request, transaction_id),
-        destination_access=request.app[config_key].acl.destination_access,
-    )
-    return context, received_at
+    return write_context(request, principal.subject, collection_id), received_at
 
 
 async def _respond(request: web.Request, context: WriteContext, result: DeleteResult, received_at: datetime,
