@@ -112,6 +112,9 @@ class MemoryStorage(Storage):
         self._logs: dict[str, list[Document]] = {}
         self._log_by_transaction: dict[tuple[str, str], list[Document]] = {}
         self._log_by_id: dict[tuple[str, str], Document] = {}  # (collection, id): ids are unique per collection
+        # (collection, transaction) -> state -> how many item records (not the Job record) are in it: an async job
+        # asks after every chunk, and counting its 10,000 records each time cost more than applying the chunk
+        self._log_states: dict[tuple[str, str], dict[str, int]] = {}
         self._chunks: dict[str, Document] = {}  # claimed oldest first, by (createdAt, id)
         self._registrations: dict[str, Document] = {}
         self._grants: dict[str, dict[str, Document]] = {}
@@ -288,6 +291,8 @@ class MemoryStorage(Storage):
             _insert_log(self._logs.setdefault(collection_id, []), stored)
             _insert_log(self._log_by_transaction.setdefault(transaction, []), stored)
             self._log_by_id[(collection_id, record["id"])] = stored
+            if stored.get("requestObject") != "Job":
+                _count_state(self._log_states.setdefault(transaction, {}), stored.get("state"), 1)
         if clashes:
             raise DuplicateError(f"log records already exist: {', '.join(clashes)}")
 
@@ -321,22 +326,26 @@ class MemoryStorage(Storage):
 
     async def transition_logs(self, collection_id: str, transitions: Sequence[LogTransition]) -> int:
         moved = 0
+        entries: dict[tuple, Document] = {}  # one entry per (moment, state), shared: entries never change
         for transition in transitions:
             record = self._log_by_id.get((collection_id, transition.record_id))
             if record is None:
                 continue
             if record["state"] in transition.from_states:
+                if record.get("requestObject") != "Job":
+                    counts = self._log_states[(collection_id, record.get("transactionId"))]
+                    _count_state(counts, record["state"], -1)
+                    _count_state(counts, transition.state, 1)
+                entry = entries.get((transition.at, transition.state))
+                if entry is None:
+                    entry = entries[(transition.at, transition.state)] = transition.history_entry()
                 record.update(state=transition.state, message=transition.message)
-                record["stateHistory"].append(transition.history_entry())
+                record["stateHistory"].append(entry)
                 moved += 1
         return moved
 
     async def count_log_states(self, collection_id: str, transaction_id: str) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for record in self._log_by_transaction.get((collection_id, transaction_id), []):
-            if record["requestObject"] != "Job":
-                counts[record["state"]] = counts.get(record["state"], 0) + 1
-        return counts
+        return dict(self._log_states.get((collection_id, transaction_id), {}))
 
     async def find_applied(
         self, kind: str, collection_id: str, ids: Iterable[str], transaction_id: str
@@ -415,6 +424,12 @@ class MemoryStorage(Storage):
         registration = self._registrations.get(collection_id)
         grants = self._grants.get(collection_id, {}).values()
         return (_clone(registration) if registration else None, [_clone(g) for g in grants])
+
+
+def _count_state(counts: dict[str, int], state: str, change: int) -> None:
+    counts[state] = counts.get(state, 0) + change
+    if not counts[state]:
+        del counts[state]
 
 
 def _versions(stored: Document | list[Document]) -> list[Document]:
