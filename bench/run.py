@@ -328,8 +328,8 @@ def wait_for_job(service: Service, transaction_id: str, timeout: float, items: i
 
     The log gets one line per applied chunk, so the job's items are all applied once the log has counted
     ``items`` more than ``baseline``. Only then is the tracker asked (its job record is the transaction's
-    first): each GET of the tracker costs the service a copy of every record of the transaction, so polling
-    it while the job runs would measure the polling.
+    first): polling it while the job runs would measure the polling too (each GET is a request the service
+    serves; until the memory plugin counted without copying, each one copied every record of the transaction).
     """
     deadline = time.monotonic() + timeout
     if items and baseline:
