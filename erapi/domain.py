@@ -509,7 +509,7 @@ def first_occurrences(items: list[Mapping[str, Any]], label: str, failures: dict
 
 
 def _client_fields(item: Mapping[str, Any]) -> Document:
-    if SYSTEM_FIELDS.isdisjoint(item):  # the usual case: the request schema refuses system fields
+    if SYSTEM_FIELDS.isdisjoint(item):  # the usual case: clients seldom echo system fields back
         return dict(item)
     return {key: value for key, value in item.items() if key not in SYSTEM_FIELDS}
 
