@@ -476,13 +476,18 @@ class MongoStorage(Storage):
                     recordKind=STATUS)
             for record in records
         ]
-        with _driver_errors("insert of status records"):
+        await self._insert_new(LOGS, batch, records, "log records")
+
+    async def _insert_new(self, collection: str, batch: list[Document], originals: Sequence[Document],
+                          what: str) -> None:
+        """Insert unordered; DuplicateError naming the ids of ``originals`` whose key already existed."""
+        with _driver_errors(f"insert of {what}"):
             try:
-                await self._db[LOGS].insert_many(batch, ordered=False)
+                await self._db[collection].insert_many(batch, ordered=False)
             except mongo_errors.BulkWriteError as error:
-                clashes = _duplicates(error.details, "insert of status records")
-                ids = ", ".join(str(records[index]["id"]) for index in sorted(clashes))
-                raise DuplicateError(f"log records already exist: {ids}") from error
+                clashes = _duplicates(error.details, f"insert of {what}")
+                ids = ", ".join(str(originals[index]["id"]) for index in sorted(clashes))
+                raise DuplicateError(f"{what} already exist: {ids}") from error
 
     async def find_logs(self, query: LogQuery) -> list[Document]:
         if query.limit <= 0:
@@ -575,13 +580,7 @@ class MongoStorage(Storage):
             stored = {**chunk, "state": "pending", "attempts": 0, "leaseOwner": None, "leaseExpiresAt": 0.0}
             stored.pop("_id", None)
             batch.append(stored)
-        with _driver_errors("enqueue of job chunks"):
-            try:
-                await self._db[JOBS].insert_many(batch, ordered=False)
-            except mongo_errors.BulkWriteError as error:
-                clashes = _duplicates(error.details, "enqueue of job chunks")
-                ids = ", ".join(str(chunks[index]["id"]) for index in sorted(clashes))
-                raise DuplicateError(f"chunks already exist: {ids}") from error
+        await self._insert_new(JOBS, batch, chunks, "chunks")
 
     async def claim_chunk(self, worker_id: str, now: float, lease_seconds: float) -> Document | None:
         claimable = {"$or": [{"state": "pending"}, {"state": "processing", "leaseExpiresAt": {"$lte": now}}]}
