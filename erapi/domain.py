@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 import structlog
 
@@ -477,7 +477,7 @@ def delete_status_records(ctx: WriteContext, result: DeleteResult, received_at: 
     completed = state_entry("Completed", datetime.now(timezone.utc))
     return [
         {
-            "id": f"{ctx.transaction_id}.{index:05d}",
+            "id": item_record_id(ctx.transaction_id, index),
             "transactionId": ctx.transaction_id,
             "correlationId": ctx.correlation_id,
             "requestAction": "Delete",
@@ -622,7 +622,7 @@ def status_records(ctx: WriteContext, result: BatchResult, received_at: datetime
         final_state, final_entry = finals[item.ok]
         records.append(
             {
-                "id": f"{transaction_id}.{index:05d}",
+                "id": item_record_id(transaction_id, index),
                 "transactionId": transaction_id,
                 "correlationId": correlation_id,
                 "requestAction": "Upsert",
@@ -635,6 +635,11 @@ def status_records(ctx: WriteContext, result: BatchResult, received_at: datetime
             }
         )
     return records
+
+
+def item_record_id(transaction_id: str, index: int) -> str:
+    """The status record of a transaction's item: one id per (transaction, item), so it is written once."""
+    return f"{transaction_id}.{index:05d}"
 
 
 def service_data(collection_id: str, kind: str, item_id: str) -> Document:

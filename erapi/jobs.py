@@ -28,6 +28,7 @@ from erapi.domain import (
     ItemResult,
     WriteContext,
     first_occurrences,
+    item_record_id,
     service_data,
     state_entry,
     upsert_entities,
@@ -53,10 +54,6 @@ class Backpressure(Exception):
 def job_record_id(transaction_id: str) -> str:
     # the bare transaction id sorts before every item record of the transaction: the job comes first
     return transaction_id
-
-
-def item_record_id(transaction_id: str, index: int) -> str:
-    return f"{transaction_id}.{index:05d}"
 
 
 async def accept_job(ctx: WriteContext, kind: str, items: list[dict[str, Any]], received_at: datetime,
@@ -111,30 +108,28 @@ def _groups(indexes: list[int], size: int) -> list[list[int]]:
 
 
 def _job_record(ctx: WriteContext, kind: str, received_at: datetime) -> Document:
-    return {
-        "id": job_record_id(ctx.transaction_id),
-        "transactionId": ctx.transaction_id,
-        "correlationId": ctx.correlation_id,
-        "requestAction": "Upsert",
-        "requestObject": "Job",
-        "state": "Requested",
-        "message": f"Job of {REQUEST_OBJECT[kind]} upserts accepted",
-        "serviceData": service_data(ctx.collection_id, "job", ""),
-        "receivedTimestamp": utc_timestamp(received_at),
-        "stateHistory": [state_entry("Requested", received_at)],
-    }
+    return _requested_record(ctx, job_record_id(ctx.transaction_id), "Job",
+                             f"Job of {REQUEST_OBJECT[kind]} upserts accepted",
+                             service_data(ctx.collection_id, "job", ""), received_at)
 
 
 def _item_record(ctx: WriteContext, kind: str, item_id: str, index: int, received_at: datetime) -> Document:
+    return _requested_record(ctx, item_record_id(ctx.transaction_id, index), REQUEST_OBJECT[kind],
+                             "Waiting to be processed", service_data(ctx.collection_id, kind, item_id), received_at)
+
+
+def _requested_record(ctx: WriteContext, record_id: str, request_object: str, message: str, service: Document,
+                      received_at: datetime) -> Document:
+    """A status record just accepted: state Requested, its history starting there."""
     return {
-        "id": item_record_id(ctx.transaction_id, index),
+        "id": record_id,
         "transactionId": ctx.transaction_id,
         "correlationId": ctx.correlation_id,
         "requestAction": "Upsert",
-        "requestObject": REQUEST_OBJECT[kind],
+        "requestObject": request_object,
         "state": "Requested",
-        "message": "Waiting to be processed",
-        "serviceData": service_data(ctx.collection_id, kind, item_id),
+        "message": message,
+        "serviceData": service,
         "receivedTimestamp": utc_timestamp(received_at),
         "stateHistory": [state_entry("Requested", received_at)],
     }
