@@ -1,19 +1,30 @@
 """The MongoDB plugin's database work without the service: the driver's own ceiling for a batch.
 
-Each batch does what ``storage_plugins.mongodb`` does for one 100-relationship request of new ids, with the
-same driver (PyMongo's asyncio API), write concern, indexes and document shapes:
+Each batch sends the commands ``storage_plugins.mongodb`` sends for one 100-relationship request of new ids
+(``erapi.domain``: the entities, the current view, the claim, the publish; then the status records), in
+the same order and with the same shapes, through the same driver (PyMongo's asyncio API), write concern,
+indexes and document shapes:
 
-1. find the referenced entities (one ``$in`` query);
-2. find the current relationships of the ids (one ``$in`` query);
+1. ``find`` the referenced entities (one ``$in`` of 150 ids; the driver fetches the rest with a ``getMore``);
+2. ``find`` the current relationships of the ids (one ``$in``);
 3. ``insert_many`` the new versions into ``relationships_history`` (unordered);
-4. one ``update`` command of 100 upserts into the current view (``relationships``);
+4. the current view (``relationships``), as the plugin's ``put_current`` writes it on this server:
+
+   - MongoDB: one ``update`` command of 100 conditional upserts (replace if the stored version is lower);
+   - FerretDB (its SQLite backend uses no index except for an exact ``{_id: value}`` filter, so a
+     conditional upsert scans the collection): under a process-wide lock, a ``find`` of the ids' stored
+     versions (projection ``_id``, ``id``, ``sysData``), ``insert_many`` of the ids not stored (unordered),
+     and ``update`` commands replacing by ``_id`` the stored ids with a lower version, at most
+     ``FERRETDB_UPDATE_STATEMENTS`` statements each (with new ids there are none);
+
 5. ``insert_many`` the 100 status records into ``logs`` (unordered).
 
-(The ACL lookup is cached by the service, so it is not repeated here.) ``concurrency`` batches are in flight
-at once, as the service has ``connections`` requests in flight. The indexes are created by the plugin's own
-``open()``, so they are the service's exactly; nothing else of the plugin runs in the loop. Against FerretDB
-the loop does what the plugin does there: update commands of at most ``FERRETDB_UPDATE_STATEMENTS``
-statements, one at a time per process (FerretDB 1.24 deadlocks on larger ones and loses concurrent updates).
+(The ACL lookup is cached by the service, so it is not repeated here.) Which path is taken is what the
+plugin's own ``open()`` detects (``MongoStorage._atomic_updates``, ``_update_statements``); ``open()`` also
+creates the indexes, so they are the service's exactly. Nothing else of the plugin runs in the loop: every
+command is a raw PyMongo call. ``concurrency`` batches are in flight at once, as the service has
+``connections`` requests in flight. tests/test_bench_raw_pymongo.py checks that one batch sends the
+commands (names, collections, document and statement counts) one request of the service sends.
 
     python -m bench.raw_pymongo --uri mongodb://127.0.0.1:27017 --database erapi_bench_raw --duration 10
 
@@ -28,17 +39,46 @@ import contextlib
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import orjson
 
 from bench import workload
+from storage_plugins.base import VERSION_FIELD
 
-VERSION = "sysData.sysRelationshipVersion"
+KIND = "relationships"
+VERSION = f"sysData.{VERSION_FIELD[KIND]}"
 
 
 def _timestamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Server:
+    """What the plugin's ``open()`` learnt of the server: which ``put_current`` path it takes there."""
+
+    atomic_updates: bool  # True: conditional upserts (MongoDB); False: find, insert, replace by _id (FerretDB)
+    update_statements: int | None  # most statements in one update command; None: no limit
+
+    @property
+    def name(self) -> str:
+        # only FerretDB lacks atomic updates (see MongoStorage.open)
+        return "MongoDB" if self.atomic_updates else "FerretDB"
+
+    def update_lock(self) -> contextlib.AbstractAsyncContextManager:
+        """The plugin's update lock: one put_current at a time per process where updates are not atomic."""
+        return contextlib.nullcontext() if self.atomic_updates else asyncio.Lock()
+
+
+@dataclass
+class Batch:
+    entity_ids: list[str]
+    ids: list[str]
+    documents: list[dict]  # the new versions, as the service builds them
+    records: list[dict]  # the status records, as the service builds them
 
 
 class Batches:
@@ -49,7 +89,7 @@ class Batches:
         self.template = workload.relationship_template(collection=collection)
         self.counter = 0
 
-    def next(self, tag: str) -> tuple[list[str], list[str], list[dict], list[dict]]:
+    def next(self, tag: str) -> Batch:
         items = orjson.loads(workload.render(self.template, self.counter, tag))
         self.counter += 1
         now = _timestamp()
@@ -61,7 +101,7 @@ class Batches:
                 "brickRelationshipName": "isFedBy",
                 "brickRelationshipType": "BRICK_0_4__isFedBy",
                 "isActive": True,
-                "sysData": {"sysRelationshipVersion": 1, "sysCreatedAt": now, "sysCreatedBy": "bench",
+                "sysData": {VERSION_FIELD[KIND]: 1, "sysCreatedAt": now, "sysCreatedBy": "bench",
                             "sysUpdatedAt": now, "sysUpdatedBy": "bench", "sysTransactionId": transaction},
             })
             state = {"timestamp": now, "unixTimestamp": int(time.time() * 1000)}
@@ -76,15 +116,17 @@ class Batches:
             })
         entity_ids = list(dict.fromkeys(
             entity for item in items for entity in (item["sourceEntityId"], item["destinationEntityId"])))
-        return entity_ids, [item["id"] for item in items], documents, records
+        return Batch(entity_ids, [item["id"] for item in items], documents, records)
 
 
-async def prepare(uri: str, database: str, collection: str, write_concern: str, journal: bool) -> None:
-    """Indexes through the plugin's own open(), then the 200 AHUs the relationships reference."""
+async def prepare(uri: str, database: str, collection: str, write_concern: str, journal: bool) -> Server:
+    """Indexes and server detection through the plugin's own open(), then the 200 AHUs the relationships
+    reference."""
     from storage_plugins.mongodb import MongoStorage
 
     storage = MongoStorage(uri=uri, database=database, write_concern=write_concern, journal=journal)
     await storage.open()
+    server = Server(atomic_updates=storage._atomic_updates, update_statements=storage._update_statements)
     await storage.close()
     from pymongo import AsyncMongoClient
 
@@ -101,20 +143,70 @@ async def prepare(uri: str, database: str, collection: str, write_concern: str, 
         await client[database]["entities"].insert_many(entities, ordered=False)
     finally:
         await client.close()
+    return server
+
+
+def write_concern_of(write_concern: str, journal: bool):
+    from pymongo import WriteConcern
+
+    return WriteConcern(w="majority" if write_concern == "majority" else int(write_concern), j=journal)
+
+
+async def _update(db: Any, collection: str, statements: list[dict], size: int | None) -> None:
+    """Unordered ``update`` commands of at most ``size`` statements (one command when None), as the plugin."""
+    size = size or len(statements)
+    for start in range(0, len(statements), size):
+        reply = await db.command({"update": collection, "updates": statements[start:start + size],
+                                  "ordered": False, "writeConcern": db.write_concern.document})
+        if reply.get("writeErrors") or reply.get("writeConcernError"):
+            raise RuntimeError(f"update of {collection} failed: {reply.get('writeErrors') or reply}")
+
+
+async def one_batch(db: Any, collection: str, batch: Batch, server: Server,
+                    update_lock: contextlib.AbstractAsyncContextManager) -> None:
+    """The commands of one request of the service for ``batch``, as raw PyMongo calls."""
+    from storage_plugins.mongodb import LOGS, STATUS
+
+    # get_current("entities"): the entities of both ends
+    await db["entities"].find({"ercollectionid": collection, "id": {"$in": batch.entity_ids}}).to_list()
+    # get_current("relationships"): the current versions the new ones build on
+    await db[KIND].find({"ercollectionid": collection, "id": {"$in": batch.ids}}).to_list()
+    # claim_versions: the history's unique (ercollectionid, id, version) index decides each version
+    current = [{**document, "ercollectionid": collection} for document in batch.documents]
+    await db[f"{KIND}_history"].insert_many(current, ordered=False)
+    # put_current: publish the claimed versions to the current view
+    if server.atomic_updates:
+        statements = [{"q": {"ercollectionid": collection, "id": document["id"],
+                             VERSION: {"$lt": document["sysData"][VERSION_FIELD[KIND]]}},
+                       "u": document, "upsert": True} for document in current]
+        await _update(db, KIND, statements, server.update_statements)
+    else:
+        async with update_lock:
+            cursor = db[KIND].find({"ercollectionid": collection, "id": {"$in": batch.ids}},
+                                   {"_id": True, "id": True, "sysData": True})
+            stored = {document["id"]: document for document in await cursor.to_list()}
+            fresh = [document for document in current if document["id"] not in stored]
+            replacements = [
+                {"q": {"_id": stored[document["id"]]["_id"]}, "u": document} for document in current
+                if document["id"] in stored
+                and stored[document["id"]]["sysData"][VERSION_FIELD[KIND]] < document["sysData"][VERSION_FIELD[KIND]]
+            ]
+            if fresh:
+                await db[KIND].insert_many(fresh, ordered=False)
+            await _update(db, KIND, replacements, server.update_statements)
+    # insert_logs: the status records
+    await db[LOGS].insert_many(
+        [{**record, "ercollectionid": collection, "recordKind": STATUS} for record in batch.records],
+        ordered=False)
 
 
 async def loop(uri: str, database: str, collection: str, duration: float, warmup: float, concurrency: int,
-               write_concern: str, journal: bool) -> dict:
-    from pymongo import AsyncMongoClient, WriteConcern
+               write_concern: str, journal: bool, server: Server) -> dict:
+    from pymongo import AsyncMongoClient
 
-    from storage_plugins import mongodb as plugin
-
-    concern = WriteConcern(w="majority" if write_concern == "majority" else int(write_concern), j=journal)
     client = AsyncMongoClient(uri, serverSelectionTimeoutMS=5000, appname="erapi-bench-raw")
-    db = client.get_database(database, write_concern=concern)
-    ferretdb = "ferretdbVersion" in await db.command("buildInfo")
-    statements_per_update = getattr(plugin, "FERRETDB_UPDATE_STATEMENTS", 25) if ferretdb else 0
-    update_lock = asyncio.Lock() if ferretdb else contextlib.nullcontext()
+    db = client.get_database(database, write_concern=write_concern_of(write_concern, journal))
+    update_lock = server.update_lock()
     batches = Batches(collection)
     latencies: list[float] = []
     counted = 0
@@ -122,33 +214,17 @@ async def loop(uri: str, database: str, collection: str, duration: float, warmup
     measure_from = start + warmup
     stop_at = measure_from + duration
 
-    async def one_batch(tag: str) -> None:
-        entity_ids, ids, documents, records = batches.next(tag)
-        await db["entities"].find({"ercollectionid": collection, "id": {"$in": entity_ids}}).to_list()
-        await db["relationships"].find({"ercollectionid": collection, "id": {"$in": ids}}).to_list()
-        await db["relationships_history"].insert_many(
-            [{**document, "ercollectionid": collection} for document in documents], ordered=False)
-        statements = [{"q": {"ercollectionid": collection, "id": document["id"], VERSION: {"$lt": 1}},
-                       "u": {**document, "ercollectionid": collection}, "upsert": True} for document in documents]
-        size = statements_per_update or len(statements)
-        for start in range(0, len(statements), size):
-            async with update_lock:
-                reply = await db.command({"update": "relationships", "updates": statements[start:start + size],
-                                          "ordered": False, "writeConcern": concern.document})
-            if reply.get("writeErrors"):
-                raise RuntimeError(f"update failed: {reply['writeErrors'][0]}")
-        await db["logs"].insert_many(
-            [{**record, "ercollectionid": collection, "recordKind": "status"} for record in records],
-            ordered=False)
-
     async def worker(number: int) -> None:
         nonlocal counted
         tag = workload.tag(0x40 + number // 256, number % 256)
         while time.monotonic() < stop_at:
             began = time.monotonic()
-            await one_batch(tag)
+            await one_batch(db, collection, batches.next(tag), server, update_lock)
             finished = time.monotonic()
-            if measure_from <= finished <= stop_at:  # as wrk counts: completions within the window
+            # as wrk counts: requests sent within the window and answered within it (the warm-up's batches
+            # still in flight at its end are finished but not counted, as the service finishes the warm-up
+            # wrk's requests while the measured wrk runs)
+            if measure_from <= began and finished <= stop_at:
                 counted += 1
                 latencies.append(finished - began)
 
@@ -168,7 +244,7 @@ async def loop(uri: str, database: str, collection: str, duration: float, warmup
     def percentile(share: float) -> float:
         return latencies[min(len(latencies) - 1, int(share * len(latencies)))] * 1000 if latencies else 0.0
 
-    return {"server": "FerretDB" if ferretdb else "MongoDB", "batches": counted, "duration_s": duration,
+    return {"server": server.name, "batches": counted, "duration_s": duration,
             "batches_per_s": counted / duration,
             "relationships_per_s": counted * workload.ITEMS_PER_REQUEST / duration,
             "p50_ms": percentile(0.50), "p99_ms": percentile(0.99)}
@@ -188,10 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     journal = arguments.journal == "true"
 
     async def run() -> dict:
-        await prepare(arguments.uri, arguments.database, arguments.collection, arguments.write_concern, journal)
+        server = await prepare(arguments.uri, arguments.database, arguments.collection, arguments.write_concern,
+                               journal)
         return await asyncio.wait_for(
             loop(arguments.uri, arguments.database, arguments.collection, arguments.duration, arguments.warmup,
-                 arguments.concurrency, arguments.write_concern, journal),
+                 arguments.concurrency, arguments.write_concern, journal, server),
             arguments.warmup + arguments.duration + 120)
 
     print("RAW " + orjson.dumps(asyncio.run(run())).decode(), flush=True)

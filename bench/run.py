@@ -485,10 +485,18 @@ def growth(run: Run) -> None:
         service.stop()
 
 
+# Connections of section 5 unless --mongodb-connections says otherwise. The database serialises the work:
+# FerretDB 1.24 (the test server) takes 0.4 s for one batch alone on a near-empty database and more as the
+# collections grow (its filters other than {_id: value} scan), and the plugin publishes one batch at a time
+# there. With 32 in flight a request waits 10 to 20 s, so a 30-s window counted fewer than 20 requests on
+# a side (printed as indicative); 4 keep the database busy with a short queue and both sides above 20.
+MONGODB_CONNECTIONS = 4
+
+
 def mongodb(run: Run) -> None:
     arguments = run.arguments
     duration = arguments.mongodb_duration
-    connections = arguments.mongodb_connections or arguments.connections
+    connections = arguments.mongodb_connections or MONGODB_CONNECTIONS
     say("\n== 5. MongoDB plugin against a raw-PyMongo loop doing the same database work ==")
     name = "mongodb: service vs raw PyMongo relationships/s"
     uri = os.environ.get("ERAPI_MONGODB_URI", "")
@@ -603,7 +611,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mongodb-duration", type=float, default=30.0,
                         help="seconds per MongoDB window (default 30: FerretDB answers slowly)")
     parser.add_argument("--mongodb-connections", type=int,
-                        help="connections (and raw batches in flight) for MongoDB (default: --connections)")
+                        help="connections for MongoDB writes (default: --connections for --workers; "
+                             f"{MONGODB_CONNECTIONS} connections and raw batches in flight for the MongoDB plugin "
+                             "against raw PyMongo)")
     parser.add_argument("--drop-databases", action="store_true",
                         help="drop the MongoDB scratch databases after a clean run")
     parser.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
