@@ -80,12 +80,12 @@ async def run(checkpoints: list[int], show_types: bool = False) -> None:
                     raise harness.BenchError(f"the fill stopped: {result.stopped}")
                 stored += requests * workload.ITEMS_PER_REQUEST
                 tracked, seconds = full_collection()
-                if show_types:
-                    common = Counter(type(tracked).__name__ for tracked in gc.get_objects()).most_common(8)
-                    print("    most tracked: " + ", ".join(f"{name} {count:,}" for name, count in common))
                 rss = harness.rss_bytes(os.getpid())
                 print(f"{stored:>22,} {tracked:>16,} {seconds * 1000:>13,.0f} ms {rss / 2**20:>6,.0f} MiB",
                       flush=True)
+                if show_types:
+                    common = Counter(type(held).__name__ for held in gc.get_objects()).most_common(8)
+                    print("    most tracked: " + ", ".join(f"{name} {count:,}" for name, count in common))
         finally:
             await runner.cleanup()
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import sys
 from dataclasses import replace
 from typing import Iterable, Iterator, Sequence
 
@@ -74,12 +75,18 @@ def _store(kind: str, document: Document, blob: bytes | None = None) -> Stored:
         _compact(orjson.dumps(document) if blob is None else blob),
         sys_data[VERSION_FIELD[kind]],
         get("isActive", True) is not False,
-        get(TYPE_FIELD[kind]),
-        get("sourceEntityId"),
-        get("destinationERCollectionId"),
-        get("destinationEntityId"),
+        _shared(get(TYPE_FIELD[kind])),
+        _shared(get("sourceEntityId")),
+        _shared(get("destinationERCollectionId")),
+        _shared(get("destinationEntityId")),
         sys_data.get("sysTransactionId"),
     )
+
+
+def _shared(value):
+    """One object for equal strings (``sys.intern``): many relationships name the same entity, type and
+    collection, and each request's parse makes new string objects for them (about 90 bytes each)."""
+    return sys.intern(value) if type(value) is str else value
 
 
 # A status record, likewise: its bytes, its sort key (receivedTimestamp, id), then what the tracker's filters
@@ -143,9 +150,9 @@ class MemoryStorage(Storage):
         # kind -> collection -> id -> versions (oldest first): the version itself while there is one (most ids
         # have one: a list per id would cost 88 bytes and an object the garbage collector tracks), else a list
         self._history: dict[str, dict[str, dict[str, Stored | list[Stored]]]] = {kind: {} for kind in KINDS}
-        # status records by (collection, id); their keys (receivedTimestamp, id) sorted per collection and per
+        # status records by collection and id; their keys (receivedTimestamp, id) sorted per collection and per
         # transaction (the tracker's usual filter, and the job counts), so neither walks the whole collection
-        self._log_by_id: dict[tuple[str, str], StoredLog] = {}
+        self._log_by_id: dict[str, dict[str, StoredLog]] = {}
         self._log_keys: dict[str, list[tuple[str, str]]] = {}
         self._log_keys_by_transaction: dict[tuple[str, str], list[tuple[str, str]]] = {}
         # (collection, transaction) -> state -> how many item records (not the Job record) are in it: an async job
@@ -320,14 +327,17 @@ class MemoryStorage(Storage):
         clashes = []
         for record in records:
             collection_id = record["serviceData"]["erCollectionId"]
-            if (collection_id, record["id"]) in self._log_by_id:
+            by_id = self._log_by_id.get(collection_id)
+            if by_id is None:
+                by_id = self._log_by_id[collection_id] = {}
+            if record["id"] in by_id:
                 clashes.append(record["id"])
                 continue
             stored = _store_log(record)
             transaction = (collection_id, stored[LOG_TRANSACTION])
             _insert_key(self._log_keys.setdefault(collection_id, []), stored[KEY])
             _insert_key(self._log_keys_by_transaction.setdefault(transaction, []), stored[KEY])
-            self._log_by_id[(collection_id, record["id"])] = stored
+            by_id[record["id"]] = stored
             if stored[REQUEST_OBJECT] != "Job":
                 _count_state(self._log_states.setdefault(transaction, {}), stored[STATE], 1)
         if clashes:
@@ -354,18 +364,20 @@ class MemoryStorage(Storage):
         start = bisect.bisect_right(keys, tuple(after)) if after else 0
         if query.start_time and (not after or after[0] < query.start_time):
             start = max(start, bisect.bisect_left(keys, (query.start_time, "")))
+        by_id = self._log_by_id.get(query.collection_id, {})
         for index in range(start, len(keys)):
             received, record_id = keys[index]
             if query.end_time and received > query.end_time:
                 break
-            stored = self._log_by_id[(query.collection_id, record_id)]
+            stored = by_id[record_id]
             if _matches(stored, query):
                 yield stored
 
     async def transition_logs(self, collection_id: str, transitions: Sequence[LogTransition]) -> int:
         moved = 0
+        by_id = self._log_by_id.get(collection_id, {})
         for transition in transitions:
-            stored = self._log_by_id.get((collection_id, transition.record_id))
+            stored = by_id.get(transition.record_id)
             if stored is None or stored[STATE] not in transition.from_states:
                 continue
             if stored[REQUEST_OBJECT] != "Job":
@@ -375,7 +387,7 @@ class MemoryStorage(Storage):
             record = _decode(stored[BLOB])
             record.update(state=transition.state, message=transition.message)
             record["stateHistory"].append(transition.history_entry())
-            self._log_by_id[(collection_id, transition.record_id)] = _store_log(record)
+            by_id[transition.record_id] = _store_log(record)
             moved += 1
         return moved
 
