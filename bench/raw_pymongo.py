@@ -5,7 +5,8 @@ Each batch sends the commands ``storage_plugins.mongodb`` sends for one 100-rela
 the same order and with the same shapes, through the same driver (PyMongo's asyncio API), write concern,
 indexes and document shapes:
 
-1. ``find`` the referenced entities (one ``$in`` of 150 ids; the driver fetches the rest with a ``getMore``);
+1. ``find`` the types of the referenced active entities (one ``$in`` of 150 ids, projected to ``id`` and
+   ``entityType``; the driver may fetch the rest with a ``getMore``);
 2. ``find`` the current relationships of the ids (one ``$in``);
 3. ``insert_many`` the new versions into ``relationships_history`` (unordered);
 4. the current view (``relationships``), as the plugin's ``put_current`` writes it on this server:
@@ -167,8 +168,9 @@ async def one_batch(db: Any, collection: str, batch: Batch, server: Server,
     """The commands of one request of the service for ``batch``, as raw PyMongo calls."""
     from storage_plugins.mongodb import LOGS, STATUS
 
-    # get_current("entities"): the entities of both ends
-    await db["entities"].find({"ercollectionid": collection, "id": {"$in": batch.entity_ids}}).to_list()
+    # get_active_types("entities"): the types of the active entities of both ends
+    await db["entities"].find({"ercollectionid": collection, "id": {"$in": batch.entity_ids},
+                               "isActive": {"$ne": False}}, {"_id": False, "id": True, "entityType": True}).to_list()
     # get_current("relationships"): the current versions the new ones build on
     await db[KIND].find({"ercollectionid": collection, "id": {"$in": batch.ids}}).to_list()
     # claim_versions: the history's unique (ercollectionid, id, version) index decides each version

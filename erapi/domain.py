@@ -146,10 +146,10 @@ async def _upsert_relationship_batch(ctx: WriteContext, items: list[dict[str, An
                     f"{'readable' if ctx.destination_access == READ else 'writable'} by the caller"
                 )
 
-    entities = await _fetch_entities(ctx, [items[i] for i in unique if i not in failures])
+    entity_types = await _fetch_entity_types(ctx, [items[i] for i in unique if i not in failures])
     for index in unique:
         if index not in failures:
-            message = _endpoint_problem(ctx, types, items[index], entities)
+            message = _endpoint_problem(ctx, types, items[index], entity_types)
             if message:
                 failures[index] = message
 
@@ -196,34 +196,33 @@ def _destination_collection(ctx: WriteContext, item: Mapping[str, Any]) -> str:
     return item.get("destinationERCollectionId", ctx.collection_id)
 
 
-async def _fetch_entities(ctx: WriteContext, items: list[Mapping[str, Any]]) -> dict[str, dict[str, Document]]:
-    """Every entity the items name, per collection: one storage call per distinct collection."""
+async def _fetch_entity_types(ctx: WriteContext, items: list[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """The type of every active entity the items name, per collection: one storage call per collection."""
     wanted: dict[str, set[str]] = {}
     for item in items:
         wanted.setdefault(ctx.collection_id, set()).add(item["sourceEntityId"])
         wanted.setdefault(_destination_collection(ctx, item), set()).add(item["destinationEntityId"])
-    found = {}
-    for collection_id, ids in wanted.items():
-        documents = await ctx.storage.get_current("entities", collection_id, ids)
-        found[collection_id] = {i: doc for i, doc in documents.items() if doc.get("isActive", True)}
-    return found
+    return {
+        collection_id: await ctx.storage.get_active_types("entities", collection_id, ids)
+        for collection_id, ids in wanted.items()
+    }
 
 
 def _endpoint_problem(ctx: WriteContext, types: _BatchCatalog, item: Mapping[str, Any],
-                     entities: dict[str, dict[str, Document]]) -> str | None:
+                     entity_types: dict[str, dict[str, str]]) -> str | None:
     relationship_type = types.relationship_type(item["relationshipType"])
     ends = (
         ("Source", item["sourceEntityId"], ctx.collection_id, relationship_type.source),
         ("Destination", item["destinationEntityId"], _destination_collection(ctx, item), relationship_type.destination),
     )
     for label, entity_id, collection_id, required_class in ends:
-        entity = entities.get(collection_id, {}).get(entity_id)
-        if entity is None:
+        entity_type = entity_types.get(collection_id, {}).get(entity_id)
+        if entity_type is None:
             return f"{label} entity {entity_id} not found in ERCollection {collection_id}"
-        if not types.is_a(entity["entityType"], required_class):
+        if not types.is_a(entity_type, required_class):
             required = ctx.catalog.spelled_like(required_class, item["relationshipType"])
             return (
-                f"{label} entity {entity_id} of type {entity['entityType']} is not a {required} "
+                f"{label} entity {entity_id} of type {entity_type} is not a {required} "
                 f"as relationship type {item['relationshipType']} requires"
             )
     return None

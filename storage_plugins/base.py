@@ -185,6 +185,14 @@ class Storage(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def get_active_types(self, kind: str, collection_id: str, ids: Iterable[str]) -> dict[str, str]:
+        """The type (the TYPE_FIELD of the kind) of each id whose current document is active, keyed by id.
+
+        Missing and inactive (``isActive: false``) ids are absent. What the write path needs of the entities a
+        batch names, without reading whole documents.
+        """
+
+    @abc.abstractmethod
     async def get_latest_versions(
         self, kind: str, collection_id: str, ids: Iterable[str]
     ) -> dict[str, Document]:

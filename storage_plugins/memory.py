@@ -175,6 +175,15 @@ class MemoryStorage(Storage):
         stored = self._current[kind].get(collection_id, {})
         return {doc_id: _decode(stored[doc_id][BLOB]) for doc_id in set(ids) if doc_id in stored}
 
+    async def get_active_types(self, kind: str, collection_id: str, ids: Iterable[str]) -> dict[str, str]:
+        stored = self._current[kind].get(collection_id, {})
+        found = {}
+        for doc_id in ids:
+            held = stored.get(doc_id)
+            if held is not None and held[ACTIVE]:
+                found[doc_id] = held[TYPE]
+        return found
+
     async def get_latest_versions(
         self, kind: str, collection_id: str, ids: Iterable[str]
     ) -> dict[str, Document]:

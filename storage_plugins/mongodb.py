@@ -237,6 +237,17 @@ class MongoStorage(Storage):
             found = await self._db[kind].find(query).to_list()
         return {document["id"]: _returned(document) for document in found}
 
+    async def get_active_types(self, kind: str, collection_id: str, ids: Iterable[str]) -> dict[str, str]:
+        wanted = _texts(ids, "id")
+        if not wanted:
+            return {}
+        type_field = TYPE_FIELD[kind]
+        query = {"ercollectionid": _text(collection_id, "collection id"), "id": {"$in": wanted},
+                 "isActive": {"$ne": False}}
+        with _driver_errors(f"read of {kind}"):
+            found = await self._db[kind].find(query, {"_id": False, "id": True, type_field: True}).to_list()
+        return {document["id"]: document.get(type_field) for document in found}
+
     async def get_latest_versions(
         self, kind: str, collection_id: str, ids: Iterable[str]
     ) -> dict[str, Document]:

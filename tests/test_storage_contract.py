@@ -153,6 +153,23 @@ async def test_get_current_returns_inactive_documents(storage, kind):
     assert (await storage.get_current(kind, "c1", ["a"]))["a"]["isActive"] is False
 
 
+async def test_get_active_types_names_the_type_of_active_documents_only(storage, kind):
+    await store(storage, kind, "c1", doc(kind, "a", 1), doc(kind, "b", 1, isActive=False),
+                doc(kind, "c", 1, **{TYPE_FIELD[kind]: "Other_Type"}))
+    assert await storage.get_active_types(kind, "c1", iter(["a", "b", "c", "a", "missing"])) == {
+        "a": doc(kind, "a", 1)[TYPE_FIELD[kind]], "c": "Other_Type"}
+    assert await storage.get_active_types(kind, "c1", []) == {}
+    assert await storage.get_active_types(kind, "never-used", ["a"]) == {}
+
+
+async def test_get_active_types_follows_the_current_version(storage, kind):
+    await store(storage, kind, "c1", doc(kind, "a", 1))
+    await store(storage, kind, "c1", doc(kind, "a", 2, isActive=False))
+    assert await storage.get_active_types(kind, "c1", ["a"]) == {}
+    await store(storage, kind, "c1", doc(kind, "a", 3, **{TYPE_FIELD[kind]: "Renamed"}))
+    assert await storage.get_active_types(kind, "c1", ["a"]) == {"a": "Renamed"}
+
+
 async def test_put_current_of_no_documents_is_a_no_op(storage, kind):
     await storage.put_current(kind, "c1", [])
     assert await storage.get_current(kind, "c1", ["a"]) == {}
