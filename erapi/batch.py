@@ -24,7 +24,7 @@ from erapi.web import (
     envelope,
     read_json,
     require_access,
-    tracker_url,
+    tracker_urls,
     validate,
 )
 
@@ -112,9 +112,10 @@ def correlation_id(request: web.Request, transaction_id: str) -> str:
 
 
 def batch_response(request: web.Request, result: BatchResult) -> web.Response:
+    tracker = tracker_urls(request, result.kind, result.transaction_id)
+
     def entry(item):
-        return {"id": item.id, "message": item.message,
-                "tracker": tracker_url(request, result.kind, item.id, result.transaction_id)}
+        return {"id": item.id, "message": item.message, "tracker": tracker(item.id)}
 
     successes = result.successes
     return envelope(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 import orjson
@@ -110,11 +110,15 @@ def base_url(request: web.Request) -> str:
 
 
 def tracker_url(request: web.Request, kind: str, item_id: str, transaction_id: str) -> str:
+    return tracker_urls(request, kind, transaction_id)(item_id)
+
+
+def tracker_urls(request: web.Request, kind: str, transaction_id: str) -> Callable[[str], str]:
+    """The tracker URL of each item of one transaction: what all of them share is built once."""
     id_parameter = "relationshipid" if kind == "relationships" else "entityid"
-    return (
-        f"{base_url(request)}/apollo/status/logs?{id_parameter}={quote(item_id, safe='')}"
-        f"&transactionid={transaction_id}"
-    )
+    prefix = f"{base_url(request)}/apollo/status/logs?{id_parameter}="
+    suffix = f"&transactionid={transaction_id}"
+    return lambda item_id: prefix + quote(item_id, safe="") + suffix
 
 
 def boolean_query(request: web.Request, name: str) -> bool:
