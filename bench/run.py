@@ -45,6 +45,7 @@ TARGET_MONGODB_RATIO = 0.70
 TARGET_GROWTH_RATIO = 0.85
 TARGET_ASYNC_RATIO = 0.80
 ASYNC_ITEMS = 10_000
+ASYNC_RUNS = 3  # jobs measured; the target is judged on their median
 MIN_SAMPLES = 20  # fewer completed requests than this on a side: the ratio is printed as indicative only
 
 
@@ -249,15 +250,24 @@ def async_path(run: Run) -> None:
         if reply.status != 202:
             raise BenchError(f"async: true answered {reply.status}: {reply.body[:300]!r}")
         wait_for_job(service, reply.json()["transactionId"], timeout=60)
-        job = run_job(run, service, thread=0)
-        rate = job["stored"] / job["elapsed_s"]
+        # A job lasts about 0.3 s: one scheduling hiccup moves its rate by a tenth, so the ratio is the median
+        # of ASYNC_RUNS jobs, each printed (thread 1 is the profile's job)
+        jobs = []
+        for number, thread in enumerate((0, *range(2, ASYNC_RUNS + 1)), start=1):
+            job = run_job(run, service, thread=thread)
+            job["rate"] = job["stored"] / job["elapsed_s"]
+            jobs.append(job)
+            say(f"  job {number}: accepted (202) in {job['accepted_s'] * 1000:,.0f} ms, finished in "
+                f"{job['elapsed_s']:,.2f} s, {job['stored']:,} relationships stored ({job['failed']:,} item "
+                f"failures), {job['rate']:,.0f} relationships/s: {job['record']['message']}")
+        job = sorted(jobs, key=lambda each: each["rate"])[len(jobs) // 2]
+        rate = job["rate"]
         ratio = rate / run.sync_relationships_per_s if run.sync_relationships_per_s else 0.0
-        holds = ratio >= TARGET_ASYNC_RATIO and job["stored"] == ASYNC_ITEMS
-        say(f"  accepted (202) in {job['accepted_s'] * 1000:,.0f} ms, finished in {job['elapsed_s']:,.2f} s: "
-            f"{job['record']['message']}")
-        say(f"  {job['stored']:,} relationships stored by the job ({job['failed']:,} item failures): {rate:,.0f} "
-            f"relationships/s; sync path {run.sync_relationships_per_s:,.0f}/s; ratio {ratio:.2f} "
-            f"(target >= {TARGET_ASYNC_RATIO}: {verdict(holds)})")
+        holds = ratio >= TARGET_ASYNC_RATIO and all(each["stored"] == ASYNC_ITEMS for each in jobs)
+        say(f"  median of {len(jobs)} jobs: {rate:,.0f} relationships/s; sync path "
+            f"{run.sync_relationships_per_s:,.0f}/s; ratio {ratio:.2f} (target >= {TARGET_ASYNC_RATIO}: "
+            f"{verdict(holds)}); every job's ratio: "
+            + ", ".join(f"{each['rate'] / max(run.sync_relationships_per_s, 1):.2f}" for each in jobs))
         cpu_per_relationship = job["cpu_us"] / job["stored"] if job["stored"] else 0.0
         cpu_ratio = run.sync_cpu_us_per_relationship / cpu_per_relationship if cpu_per_relationship else 0.0
         say(f"  server CPU per relationship: job {cpu_per_relationship:,.1f} us, sync "

@@ -63,9 +63,10 @@ async def accept_job(ctx: WriteContext, kind: str, items: list[dict[str, Any]], 
     failures: dict[int, str] = {}
     unique = first_occurrences(items, REQUEST_OBJECT[kind], failures)
     received = utc_timestamp(received_at)
-    records = [_job_record(ctx, kind, received_at)]
+    requested = state_entry("Requested", received_at)  # one entry for every record: nothing changes an entry
+    records = [_job_record(ctx, kind, received, requested)]
     for index, item in enumerate(items):
-        record = _item_record(ctx, kind, item["id"], index, received_at)
+        record = _item_record(ctx, kind, item["id"], index, received, requested)
         if index in failures:
             record.update(state="Failed", message=failures[index])
             record["stateHistory"].append(state_entry("Failed", received_at))
@@ -107,20 +108,22 @@ def _groups(indexes: list[int], size: int) -> list[list[int]]:
     return [indexes[start:start + size] for start in range(0, len(indexes), size)]
 
 
-def _job_record(ctx: WriteContext, kind: str, received_at: datetime) -> Document:
+def _job_record(ctx: WriteContext, kind: str, received: str, requested: Document) -> Document:
     return _requested_record(ctx, job_record_id(ctx.transaction_id), "Job",
                              f"Job of {REQUEST_OBJECT[kind]} upserts accepted",
-                             service_data(ctx.collection_id, "job", ""), received_at)
+                             service_data(ctx.collection_id, "job", ""), received, requested)
 
 
-def _item_record(ctx: WriteContext, kind: str, item_id: str, index: int, received_at: datetime) -> Document:
+def _item_record(ctx: WriteContext, kind: str, item_id: str, index: int, received: str,
+                 requested: Document) -> Document:
     return _requested_record(ctx, item_record_id(ctx.transaction_id, index), REQUEST_OBJECT[kind],
-                             "Waiting to be processed", service_data(ctx.collection_id, kind, item_id), received_at)
+                             "Waiting to be processed", service_data(ctx.collection_id, kind, item_id), received,
+                             requested)
 
 
 def _requested_record(ctx: WriteContext, record_id: str, request_object: str, message: str, service: Document,
-                      received_at: datetime) -> Document:
-    """A status record just accepted: state Requested, its history starting there."""
+                      received: str, requested: Document) -> Document:
+    """A status record just accepted: state Requested, its history starting there (``requested``)."""
     return {
         "id": record_id,
         "transactionId": ctx.transaction_id,
@@ -130,8 +133,8 @@ def _requested_record(ctx: WriteContext, record_id: str, request_object: str, me
         "state": "Requested",
         "message": message,
         "serviceData": service,
-        "receivedTimestamp": utc_timestamp(received_at),
-        "stateHistory": [state_entry("Requested", received_at)],
+        "receivedTimestamp": received,
+        "stateHistory": [requested],
     }
 
 
