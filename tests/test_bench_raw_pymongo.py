@@ -22,21 +22,19 @@ from bench import raw_pymongo as raw
 from bench import workload
 from erapi.app import create_app
 from tests.api_fixtures import Api, make_config
+from tests.command_monitoring import DatabaseWindow
 
 pytestmark = pytest.mark.mongodb
 
 
-class Commands(monitoring.CommandListener):
+class Commands(DatabaseWindow):
     """The shape of every command sent to one database while recording: name, collection, how many ids
     (a find's ``$in``), documents (insert) or statements (update), and the fields of filter and projection."""
 
-    def __init__(self) -> None:
-        self.database: str | None = None
-        self.shapes: list[tuple] = []
+    def fresh(self) -> list[tuple]:
+        return []
 
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.database_name != self.database:
-            return
+    def record(self, shapes: list[tuple], event: monitoring.CommandStartedEvent) -> None:
         command, name = event.command, event.command_name
         collection = command["collection"] if name == "getMore" else command.get(name)
         count, fields = None, ()
@@ -50,27 +48,7 @@ class Commands(monitoring.CommandListener):
             count = len(command["updates"])
             fields = tuple(sorted({(key, statement.get("upsert", False))
                                    for statement in command["updates"] for key in statement["q"]}))
-        self.shapes.append((name, collection, count, fields))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def recording(self, database: str):
-        listener = self
-
-        class Window:
-            def __enter__(self) -> list[tuple]:
-                listener.shapes = []
-                listener.database = database
-                return listener.shapes
-
-            def __exit__(self, *exc_info) -> None:
-                listener.database = None
-
-        return Window()
+        shapes.append((name, collection, count, fields))
 
 
 @pytest.fixture
@@ -100,7 +78,7 @@ async def test_one_raw_batch_sends_the_commands_of_one_service_request(aiohttp_c
     for batch in workload.entity_batches():
         await api.entities(workload.COLLECTION, batch)
     items = orjson.loads(workload.render(workload.relationship_template(), 0, workload.tag(0x0B)))
-    with commands.recording(service_db) as service:
+    with commands.window(service_db) as service:
         body = await api.relationships(workload.COLLECTION, items, headers={"async": "false"})
     assert len(body["data"]["responses"]["success"]) == workload.ITEMS_PER_REQUEST
 
@@ -109,7 +87,7 @@ async def test_one_raw_batch_sends_the_commands_of_one_service_request(aiohttp_c
     try:
         db = client.get_database(raw_db, write_concern=raw.write_concern_of("majority", True))
         batch = raw.Batches(workload.COLLECTION).next(workload.tag(0x40))
-        with commands.recording(raw_db) as raw_batch:
+        with commands.window(raw_db) as raw_batch:
             await raw.one_batch(db, workload.COLLECTION, batch, server, server.update_lock())
     finally:
         await client.close()

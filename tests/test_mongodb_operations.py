@@ -14,40 +14,19 @@ from pymongo import monitoring
 from erapi.app import create_app
 from erapi.keys import storage_key
 from tests.api_fixtures import Api, entity, make_config, relationship
+from tests.command_monitoring import DatabaseWindow
 
 pytestmark = pytest.mark.mongodb
 
 
-class CommandCounter(monitoring.CommandListener):
-    """Counts the commands sent to one database while it is switched on (PyMongo's command monitoring)."""
+class CommandCounter(DatabaseWindow):
+    """Counts the commands sent to one database while a window is open (PyMongo's command monitoring)."""
 
-    def __init__(self) -> None:
-        self.database: str | None = None
-        self.commands: collections.Counter[str] = collections.Counter()
+    def fresh(self) -> collections.Counter[str]:
+        return collections.Counter()
 
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.database_name == self.database:
-            self.commands[event.command_name] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def count_during(self, database: str):
-        counter = self
-
-        class Window:
-            def __enter__(self):
-                counter.commands = collections.Counter()
-                counter.database = database
-                return counter.commands
-
-            def __exit__(self, *exc_info):
-                counter.database = None
-
-        return Window()
+    def record(self, commands: collections.Counter[str], event: monitoring.CommandStartedEvent) -> None:
+        commands[event.command_name] += 1
 
 
 COUNTER = CommandCounter()
@@ -81,9 +60,9 @@ async def test_a_1_item_and_a_100_item_request_send_the_same_commands(aiohttp_cl
         return [relationship(f"{prefix}{i}", f"e{i}", f"e{i + 1}", destinationERCollectionId="dst")
                 for i in range(count)]
 
-    with COUNTER.count_during(mongodb_settings["database"]) as one:
+    with COUNTER.window(mongodb_settings["database"]) as one:
         await api.relationships("src", batch("one", 1))
-    with COUNTER.count_during(mongodb_settings["database"]) as hundred:
+    with COUNTER.window(mongodb_settings["database"]) as hundred:
         body = await api.relationships("src", batch("hundred", 100))
     assert len(body["data"]["responses"]["success"]) == 100
     assert one == hundred, (one, hundred)
