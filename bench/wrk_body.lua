@@ -7,9 +7,10 @@
 -- The whole raw request (request line, headers, body) is prebuilt as chunks around the counter slots, so a
 -- request costs one string.format and one table.concat of ~33 KB: measured far below one core at the
 -- ceiling's rate, so the generator does not bottleneck the servers it drives.
--- done() prints one line "BENCH {json}" with the counts and latency percentiles (microseconds).
+-- done() (bench/wrk_report.lua) prints one line "BENCH {json}" with the counts and latency percentiles.
 
-local threads = {}
+-- threads and done(): bench/wrk_report.lua, next to this script
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrk_report.lua")
 counter = 0 -- global: done() reads it from every thread
 local parts, slots
 
@@ -58,17 +59,4 @@ function request()
   counter = counter + 1
   for i = 1, slots do parts[2 * i] = value end
   return table.concat(parts)
-end
-
-function done(summary, latency, requests)
-  local sent = 0
-  for _, thread in ipairs(threads) do sent = sent + thread:get("counter") end
-  local errors = summary.errors
-  io.write(string.format(
-    'BENCH {"requests":%d,"duration_us":%d,"bytes":%d,"sent":%d,' ..
-    '"latency_p50_us":%d,"latency_p90_us":%d,"latency_p99_us":%d,"latency_max_us":%d,"latency_mean_us":%.1f,' ..
-    '"errors_connect":%d,"errors_read":%d,"errors_write":%d,"errors_status":%d,"errors_timeout":%d}\n',
-    summary.requests, summary.duration, summary.bytes, sent,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
-    errors.connect, errors.read, errors.write, errors.status, errors.timeout))
 end
