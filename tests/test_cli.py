@@ -265,18 +265,11 @@ def test_token_scopes_are_honoured(server_factory, cli_env, tmp_path):
 def test_unknown_config_key_makes_serve_exit_non_zero_naming_it(cli_env, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[server]\nport = 8080\nprot = 9090\n")
-    process = subprocess.Popen([*erapi_command(), "serve", "--config", str(bad), "--port", str(free_port())],
-                               env=cli_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode != 0
-    assert "unknown config key server.prot" in stderr
-    assert "Traceback" not in stderr
-    assert "listening" not in stderr
+    done = run(cli_env, "serve", "--config", str(bad), "--port", str(free_port()), cwd=tmp_path)
+    assert done.returncode != 0
+    assert "unknown config key server.prot" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "listening" not in done.stderr
 
 
 def test_unknown_config_key_via_erapi_config_stops_token_too(cli_env, tmp_path):
@@ -289,14 +282,6 @@ def test_unknown_config_key_via_erapi_config_stops_token_too(cli_env, tmp_path):
 
 
 def test_unknown_storage_plugin_makes_serve_exit_non_zero_naming_it(cli_env, tmp_path):
-    process = subprocess.Popen([*erapi_command(), "serve", "--port", str(free_port())],
-                               env={**cli_env, "ERAPI_STORAGE": "redis"}, cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode != 0
-    assert "unknown storage plugin 'redis'" in stderr
+    done = run({**cli_env, "ERAPI_STORAGE": "redis"}, "serve", "--port", str(free_port()), cwd=tmp_path)
+    assert done.returncode != 0
+    assert "unknown storage plugin 'redis'" in done.stderr

@@ -13,17 +13,12 @@ import referencing
 import referencing.jsonschema
 from jsonschema import Draft202012Validator
 
+from erapi.openapi import (
+    EXAMPLE_RELATIONSHIP as CONTRACT_EXAMPLE,  # the contract's example, as sent
+)
+
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 FILES = sorted([*SCHEMAS.glob("*.json"), *(SCHEMAS / "responses").glob("*.json")])
-CONTRACT_EXAMPLE = {
-    "id": "5091e806-39b1-11e8-ae2c-c8e0eb18b031",
-    "sourceEntityId": "ac4d999e-3798-11e8-a1af-c8e0eb18b031",
-    "destinationEntityId": "ac4d8cd8-3798-11e8-a527-c8e0eb18b031",
-    "relationshipName": "test",
-    "relationshipType": "BRICK_0_4__isFedBy_Equipment_Equipment",
-    "sourceERCollectionId": "august_14_81",
-    "destinationERCollectionId": "august_14_8",
-}
 
 
 def load(path: Path) -> dict:
