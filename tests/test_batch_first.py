@@ -98,12 +98,17 @@ async def test_entity_updates_100_items_cost_the_storage_calls_of_1(counted):
     assert hundred == one
 
 
-async def test_cross_collection_relationships_100_items_cost_the_storage_calls_of_1(counted):
-    api, proxy = counted
+async def source_and_target(api, entities: int) -> None:
+    """Two collections, ``source`` with entities s0.. and ``target`` with d0.., ``entities`` each."""
     await api.register("source")
     await api.register("target")
-    await api.entities("source", [entity(f"s{n}") for n in range(100)])
-    await api.entities("target", [entity(f"d{n}") for n in range(100)])
+    await api.entities("source", [entity(f"s{n}") for n in range(entities)])
+    await api.entities("target", [entity(f"d{n}") for n in range(entities)])
+
+
+async def test_cross_collection_relationships_100_items_cost_the_storage_calls_of_1(counted):
+    api, proxy = counted
+    await source_and_target(api, 100)
 
     def items(count: int) -> list[dict]:
         return [relationship(f"r{n}", f"s{n}", f"d{n}", sourceERCollectionId="source",
@@ -123,10 +128,7 @@ async def test_cross_collection_relationships_100_items_cost_the_storage_calls_o
 
 async def test_a_mixed_batch_with_failures_costs_no_more_than_a_clean_one(counted):
     api, proxy = counted
-    await api.register("source")
-    await api.register("target")
-    await api.entities("source", [entity(f"s{n}") for n in range(50)])
-    await api.entities("target", [entity(f"d{n}") for n in range(50)])
+    await source_and_target(api, 50)
     _, one = await calls_of(proxy, lambda: api.relationships("source", relationship(
         "r0", "s0", "d0", destinationERCollectionId="target")))
     mixed = []

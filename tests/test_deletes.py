@@ -163,12 +163,18 @@ async def test_a_reference_from_another_collection_also_blocks(plant):
     await delete(plant, "/apollo/er/entities/a")
 
 
-async def test_references_from_collections_the_caller_cannot_read_are_counted_not_named(plant):
+async def bobs_edge_into_c(plant, relationship_id: str):
+    """bob (a reader of c1) registers bob-c and stores ``relationship_id``: y in bob-c -> alice's c in c1."""
     await plant.grant("c1", "bob", ["read"])
     bob = plant.as_("bob")
     await bob.register("bob-c")
     await bob.entities("bob-c", entity("y"))
-    await bob.relationships("bob-c", relationship("secret", "y", "c", destinationERCollectionId="c1"))
+    await bob.relationships("bob-c", relationship(relationship_id, "y", "c", destinationERCollectionId="c1"))
+    return bob
+
+
+async def test_references_from_collections_the_caller_cannot_read_are_counted_not_named(plant):
+    await bobs_edge_into_c(plant, "secret")
     body = await delete(plant, "/apollo/er/entities/c", expect=409)
     assert body["status"]["message"] == (
         "Entity c is referenced by 2 active relationships, among them r2 (ERCollection c1); "
@@ -216,11 +222,7 @@ async def test_cascade_false_is_the_default(plant):
 
 async def test_cascade_needs_a_write_grant_wherever_a_referencing_relationship_lives(plant):
     """bob's edge into alice's entity: alice may read bob's collection but not write it, so nothing happens."""
-    await plant.grant("c1", "bob", ["read"])
-    bob = plant.as_("bob")
-    await bob.register("bob-c")
-    await bob.entities("bob-c", entity("y"))
-    await bob.relationships("bob-c", relationship("bobs", "y", "c", destinationERCollectionId="c1"))
+    bob = await bobs_edge_into_c(plant, "bobs")
     body = await delete(plant, "/apollo/er/entities/c", params={"cascade": "true"}, expect=403)
     assert body["status"]["message"] == (
         "cascade=true would deactivate relationships in 1 ERCollection where the caller has no write grant; "
