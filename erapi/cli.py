@@ -24,8 +24,8 @@ PARENT_CHECK_SECONDS = 1.0  # how often a worker checks that the parent still ru
 # new containers per item, so with 700 a 100-item request ran several collections, each of them walking the
 # young objects again: 0.4 to 0.6 ms of CPU per request. Third: a full collection walks every container the
 # process keeps, which with the memory plugin means every stored relationship's index entries (about 0.3 s at
-# 1,000,000 stored); with 10 one ran about every 2,500 requests of the benchmark's writes, with 100 about every
-# 25,000 or more, so its pause reaches fewer requests and its cost per request (already small) falls tenfold.
+# 1,000,000 stored); with 10, two ran while the benchmark filled the store to 1,000,000 relationships, with 100
+# at most one per 100 second-generation collections (about 43,000 of the benchmark's 100-item requests).
 # What the service keeps holds no reference cycles, and the cycles of a request (the HTTP stack makes a few)
 # are young ones, still collected by the first two generations (docs/PERFORMANCE.md).
 GC_THRESHOLDS = (20_000, 10, 100)

@@ -34,7 +34,6 @@ from sortedcontainers import SortedList
 from storage_plugins.base import (
     KINDS,
     TYPE_FIELD,
-    VERSION_FIELD,
     ClaimResult,
     Document,
     DocumentQuery,
@@ -72,16 +71,15 @@ _EQUALITY_POSITIONS = {
 
 def _store(kind: str, document: Document, blob: bytes | None = None) -> Stored:
     get = document.get
-    sys_data = document["sysData"]
     return (
         _compact(orjson.dumps(document) if blob is None else blob),
-        sys_data[VERSION_FIELD[kind]],
+        version_of(kind, document),
         get("isActive", True) is not False,
         _shared(get(TYPE_FIELD[kind])),
         _shared(get("sourceEntityId")),
         _shared(get("destinationERCollectionId")),
         _shared(get("destinationEntityId")),
-        sys_data.get("sysTransactionId"),
+        document["sysData"].get("sysTransactionId"),
     )
 
 
