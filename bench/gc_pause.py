@@ -20,25 +20,9 @@ import tempfile
 import time
 from collections import Counter
 
-import aiohttp
 from aiohttp import web
 
 from bench import harness, preload, workload
-
-
-async def set_up(port: int, token: str) -> None:
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    base = f"http://{harness.HOST}:{port}"
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{base}/apollo/collections", json={"collectionId": workload.COLLECTION},
-                                headers=headers) as reply:
-            if reply.status != 201:
-                raise harness.BenchError(f"registering the collection answered {reply.status}")
-        for batch in workload.entity_batches():
-            async with session.post(f"{base}/apollo/er/entities", json=batch,
-                                    headers={**headers, "ercollectionid": workload.COLLECTION}) as reply:
-                if reply.status != 207:
-                    raise harness.BenchError(f"storing the AHUs answered {reply.status}")
 
 
 def full_collection() -> tuple[int, float]:
@@ -69,7 +53,8 @@ async def run(checkpoints: list[int], show_types: bool = False) -> None:
         await web.TCPSite(runner, harness.HOST, port).start()
         try:
             token = mint_local_token(secret, "bench", "apollo_read apollo_write", 14400)
-            await set_up(port, token)
+            # blocking HTTP calls, so in a thread: the service answers them on this event loop
+            await asyncio.to_thread(harness.set_up_building, port, token)
             print(f"{'stored relationships':>22} {'tracked objects':>16} {'full collection':>16} {'RSS':>10}")
             stored = 0
             for checkpoint in checkpoints:

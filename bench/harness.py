@@ -285,14 +285,20 @@ def write_template(workdir: Path) -> Path:
     return path
 
 
-def set_up_building(service: "Service", collection: str = workload.COLLECTION) -> None:
+def client_headers(token: str, collection: str | None = None, **extra: str) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {token}", **extra}
+    if collection:
+        headers["ercollectionid"] = collection
+    return headers
+
+
+def set_up_building(port: int, token: str, collection: str = workload.COLLECTION) -> None:
     """Register the collection and store its 200 AHUs: what every relationship of the workload references."""
-    reply = http(service.port, "POST", "/apollo/collections", {"collectionId": collection},
-                 service.headers())
+    reply = http(port, "POST", "/apollo/collections", {"collectionId": collection}, client_headers(token))
     if reply.status != 201:
         raise BenchError(f"registering {collection} answered {reply.status}: {reply.body[:300]!r}")
     for batch in workload.entity_batches():
-        reply = http(service.port, "POST", "/apollo/er/entities", batch, service.headers(collection))
+        reply = http(port, "POST", "/apollo/er/entities", batch, client_headers(token, collection))
         if reply.status != 207 or f"Upserted:  {len(batch)}.".encode() not in reply.body:
             raise BenchError(f"storing the AHUs answered {reply.status}: {reply.body[:300]!r}")
 
@@ -371,10 +377,7 @@ class Service:
         return self.server.port
 
     def headers(self, collection: str | None = None, **extra: str) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self.token}", **extra}
-        if collection:
-            headers["ercollectionid"] = collection
-        return headers
+        return client_headers(self.token, collection, **extra)
 
     def stop(self, timeout: float = 15.0) -> None:
         self.server.stop(timeout)

@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         template = harness.write_template(workdir)
         service = harness.start_service(workdir, "service", cpus=cpus.server)
         try:
-            harness.set_up_building(service)
+            harness.set_up_building(service.port, service.token)
             if arguments.stored:
                 from bench.preload import preload
 

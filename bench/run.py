@@ -105,7 +105,7 @@ class Run:
     def prepared_service(self, name: str, **options) -> tuple[Service, harness.Reply]:
         service = self.start_service(name, **options)
         try:
-            harness.set_up_building(service)
+            harness.set_up_building(service.port, service.token)
             return service, harness.probe(service, self.template)
         except BaseException:
             service.stop()
