@@ -41,20 +41,16 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 
 from bench import workload
+from erapi.domain import item_record_id, utc_timestamp
 from storage_plugins.base import VERSION_FIELD
 
 KIND = "relationships"
 VERSION = f"sysData.{VERSION_FIELD[KIND]}"
-
-
-def _timestamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -93,7 +89,7 @@ class Batches:
     def next(self, tag: str) -> Batch:
         items = orjson.loads(workload.render(self.template, self.counter, tag))
         self.counter += 1
-        now = _timestamp()
+        now = utc_timestamp()
         transaction = str(uuid.uuid4())
         documents, records = [], []
         for index, item in enumerate(items):
@@ -107,7 +103,7 @@ class Batches:
             })
             state = {"timestamp": now, "unixTimestamp": int(time.time() * 1000)}
             records.append({
-                "id": f"{transaction}.{index:05d}", "transactionId": transaction, "correlationId": transaction,
+                "id": item_record_id(transaction, index), "transactionId": transaction, "correlationId": transaction,
                 "requestAction": "Upsert", "requestObject": "Relationship", "state": "Completed",
                 "message": "Relationship upserted successfully",
                 "serviceData": {"erCollectionId": self.collection, "entityId": None, "relationshipId": item["id"]},
@@ -133,7 +129,7 @@ async def prepare(uri: str, database: str, collection: str, write_concern: str, 
 
     client = AsyncMongoClient(uri, serverSelectionTimeoutMS=5000)
     try:
-        now = _timestamp()
+        now = utc_timestamp()
         entities = [
             {**entity, "ercollectionid": collection, "brickEntityType": "BRICK_0_4__Equipment",
              "brickEntitySubType": workload.ENTITY_TYPE, "isActive": True,
