@@ -16,12 +16,12 @@ indexes and document shapes:
      conditional upsert scans the collection): under a process-wide lock, a ``find`` of the ids' stored
      versions (projection ``_id``, ``id``, ``sysData``), ``insert_many`` of the ids not stored (unordered),
      and ``update`` commands replacing by ``_id`` the stored ids with a lower version, at most
-     ``FERRETDB_UPDATE_STATEMENTS`` statements each (with new ids there are none);
+     the dialect's ``update_statements`` statements each (with new ids there are none);
 
 5. ``insert_many`` the 100 status records into ``logs`` (unordered).
 
 (The ACL lookup is cached by the service, so it is not repeated here.) Which path is taken is what the
-plugin's own ``open()`` detects (``MongoStorage._atomic_updates``, ``_update_statements``); ``open()`` also
+plugin's own ``open()`` chose (``MongoStorage.dialect``: ``atomic_updates``, ``update_statements``); ``open()`` also
 creates the indexes, so they are the service's exactly. Nothing else of the plugin runs in the loop: every
 command is a raw PyMongo call. ``concurrency`` batches are in flight at once, as the service has
 ``connections`` requests in flight. tests/test_bench_raw_pymongo.py checks that one batch sends the
@@ -123,7 +123,7 @@ async def prepare(uri: str, database: str, collection: str, write_concern: str, 
 
     storage = MongoStorage(uri=uri, database=database, write_concern=write_concern, journal=journal)
     await storage.open()
-    server = Server(atomic_updates=storage._atomic_updates, update_statements=storage._update_statements)
+    server = Server(atomic_updates=storage.dialect.atomic_updates, update_statements=storage.dialect.update_statements)
     await storage.close()
     from pymongo import AsyncMongoClient
 

@@ -82,6 +82,8 @@ class MongoConfig:
     write_concern: str = "majority"  # "majority" or a number of nodes as a string, e.g. "1"
     journal: bool = True
     timeout_ms: int = 5000
+    # Server quirks the plugin works around (storage_plugins/mongodb_dialect.py): "auto" picks by server version
+    dialect: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ CHOICES = {
     "auth.mode": {"local", "jwks"},
     "acl.destination_access": {"read", "write"},
     "log.level": {"DEBUG", "INFO", "WARNING", "ERROR"},
+    "mongodb.dialect": {"auto", "mongodb", "ferretdb1"},
 }
 
 

@@ -11,8 +11,9 @@ the shard key):
   ``collection`` or ``grant``) tells them apart and is set here, never taken from a caller's document;
 - ``jobs``: the chunks of async jobs, one queue for every collection.
 
-Every method is one database command whatever its batch size, except where FerretDB (the test server) forces
-a workaround; each is named where it is made, and listed in docs/OPERATIONS.md.
+Every method is one database command whatever its batch size, except where the server's dialect
+(``storage_plugins.mongodb_dialect``: FerretDB 1.x, the test server) calls for a workaround; each is named where
+it is made, and listed in docs/OPERATIONS.md.
 
 Callers get back exactly the documents they stored: the server-side fields (``_id``, ``ercollectionid``,
 ``recordKind``) are removed on read, and a caller's own field of one of those names is kept aside under
@@ -47,6 +48,7 @@ from storage_plugins.base import (
     Storage,
     StorageError,
 )
+from storage_plugins.mongodb_dialect import AUTO, MONGODB, MongoDialect, choose_dialect, dialect_named
 
 LOGS = "logs"
 JOBS = "jobs"
@@ -54,14 +56,11 @@ STATUS, REGISTRATION, GRANT = "status", "collection", "grant"
 SERVER_FIELDS = ("_id", "ercollectionid", "recordKind")
 SHADOW_FIELD = "erapi-shadowed"
 DUPLICATE_KEY = 11000
-# FerretDB 1.24 keeps one SQLite connection per matched update statement until the whole update command ends,
-# out of a pool of 100 per database: an update command of ~100 statements that match deadlocks the server.
-FERRETDB_UPDATE_STATEMENTS = 25
-# FerretDB 1.24 runs an update (update, findAndModify, delete) as a read, then a write of the whole document by
-# _id, outside any transaction: two concurrent updates of one document can lose one (the current view moving
-# backwards, two workers claiming one chunk). Against FerretDB, this process makes one update at a time (each
-# method that updates holds this lock for all its commands), per event loop.
-_ferretdb_update_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+# A dialect without atomic updates (FerretDB 1.x) runs an update (update, findAndModify, delete) as a read, then
+# a write of the whole document by _id, outside any transaction: two concurrent updates of one document can
+# lose one (the current view moving backwards, two workers claiming one chunk). On such a server, this process
+# makes one update at a time (each method that updates holds this lock for all its commands), per event loop.
+_update_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
 )
 # Keys of ACL records in the logs' unique (ercollectionid, id) index; status record ids are UUIDs.
@@ -155,17 +154,19 @@ class MongoStorage(Storage):
         write_concern: str = "majority",
         journal: bool = True,
         timeout_ms: int = 5000,
+        dialect: str | MongoDialect = AUTO,
     ) -> None:
         self._uri = uri
         self._database_name = database
         self._write_concern = _write_concern(write_concern, journal)
         self._timeout_ms = timeout_ms
+        if isinstance(dialect, str) and dialect != AUTO:
+            dialect_named(dialect)  # refuse an unknown name before connecting
+        self._configured_dialect = dialect
         self._client: AsyncMongoClient | None = None
         self._db: Any = None
-        # What the server lacks of MongoDB, learnt in open(); only FerretDB (the test server) lacks anything.
-        self._group_first = True  # the $first accumulator of $group
-        self._update_statements: int | None = None  # most statements in one update command; None: no limit
-        self._atomic_updates = True  # an update's match and write are one atomic step per document
+        # What the server lacks of MongoDB: chosen in open() from the server's version, or as configured
+        self.dialect: MongoDialect = MONGODB
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
@@ -188,14 +189,10 @@ class MongoStorage(Storage):
         try:
             with _driver_errors("start-up"):
                 build = await self._client.admin.command("buildInfo")
-                if "ferretdbVersion" in build:
-                    self._group_first = False  # FerretDB 1.x has only the $count and $sum accumulators
-                    self._update_statements = FERRETDB_UPDATE_STATEMENTS
-                    self._atomic_updates = False
-                    structlog.get_logger().warning(
-                        "storage.mongodb.ferretdb", version=build["ferretdbVersion"],
-                        note="FerretDB is for tests; see docs/OPERATIONS.md for what it lacks",
-                    )
+                choice = choose_dialect(build, self._configured_dialect)
+                self.dialect = choice.dialect
+                log = structlog.get_logger().info if choice.dialect is MONGODB else structlog.get_logger().warning
+                log("storage.mongodb.dialect", dialect=choice.dialect.name, reason=choice.reason)
                 await self._create_indexes()
         except BaseException:
             await self.close()
@@ -221,10 +218,10 @@ class MongoStorage(Storage):
             await self._db.command("ping")
 
     def _one_update_at_a_time(self) -> contextlib.AbstractAsyncContextManager:
-        if self._atomic_updates:
+        if self.dialect.atomic_updates:
             return contextlib.nullcontext()
         loop = asyncio.get_running_loop()
-        return _ferretdb_update_locks.setdefault(loop, asyncio.Lock())
+        return _update_locks.setdefault(loop, asyncio.Lock())
 
     # ---- versioned documents -------------------------------------------------------------------------------
 
@@ -258,7 +255,7 @@ class MongoStorage(Storage):
         history = self._db[f"{kind}_history"]
         query = {"ercollectionid": _text(collection_id, "collection id"), "id": {"$in": wanted}}
         with _driver_errors(f"read of {kind} history"):
-            if self._group_first:
+            if self.dialect.group_first:
                 # Walks the unique (ercollectionid, id, version) index backwards and keeps each id's first.
                 pipeline = [
                     {"$match": query},
@@ -267,7 +264,7 @@ class MongoStorage(Storage):
                 ]
                 cursor = await history.aggregate(pipeline)
                 return {group["_id"]: _returned(group["latest"]) for group in await cursor.to_list()}
-            # Without $first (FerretDB): every version of the ids, keeping the highest of each.
+            # Without $first (dialect ferretdb1): every version of the ids, keeping the highest of each.
             latest: dict[str, Document] = {}
             async for document in history.find(query).sort(version, ASCENDING):
                 latest[document["id"]] = document
@@ -301,7 +298,7 @@ class MongoStorage(Storage):
             _version(kind, document)
         with _driver_errors(f"write of current {kind}"):
             async with self._one_update_at_a_time():
-                if self._atomic_updates:
+                if self.dialect.atomic_updates:
                     await self._put_current_conditionally(kind, collection_id, documents)
                 else:
                     await self._put_current_by_id(kind, collection_id, documents)
@@ -330,7 +327,8 @@ class MongoStorage(Storage):
             await self._upsert(kind, lost)
 
     async def _put_current_by_id(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
-        """FerretDB only: read the stored versions once, decide here, then insert new ids and replace by ``_id``.
+        """Without atomic updates (dialect ferretdb1): read the stored versions once, decide here, then insert new
+        ids and replace by ``_id``.
 
         FerretDB's SQLite backend uses no index for a filter other than exactly ``{_id: value}``, so each
         conditional statement of the other path scans the whole collection: 13 s for 100 new documents of a
@@ -388,7 +386,7 @@ class MongoStorage(Storage):
         A plain command rather than ``bulk_write``, because PyMongo's bulk API cannot parse FerretDB's reply
         to a batch with a write error (KeyError 'nModified'). Returns each reply with its statements.
         """
-        size = self._update_statements or len(statements)
+        size = self.dialect.update_statements or len(statements)
         replies = []
         for start in range(0, len(statements), size):
             batch = statements[start : start + size]
@@ -529,7 +527,7 @@ class MongoStorage(Storage):
                 _text(state, "state")
         with _driver_errors("transition of status records"):
             async with self._one_update_at_a_time():
-                if self._atomic_updates:
+                if self.dialect.atomic_updates:
                     statements = [
                         {
                             "q": {"ercollectionid": collection_id, "id": transition.record_id, "recordKind": STATUS,
@@ -548,8 +546,8 @@ class MongoStorage(Storage):
                 return moved
 
     async def _transitions_by_id(self, collection_id: str, transitions: Sequence[LogTransition]) -> list[Document]:
-        """FerretDB only: the states read once and the transitions decided here, as statements by ``_id`` (see
-        _put_current_by_id for why; the caller holds the update lock)."""
+        """Without atomic updates (dialect ferretdb1): the states read once and the transitions decided here, as
+        statements by ``_id`` (see _put_current_by_id for why; the caller holds the update lock)."""
         query = {"ercollectionid": collection_id, "recordKind": STATUS,
                  "id": {"$in": list(dict.fromkeys(transition.record_id for transition in transitions))}}
         cursor = self._db[LOGS].find(query, {"_id": True, "id": True, "state": True})

@@ -195,6 +195,7 @@ def test_a_value_of_the_wrong_type_names_the_key(tmp_path, text, key):
         ('[auth]\nmode = "oauth"\n', "auth.mode"),
         ('[acl]\ndestination_access = "admin"\n', "acl.destination_access"),
         ('[log]\nlevel = "TRACE"\n', "log.level"),
+        ('[mongodb]\ndialect = "ferretdb2"\n', "mongodb.dialect"),
     ],
 )
 def test_a_value_outside_its_choices_names_the_key(tmp_path, text, key):
