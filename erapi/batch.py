@@ -115,7 +115,7 @@ def batch_response(request: web.Request, result: BatchResult) -> web.Response:
     tracker = tracker_urls(request, result.kind, result.transaction_id)
 
     def entry(item):
-        return {"id": item.id, "message": item.message, "tracker": tracker(item.id)}
+        return {"id": item.id, "message": item.message, "tracker": tracker(item.id), **item.details}
 
     successes = result.successes
     return envelope(

@@ -66,6 +66,11 @@ class Catalog:
         for entity_type in self.entity_types.values():
             for parent in entity_type.parents:
                 self.children[parent].append(entity_type.name)
+        self.by_brick_relationship: dict[str, list[RelationshipType]] = {}
+        for relationship_type in self.relationship_types.values():
+            self.by_brick_relationship.setdefault(relationship_type.brick_relationship_type, []).append(
+                relationship_type)
+        self._depths: dict[str, int] = {}
 
     def entity_type(self, name: str) -> EntityType | None:
         return self.entity_types.get(name) or self.entity_types.get(self.aliases.get(name, ""))
@@ -88,6 +93,15 @@ class Catalog:
                 found.add(current)
                 pending.extend(self.children.get(current, []))
         return sorted(found)
+
+    def depth(self, name: str) -> int:
+        """The number of ``rdfs:subClassOf`` steps on the longest path from the class up to a root class."""
+        try:
+            return self._depths[name]
+        except KeyError:
+            parents = self.entity_types[name].parents
+            depth = self._depths[name] = 1 + max(map(self.depth, parents)) if parents else 0
+            return depth
 
     def relationship_types_between(self, source: str | None, destination: str | None) -> list[RelationshipType]:
         """Relationship types an entity of class ``source`` may have towards one of class ``destination``.

@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 
 import structlog
 
+from erapi import brick_relationships
 from erapi.acl import READ, WRITE, AccessControl
 from erapi.catalog import Catalog, RelationshipType
 from erapi.errors import Conflict, Forbidden, NotFound
@@ -65,6 +66,7 @@ class ItemResult:
     ok: bool
     message: str
     document: Document | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # extra fields of the item's success entry
 
 
 @dataclass
@@ -125,8 +127,9 @@ class _BatchCatalog:
             return found
 
 
-async def _upsert_relationship_batch(ctx: WriteContext, items: list[dict[str, Any]]) -> BatchResult:
+async def _upsert_relationship_batch(ctx: WriteContext, sent: list[dict[str, Any]]) -> BatchResult:
     failures: dict[int, str] = {}
+    items = list(sent)  # items named by their Brick relationship are replaced by their resolved copies
     types = _BatchCatalog(ctx.catalog)
     unique = first_occurrences(items, "Relationship", failures)
     for index in unique:
@@ -148,6 +151,9 @@ async def _upsert_relationship_batch(ctx: WriteContext, items: list[dict[str, An
 
     entity_types = await _fetch_entity_types(ctx, [items[i] for i in unique if i not in failures])
     for index in unique:
+        if index not in failures and brick_relationships.named_by_brick(items[index]):
+            _resolve_brick_name(ctx, items, index, entity_types, failures)
+    for index in unique:
         if index not in failures:
             message = _endpoint_problem(ctx, types, items[index], entity_types)
             if message:
@@ -159,20 +165,54 @@ async def _upsert_relationship_batch(ctx: WriteContext, items: list[dict[str, An
         ctx, "relationships", candidates,
         lambda item, previous: _relationship_document(ctx, types, item, previous, now),
     )
-    return _batch_result(ctx, "relationships", items, failures, outcomes, "Relationship upserted successfully")
+    result = _batch_result(ctx, "relationships", items, failures, outcomes, "Relationship upserted successfully")
+    for item, outcome in zip(sent, result.results):
+        if outcome.ok and brick_relationships.named_by_brick(item):  # say which type was chosen
+            outcome.details["relationshipType"] = outcome.document["relationshipType"]
+    return result
+
+
+def _resolve_brick_name(ctx: WriteContext, items: list[dict[str, Any]], index: int,
+                        entity_types: dict[str, dict[str, str]], failures: dict[int, str]) -> None:
+    item = items[index]
+    ends = ((item["sourceEntityId"], ctx.collection_id, "Source"),
+            (item["destinationEntityId"], _destination_collection(ctx, item), "Destination"))
+    found = [entity_types.get(collection_id, {}).get(entity_id) for entity_id, collection_id, _ in ends]
+    for (entity_id, collection_id, label), entity_type in zip(ends, found):
+        if entity_type is None:
+            failures[index] = f"{label} entity {entity_id} not found in ERCollection {collection_id}"
+            return
+    resolved = brick_relationships.resolve(ctx.catalog, item, *found)
+    if isinstance(resolved, str):
+        failures[index] = resolved
+    else:
+        items[index] = resolved
 
 
 def _relationship_request_problem(ctx: WriteContext, types: _BatchCatalog, item: Mapping[str, Any]) -> str | None:
+    if brick_relationships.named_by_brick(item):
+        return _brick_named_request_problem(ctx, item)
     relationship_type = types.relationship_type(item["relationshipType"])
     if relationship_type is None:
         return f"Relationship type {item['relationshipType']} not found in the relationship type catalog"
+    return _source_collection_problem(ctx, item) or _derived_field_problem(
+        item, types.derived_fields(item["relationshipType"]))
+
+
+def _source_collection_problem(ctx: WriteContext, item: Mapping[str, Any]) -> str | None:
     source_collection = item.get("sourceERCollectionId", ctx.collection_id)
     if source_collection != ctx.collection_id:
         return (
             f"sourceERCollectionId {source_collection} does not match the ercollectionid header "
             f"{ctx.collection_id}"
         )
-    return _derived_field_problem(item, types.derived_fields(item["relationshipType"]))
+    return None
+
+
+def _brick_named_request_problem(ctx: WriteContext, item: Mapping[str, Any]) -> str | None:
+    if brick_relationships.catalog_brick_name(ctx.catalog, item["brickRelationshipType"]) is None:
+        return brick_relationships.unknown_brick_name_message(item["brickRelationshipType"])
+    return _source_collection_problem(ctx, item)
 
 
 def _relationship_derived_fields(catalog: Catalog, item: Mapping[str, Any]) -> dict[str, str]:
@@ -261,6 +301,7 @@ async def _add_inverses(ctx: WriteContext, items: list[dict[str, Any]], result: 
     for item, outcome in zip(items, list(result.results)):
         if not outcome.ok:
             continue
+        item = {**item, "relationshipType": outcome.document["relationshipType"]}
         relationship_type = ctx.catalog.relationship_type(item["relationshipType"])
         if relationship_type.inverse is None:
             result.results.append(ItemResult(inverse_id(ctx.collection_id, item["id"]), False,
