@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from erapi.acl import WRITE
 from erapi.domain import BatchResult, WriteContext, new_transaction_id, status_records
+from erapi.dryrun import DryRunStorage
 from erapi.errors import InvalidRequest, PayloadTooLarge, TooManyRequests
 from erapi.jobs import Backpressure, accept_job
 from erapi.keys import acl_key, catalog_key, config_key, job_workers_key, storage_key
@@ -40,12 +42,15 @@ async def handle_batch_write(request: web.Request, kind: str, upsert: Upsert) ->
     create_inverse = kind == "relationships" and boolean_query(request, "createInverse")
     if run_async and create_inverse:
         raise InvalidRequest("createInverse=true is available on synchronous requests only (async: false)")
+    validate_only = boolean_query(request, "validateOnly")
     await require_access(request, collection_id, principal, WRITE)
     config = request.app[config_key]
     items = await read_items(request, kind, config.jobs.max_items if run_async else config.server.max_items)
 
     context = write_context(request, principal.subject, collection_id, create_inverse=create_inverse)
     transaction_id = context.transaction_id
+    if validate_only:
+        return await dry_run(request, context, upsert, items)
     if run_async:
         return await accept(request, context, kind, items, received_at)
     result = await upsert(context, items)
@@ -72,6 +77,15 @@ def write_context(request: web.Request, principal: str, collection_id: str, **op
         destination_access=request.app[config_key].acl.destination_access,
         **options,
     )
+
+
+async def dry_run(request: web.Request, context: WriteContext, upsert: Upsert, items: list[dict]) -> web.Response:
+    """The 207 the request would get now, sync or async (an async job applies the same rules), writing
+    nothing: no document, no version, no status record, no job. Its trackers are null: nothing to track."""
+    result = await upsert(replace(context, storage=DryRunStorage(context.storage)), items)
+    response = batch_response(request, result, dry_run=True)
+    response.headers["X-Transaction-Id"] = context.transaction_id
+    return response
 
 
 async def accept(request: web.Request, context: WriteContext, kind: str, items: list[dict],
@@ -111,8 +125,8 @@ def correlation_id(request: web.Request, transaction_id: str) -> str:
     return supplied if 0 < len(supplied) <= 256 and supplied.isprintable() else transaction_id
 
 
-def batch_response(request: web.Request, result: BatchResult) -> web.Response:
-    tracker = tracker_urls(request, result.kind, result.transaction_id)
+def batch_response(request: web.Request, result: BatchResult, dry_run: bool = False) -> web.Response:
+    tracker = (lambda item_id: None) if dry_run else tracker_urls(request, result.kind, result.transaction_id)
 
     def entry(item):
         return {"id": item.id, "message": item.message, "tracker": tracker(item.id), **item.details}
@@ -124,4 +138,5 @@ def batch_response(request: web.Request, result: BatchResult) -> web.Response:
         transactionId=result.transaction_id,
         data={"responses": {"success": [entry(i) for i in successes],
                             "failure": [entry(i) for i in result.failures]}},
+        **({"validateOnly": True} if dry_run else {}),
     )

@@ -205,6 +205,14 @@ CLASS_FILTERS = (
               description="Only types an entity of this class (or a subclass) may have as destination."),
 )
 
+VALIDATE_ONLY = Parameter(
+    "validateOnly", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
+    description="`true`: a dry run. Answers the 207 the same request would get now (sync or async: the per-item "
+                "outcomes a job would record), with `validateOnly: true` and null trackers, and writes nothing: "
+                "no document, version, status record or job. A concurrent writer may change the real outcome.",
+)
+WRITE_OPTIONS = (VALIDATE_ONLY,)
+
 
 def batch_write(kind: str, label: str) -> Operation:
     singular = kind[:-1] if kind == "relationships" else "entity"
@@ -213,7 +221,7 @@ def batch_write(kind: str, label: str) -> Operation:
         summary=f"Upsert {label.lower()} (one object or an array of 1-100)",
         tag=label,
         scopes=(WRITE_SCOPE,),
-        parameters=(ERCOLLECTION, ASYNC, CORRELATION, *extra),
+        parameters=(ERCOLLECTION, ASYNC, CORRELATION, *extra, *WRITE_OPTIONS),
         request=one_or_many(singular, f"{kind}-request"),
         request_example=EXAMPLES[kind],
         responses={

@@ -1,0 +1,35 @@
+"""Dry runs (``?validateOnly=true``): the write path, unchanged, over a storage view that keeps nothing.
+
+Running the very code of a real batch is what makes the dry-run answer the real answer: every per-item rule
+is checked by the same functions, against the same stored documents. Only the two writes of a versioned
+upsert are answered here instead of by the backend: every claim succeeds (no one else writes in this
+imagined run) and publishing does nothing. Any other write is refused loudly, so a future write in the
+path cannot slip into a dry run unnoticed.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from storage_plugins.base import ClaimResult, Document, Storage
+
+# what the batch write path reads; a name not listed here is a write (or new) and is refused
+READS = frozenset({"get_current", "get_active_types", "get_latest_versions", "find_applied", "get_acl", "name"})
+
+
+class DryRunStorage:
+    """Reads of ``storage`` pass through; the upsert's writes succeed without keeping anything."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    async def claim_versions(self, kind: str, collection_id: str, documents: Sequence[Document]) -> ClaimResult:
+        return ClaimResult(claimed=[document["id"] for document in documents])
+
+    async def put_current(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
+        return None
+
+    def __getattr__(self, name: str):
+        if name not in READS:
+            raise AttributeError(f"a dry run does not call storage.{name}")
+        return getattr(self._storage, name)
