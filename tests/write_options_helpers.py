@@ -27,10 +27,13 @@ async def stored_state(storage: Storage, collections: list[str]) -> dict[str, An
 
 
 def outcome(answer: dict) -> dict:
-    """A 207 without what differs from run to run (transaction id, trackers) or marks a dry run."""
+    """A 207, field by field, without what differs from run to run (transaction id, trackers) or marks a dry
+    run; each list as (id, message) pairs, then any further fields of its entries."""
     responses = answer["data"]["responses"]
-    return {
-        "status": answer["status"],
-        "success": [(item["id"], item["message"]) for item in responses["success"]],
-        "failure": [(item["id"], item["message"]) for item in responses["failure"]],
-    }
+
+    def entries(name: str) -> list:
+        return [(item["id"], item["message"], *sorted((key, value) for key, value in item.items()
+                                                       if key not in {"id", "message", "tracker"}))
+                for item in responses[name]]
+
+    return {"status": answer["status"], "success": entries("success"), "failure": entries("failure")}
