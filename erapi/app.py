@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from importlib.metadata import PackageNotFoundError, version
 from typing import AsyncIterator
 
 import orjson
 import structlog
 from aiohttp import web
 
+from erapi import installed_version
 from erapi.acl import AccessControl
 from erapi.auth import create_authenticator, resolve_local_secret
 from erapi.catalog import load_catalog
@@ -67,7 +67,7 @@ async def _schemas_and_catalog(app: web.Application) -> AsyncIterator[None]:
     app[catalog_key] = load_catalog()
     app[validator_key] = RequestValidator(load_schema_documents())
     app[page_tokens_key] = PageTokens(_paging_secret(app[config_key]))
-    app[openapi_key] = orjson.dumps(build_document(route_table(app.router.routes()), version=_version()))
+    app[openapi_key] = orjson.dumps(build_document(route_table(app.router.routes()), version=installed_version()))
     yield
 
 
@@ -106,13 +106,6 @@ async def _job_workers(app: web.Application) -> AsyncIterator[None]:
     finally:
         # graceful: stop claiming, let the current chunk finish, else release it to other processes
         await asyncio.gather(*(worker.stop(config.server.shutdown_timeout) for worker in workers))
-
-
-def _version() -> str:
-    try:
-        return version("erapi")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def _paging_secret(config: Config) -> bytes:

@@ -29,6 +29,9 @@ LOCAL_ALGORITHMS = ("HS256",)
 JWKS_ALGORITHMS = ("RS256", "ES256")  # a tuple, not a set: a client-supplied unhashable "alg" must not raise
 VERIFIED_TOKEN_SECONDS = 30.0  # how long a verified token is taken on trust (never past its exp)
 VERIFIED_TOKEN_ENTRIES = 10_000
+READ_SCOPE = "apollo_read"
+WRITE_SCOPE = "apollo_write"
+KNOWN_SCOPES = (READ_SCOPE, WRITE_SCOPE)  # every scope a handler checks
 
 # Most specific first: several of these are subclasses of DecodeError.
 _ERROR_MESSAGES: tuple[tuple[type[jwt.PyJWTError], str], ...] = (

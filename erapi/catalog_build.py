@@ -427,15 +427,19 @@ def build_file(version: str = DEFAULT_BRICK_VERSION, directory: Path = CATALOG_D
     return path, document
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--brick-version", default=DEFAULT_BRICK_VERSION,
+                        help=f"Brick version to read (default {DEFAULT_BRICK_VERSION})")
+    parser.add_argument("--output", type=Path, default=CATALOG_DIR,
+                        help=f"directory to write brick-<version>.json into (default {CATALOG_DIR})")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="erapi catalog build",
         description="Generate the type catalog file from the Brick ontology shipped by brickschema.",
     )
-    parser.add_argument("--brick-version", default=DEFAULT_BRICK_VERSION,
-                        help=f"Brick version to read (default {DEFAULT_BRICK_VERSION})")
-    parser.add_argument("--output", type=Path, default=CATALOG_DIR,
-                        help=f"directory to write brick-<version>.json into (default {CATALOG_DIR})")
+    add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -448,7 +452,11 @@ def _summary(path: Path, document: dict[str, Any]) -> Iterable[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    return run(parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the file the parsed arguments name; 1 with one line on stderr when it cannot be built."""
     try:
         path, document = build_file(args.brick_version, args.output)
     except CatalogBuildError as error:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import errno
 import gc
 import multiprocessing
 import os
@@ -10,11 +12,14 @@ import signal
 import socket
 import sys
 from multiprocessing.connection import wait
+from typing import NoReturn
 
 from aiohttp import web
 
+from erapi import catalog_build, installed_version
+from erapi.auth import KNOWN_SCOPES
 from erapi.config import Config, load_config
-from storage_plugins.base import ConfigurationError
+from storage_plugins.base import ConfigurationError, StorageError
 
 # Storage plugins whose data lives inside one process: N worker processes would be N separate stores.
 PROCESS_LOCAL_STORAGE = frozenset({"memory"})
@@ -31,41 +36,102 @@ PARENT_CHECK_SECONDS = 1.0  # how often a worker checks that the parent still ru
 GC_THRESHOLDS = (20_000, 10, 100)
 
 
+class CannotListen(Exception):
+    """The port cannot be bound: in use, an address this host does not have, a privileged port."""
+
+
+OPERATOR_ERRORS = {ConfigurationError: ("configuration error", 2), StorageError: ("storage unavailable", 1),
+                   CannotListen: ("cannot listen on", 2)}
+LISTEN_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    arguments = parser.parse_args(argv)
+    arguments = _parser().parse_args(argv)
     try:
         return arguments.run(arguments)
-    except ConfigurationError as error:
-        print(f"erapi: configuration error: {error}", file=sys.stderr)
-        return 2
+    except tuple(OPERATOR_ERRORS) as error:
+        return _report(error)
+
+
+def _report(error: Exception) -> int:
+    """One line on stderr for a mistake of the operator's or an unreachable dependency; its exit status."""
+    what, status = next(entry for kind, entry in OPERATOR_ERRORS.items() if isinstance(error, kind))
+    separator = " " if isinstance(error, CannotListen) else ": "
+    print(f"erapi: {what}{separator}{' '.join(str(error).split())}", file=sys.stderr, flush=True)
+    return status
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake told in one line (argparse prints the whole usage before it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _port(text: str) -> int:
+    port = _integer(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number between 0 and 65535, got {port}")
+    return port
+
+
+def _positive(text: str) -> int:
+    number = _integer(text)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {number}")
+    return number
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
+def _subject(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _scopes(text: str) -> list[str]:
+    scopes = text.split()
+    for scope in scopes:
+        if scope not in KNOWN_SCOPES:
+            close = difflib.get_close_matches(scope, KNOWN_SCOPES, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise argparse.ArgumentTypeError(f"unknown scope {scope!r}; {hint}known scopes: {' '.join(KNOWN_SCOPES)}")
+    return scopes
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="erapi", description=__doc__)
+    parser = _Parser(prog="erapi", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"erapi {installed_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="start the HTTP service")
     serve.add_argument("--config", help="TOML config file (default: $ERAPI_CONFIG, else built-in defaults)")
     serve.add_argument("--host", help="address to listen on (default from config: 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default from config: 8080)")
-    serve.add_argument("--workers", type=int,
+    serve.add_argument("--port", type=_port, help="port to listen on (default from config: 8080)")
+    serve.add_argument("--workers", type=_integer,
                        help="worker processes sharing the port with SO_REUSEPORT, one storage for all; needs a "
                             "shared storage such as mongodb (default from config: server.workers, 1)")
     serve.set_defaults(run=_serve)
 
     token = commands.add_parser("token", help="print a bearer token signed with the local secret")
     token.add_argument("--config", help="TOML config file (default: $ERAPI_CONFIG, else built-in defaults)")
-    token.add_argument("--subject", required=True, help="the principal (sub claim)")
-    token.add_argument("--scopes", default="apollo_read apollo_write", help="space-separated scopes")
-    token.add_argument("--ttl", type=int, help="lifetime in seconds (default from config: 3600)")
+    token.add_argument("--subject", required=True, type=_subject, help="the principal (sub claim)")
+    token.add_argument("--scopes", type=_scopes, default=list(KNOWN_SCOPES),
+                       help=f"space-separated scopes, of: {' '.join(KNOWN_SCOPES)} (default: all of them)")
+    token.add_argument("--ttl", type=_positive, help="lifetime in seconds (default from config: 3600)")
     token.set_defaults(run=_token)
 
     catalog = commands.add_parser("catalog", help="type catalog tools")
     catalog_commands = catalog.add_subparsers(required=True, metavar="ACTION")
     build = catalog_commands.add_parser("build", help="generate schemas/catalog from the Brick ontology")
-    build.add_argument("rest", nargs=argparse.REMAINDER)
-    build.set_defaults(run=_catalog_build)
+    catalog_build.add_arguments(build)
+    build.set_defaults(run=catalog_build.run)
     return parser
 
 
@@ -82,7 +148,7 @@ def _serve(arguments: argparse.Namespace) -> int:
     gc.set_threshold(*GC_THRESHOLDS)
     if workers > 1:
         return _serve_workers(config, host, port, workers)
-    web.run_app(
+    _run_app(
         create_app(config),
         host=host,
         port=port,
@@ -91,6 +157,18 @@ def _serve(arguments: argparse.Namespace) -> int:
         access_log=None,
     )
     return 0
+
+
+def _run_app(app: web.Application, host: str, port: int, **options) -> None:
+    """``web.run_app``, with a port that cannot be bound told as CannotListen."""
+    try:
+        web.run_app(app, host=host, port=port, **options)
+    except socket.gaierror as error:
+        raise CannotListen(f"{host}:{port}: {error.strerror}") from error
+    except OSError as error:
+        if error.errno not in LISTEN_ERRNOS:
+            raise
+        raise CannotListen(f"{host}:{port}: {os.strerror(error.errno)}") from error
 
 
 def _check_workers(config: Config, workers: int) -> None:
@@ -113,7 +191,11 @@ def _check_workers(config: Config, workers: int) -> None:
 
 def _announce(config: Config, host: str, port: int, pids: list[int] | None = None) -> None:
     workers = f", {len(pids)} workers: pids {', '.join(map(str, pids))}" if pids else ""
-    lines = [f"erapi listening on http://{host}:{port} (storage: {config.storage}, auth: {config.auth.mode}{workers})"]
+    base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    lines = [
+        f"erapi listening on {base} (storage: {config.storage}, auth: {config.auth.mode}{workers})",
+        f"API documentation: {base}/apollo/docs (OpenAPI document: {base}/apollo/openapi.json)",
+    ]
     if config.auth.mode == "local":
         lines.append('get a token with: erapi token --subject alice --scopes "apollo_read apollo_write"')
     print("\n".join(lines), file=sys.stderr, flush=True)
@@ -174,7 +256,7 @@ def _free_port_check(host: str, port: int) -> int:
         try:
             probe.bind((host, port))
         except OSError as error:
-            raise ConfigurationError(f"cannot listen on {host}:{port}: {error.strerror}") from error
+            raise CannotListen(f"{host}:{port}: {error.strerror}") from error
         return probe.getsockname()[1]
 
 
@@ -245,11 +327,10 @@ def _worker(config: Config, host: str, port: int, ready_read: int, ready_write: 
         os.close(ready_write)
 
     try:
-        web.run_app(app, host=host, port=port, reuse_port=True, shutdown_timeout=config.server.shutdown_timeout,
-                    print=announce, access_log=None)
-    except ConfigurationError as error:
-        print(f"erapi: configuration error: {error}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        _run_app(app, host=host, port=port, reuse_port=True, shutdown_timeout=config.server.shutdown_timeout,
+                 print=announce, access_log=None)
+    except tuple(OPERATOR_ERRORS) as error:
+        sys.exit(_report(error))
 
 
 def _parent_watch(parent: int):
@@ -281,14 +362,8 @@ def _token(arguments: argparse.Namespace) -> int:
     if config.auth.mode != "local":
         raise ConfigurationError("erapi token mints local tokens only; auth.mode is 'jwks'")
     ttl = arguments.ttl or config.auth.token_ttl_seconds
-    print(mint_local_token(resolve_local_secret(config.auth), arguments.subject, arguments.scopes.split(), ttl))
+    print(mint_local_token(resolve_local_secret(config.auth), arguments.subject, arguments.scopes, ttl))
     return 0
-
-
-def _catalog_build(arguments: argparse.Namespace) -> int:
-    from erapi import catalog_build
-
-    return catalog_build.main(arguments.rest)
 
 
 if __name__ == "__main__":

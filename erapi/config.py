@@ -207,6 +207,8 @@ def _check(config: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigurationError(f"config key {key} must be positive, got {value}")
+    if not 0 <= config.server.port <= 65535:
+        raise ConfigurationError(f"config key server.port must be between 0 and 65535, got {config.server.port}")
     if not 0 <= config.auth.leeway_seconds <= 60:
         raise ConfigurationError("config key auth.leeway_seconds must be between 0 and 60")
     if config.jobs.workers < 0:

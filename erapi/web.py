@@ -11,12 +11,10 @@ import structlog
 from aiohttp import web
 
 from erapi.acl import READ, WRITE
-from erapi.auth import AuthenticationError, Principal
+from erapi.auth import READ_SCOPE, WRITE_SCOPE, AuthenticationError, Principal
 from erapi.errors import Forbidden, InvalidRequest, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
 from erapi.keys import acl_key, authenticator_key, config_key, rate_limiter_key, validator_key
 
-READ_SCOPE = "apollo_read"
-WRITE_SCOPE = "apollo_write"
 COLLECTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
 

@@ -30,8 +30,13 @@ from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 import structlog
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument, WriteConcern
-from pymongo import errors as mongo_errors
+
+try:
+    from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument, WriteConcern
+    from pymongo import errors as mongo_errors
+except ImportError as missing:  # told by create_storage as a configuration error, with this text
+    raise ImportError(f"PyMongo is not installed ({missing}); install the mongodb extra: "
+                      f"pip install 'erapi[mongodb]'") from missing
 
 from storage_plugins.base import (
     KINDS,
@@ -188,7 +193,7 @@ class MongoStorage(Storage):
             ) from error
         try:
             with _driver_errors("start-up"):
-                build = await self._client.admin.command("buildInfo")
+                build = await self._build_info()
                 choice = choose_dialect(build, self._configured_dialect)
                 self.dialect = choice.dialect
                 log = structlog.get_logger().info if choice.dialect is MONGODB else structlog.get_logger().warning
@@ -197,6 +202,17 @@ class MongoStorage(Storage):
         except BaseException:
             await self.close()
             raise
+
+    async def _build_info(self) -> Document:
+        """The server's buildInfo; StorageError in one sentence when no server answers in time."""
+        try:
+            return await self._client.admin.command("buildInfo")
+        except mongo_errors.ServerSelectionTimeoutError as error:
+            uri = redact_uri(self._uri)
+            structlog.get_logger().error("storage.mongodb.unreachable", uri=uri, error=str(error))
+            seconds = self._client.options.server_selection_timeout
+            raise StorageError(f"no MongoDB server answered at {uri} within {seconds:g} s (server selection timeout: "
+                               f"mongodb.timeout_ms, or serverSelectionTimeoutMS in the URI)") from error
 
     async def _create_indexes(self) -> None:
         # createIndexes leaves an index that exists with the same keys and options alone. One index per command:

@@ -285,3 +285,96 @@ def test_unknown_storage_plugin_makes_serve_exit_non_zero_naming_it(cli_env, tmp
     done = run({**cli_env, "ERAPI_STORAGE": "redis"}, "serve", "--port", str(free_port()), cwd=tmp_path)
     assert done.returncode != 0
     assert "unknown storage plugin 'redis'" in done.stderr
+
+
+# ---- every operator mistake: one line on stderr, a non-zero exit, no traceback ------------------------------------
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, status: int, *parts: str) -> None:
+    lines = done.stderr.splitlines()
+    assert done.returncode == status, done.stderr
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("erapi"), lines[0]
+    for part in parts:
+        assert part in lines[0]
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (("token", "--subject", "alice", "--ttl", "-5"), "argument --ttl: must be a positive whole number, got -5"),
+    (("token", "--subject", "alice", "--ttl", "soon"), "argument --ttl: must be a whole number, got 'soon'"),
+    (("token", "--subject", ""), "argument --subject: must not be empty"),
+    (("token", "--subject", "  "), "argument --subject: must not be empty"),
+    (("token", "--subject", "alice", "--scopes", "apollo_read apollo_wirte"),
+     "argument --scopes: unknown scope 'apollo_wirte'; did you mean apollo_write? known scopes: apollo_read apollo_write"),
+    (("serve", "--port", "70000"), "argument --port: must be a port number between 0 and 65535, got 70000"),
+    (("serve", "--port", "-1"), "argument --port: must be a port number between 0 and 65535, got -1"),
+    (("serve", "--workers", "two"), "argument --workers: must be a whole number, got 'two'"),
+    (("catalog", "build", "--brick-versoin", "1.4"), "unrecognized arguments: --brick-versoin"),
+])
+def test_a_mistaken_argument_is_one_line_and_exit_2(cli_env, tmp_path, arguments, message):
+    assert_one_line_error(run(cli_env, *arguments, cwd=tmp_path), 2, message)
+
+
+def test_a_port_out_of_range_in_the_config_is_one_line_and_exit_2(cli_env, tmp_path):
+    config = tmp_path / "erapi.toml"
+    config.write_text("[server]\nport = 65536\n")
+    done = run(cli_env, "serve", "--config", str(config), cwd=tmp_path)
+    assert_one_line_error(done, 2, "configuration error: config key server.port must be between 0 and 65535, "
+                                   "got 65536")
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(cli_env, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run(cli_env, "serve", "--port", str(port), cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert lines == [f"erapi: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_an_unreachable_mongodb_at_start_is_one_line_and_exit_1(cli_env, tmp_path):
+    uri = f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=300"
+    env = {**cli_env, "ERAPI_STORAGE": "mongodb", "ERAPI_MONGODB_URI": uri}
+    done = subprocess.run([*erapi_command(), "serve", "--port", str(free_port())], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        f"erapi: storage unavailable: no MongoDB server answered at {uri} within 0.3 s (server selection timeout: "
+        f"mongodb.timeout_ms, or serverSelectionTimeoutMS in the URI)"
+    ]
+
+
+def test_missing_pymongo_names_the_mongodb_extra(cli_env, tmp_path):
+    # PyMongo made unimportable the way Python itself marks a module absent
+    without_pymongo = "import sys; sys.modules['pymongo'] = None; from erapi.cli import main; sys.exit(main())"
+    done = subprocess.run([sys.executable, "-c", without_pymongo, "serve", "--port", str(free_port())],
+                          env={**cli_env, "ERAPI_STORAGE": "mongodb"}, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert_one_line_error(done, 2, "configuration error: storage plugin 'mongodb' cannot be loaded",
+                          "install the mongodb extra: pip install 'erapi[mongodb]'")
+
+
+def test_catalog_build_takes_its_documented_arguments(cli_env, tmp_path):
+    done = run(cli_env, "catalog", "build", "--brick-version", "9.9", "--output", str(tmp_path / "out"), cwd=tmp_path)
+    assert_one_line_error(done, 1, "erapi catalog build: ")
+    assert "9.9" in done.stderr
+
+
+def test_version_and_python_dash_m(cli_env, tmp_path):
+    from importlib.metadata import version
+
+    by_script = run(cli_env, "--version", cwd=tmp_path)
+    by_module = subprocess.run([sys.executable, "-m", "erapi", "--version"], env=cli_env, cwd=tmp_path,
+                               capture_output=True, text=True, timeout=60)
+    assert by_script.returncode == by_module.returncode == 0
+    assert by_script.stdout == by_module.stdout == f"erapi {version('erapi')}\n"
+
+
+def test_the_start_banner_names_the_docs_page_and_the_openapi_document(server_factory):
+    server = server_factory()
+    banner = server.stderr.read_text()
+    assert f"{server.base}/apollo/docs" in banner and f"{server.base}/apollo/openapi.json" in banner
+    assert http("GET", f"{server.base}/apollo/openapi.json")[0] == 200
