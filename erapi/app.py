@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import secrets
 from typing import AsyncIterator
 
@@ -12,6 +13,7 @@ import structlog
 from aiohttp import web
 
 from erapi import installed_version
+from erapi.access_log import AccessLogger, request_context_middleware
 from erapi.acl import AccessControl
 from erapi.auth import create_authenticator, resolve_local_secret
 from erapi.catalog import load_catalog
@@ -32,7 +34,6 @@ from erapi.keys import (
 from erapi.middleware import (
     error_middleware,
     no_store_middleware,
-    request_context_middleware,
     request_limits_middleware,
 )
 from erapi.openapi import build_document, route_table
@@ -51,8 +52,10 @@ def create_app(config: Config) -> web.Application:
     header_ceiling = max(8190, 2 * config.server.max_header_bytes)
     app = web.Application(
         client_max_size=config.server.max_body_bytes,
-        middlewares=[no_store_middleware, request_context_middleware, error_middleware, request_limits_middleware],
-        handler_args={"max_line_size": header_ceiling, "max_field_size": header_ceiling, "max_headers": 128},
+        middlewares=[request_context_middleware, no_store_middleware, error_middleware, request_limits_middleware],
+        # handler_args win over the runner's arguments: `erapi serve`, its workers and the tests all log alike
+        handler_args={"max_line_size": header_ceiling, "max_field_size": header_ceiling, "max_headers": 128,
+                      "access_log_class": AccessLogger, "access_log": logging.getLogger("erapi.access")},
     )
     app[config_key] = config
     limits = config.ratelimit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import BinaryIO
 
 import orjson
 import structlog
@@ -11,7 +12,8 @@ import structlog
 from erapi.domain import BatchResult
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, stream: BinaryIO | None = None) -> None:
+    """JSON lines on ``stream`` (standard output unless given), one per event."""
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -21,7 +23,7 @@ def configure_logging(level: str) -> None:
             structlog.processors.JSONRenderer(serializer=orjson.dumps),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
-        logger_factory=structlog.BytesLoggerFactory(sys.stdout.buffer),
+        logger_factory=structlog.BytesLoggerFactory(stream or sys.stdout.buffer),
         cache_logger_on_first_use=True,
     )
 

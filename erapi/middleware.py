@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import structlog
 from aiohttp import web
 
@@ -15,13 +13,6 @@ from storage_plugins.base import StorageError
 
 logger = structlog.get_logger("erapi.http")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-@web.middleware
-async def request_context_middleware(request: web.Request, handler) -> web.StreamResponse:
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=str(uuid.uuid4()), method=request.method, path=request.path)
-    return await handler(request)
 
 
 @web.middleware
