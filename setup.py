@@ -1,12 +1,23 @@
 from setuptools import find_packages, setup
 
+# schemas/ and config/ stay at the top of the repository; erapi/schemas and erapi/config_examples are symbolic
+# links to them, so that the wheel and the sdist carry them as package data of erapi, read at run time through
+# importlib.resources (erapi/packaged.py) from a checkout and from an installed wheel alike.
+DATA_PACKAGES = {
+    "erapi.schemas": ["*.json"],
+    "erapi.schemas.catalog": ["*.json"],
+    "erapi.schemas.responses": ["*.json"],
+    "erapi.config_examples": ["*.toml"],
+}
+
 setup(
     name="erapi",
     version="0.1.0",
     description="Asynchronous Entity-Relationship service for Brick building metadata",
     python_requires=">=3.11",
-    packages=find_packages(include=["erapi", "erapi.*", "storage_plugins", "storage_plugins.*"]),
-    include_package_data=True,
+    packages=[*find_packages(include=["erapi", "erapi.*", "storage_plugins", "storage_plugins.*"]), *DATA_PACKAGES],
+    # py.typed: third-party storage plugins type-check against storage_plugins.base (PEP 561)
+    package_data={"erapi": ["py.typed"], "storage_plugins": ["py.typed"], **DATA_PACKAGES},
     install_requires=[
         "aiohttp>=3.14.3",
         "PyJWT[crypto]>=2.13",

@@ -14,9 +14,10 @@ from typing import Any, Iterable
 
 import orjson
 
+from erapi.packaged import package_dir
 from storage_plugins.base import ConfigurationError
 
-SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMAS_DIR = package_dir("schemas")
 CATALOG_DIR = SCHEMAS_DIR / "catalog"
 
 

@@ -19,6 +19,7 @@ from aiohttp import web
 from erapi import catalog_build, installed_version
 from erapi.auth import KNOWN_SCOPES
 from erapi.config import Config, load_config
+from erapi.packaged import CONFIG_EXAMPLES, config_example
 from storage_plugins.base import ConfigurationError, StorageError
 
 # Storage plugins whose data lives inside one process: N worker processes would be N separate stores.
@@ -126,6 +127,13 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"space-separated scopes, of: {' '.join(KNOWN_SCOPES)} (default: all of them)")
     token.add_argument("--ttl", type=_positive, help="lifetime in seconds (default from config: 3600)")
     token.set_defaults(run=_token)
+
+    config = commands.add_parser("config", help="example configurations")
+    config_commands = config.add_subparsers(required=True, metavar="ACTION")
+    example = config_commands.add_parser("example", help="print an example TOML configuration, every key explained")
+    example.add_argument("name", nargs="?", choices=CONFIG_EXAMPLES, default="default",
+                         help="default (memory storage, every key with its default) or mongodb")
+    example.set_defaults(run=_config_example)
 
     catalog = commands.add_parser("catalog", help="type catalog tools")
     catalog_commands = catalog.add_subparsers(required=True, metavar="ACTION")
@@ -353,6 +361,11 @@ def _parent_watch(parent: int):
                 await task
 
     return context
+
+
+def _config_example(arguments: argparse.Namespace) -> int:
+    print(config_example(arguments.name), end="")
+    return 0
 
 
 def _token(arguments: argparse.Namespace) -> int:

@@ -378,3 +378,15 @@ def test_the_start_banner_names_the_docs_page_and_the_openapi_document(server_fa
     banner = server.stderr.read_text()
     assert f"{server.base}/apollo/docs" in banner and f"{server.base}/apollo/openapi.json" in banner
     assert http("GET", f"{server.base}/apollo/openapi.json")[0] == 200
+
+
+@pytest.mark.parametrize("name, storage", [("default", "memory"), ("mongodb", "mongodb")])
+def test_config_example_prints_the_shipped_example_which_loads(cli_env, tmp_path, name, storage):
+    from erapi.config import load_config
+
+    done = run(cli_env, "config", "example", name, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (REPO / "config" / f"{name}.toml").read_text(encoding="utf-8")
+    saved = tmp_path / "erapi.toml"
+    saved.write_text(done.stdout, encoding="utf-8")
+    assert load_config(saved, {}).storage == storage

@@ -14,6 +14,7 @@ from tests.api_fixtures import TEST_SECRET, Api, entity
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TOML = REPO / "config" / "default.toml"
+MONGODB_TOML = REPO / "config" / "mongodb.toml"
 
 
 def toml_file(tmp_path: Path, text: str, name: str = "erapi.toml") -> Path:
@@ -260,3 +261,13 @@ async def test_without_public_url_the_tracker_base_is_the_request_host(aiohttp_c
     tracker, transaction = await tracker_of(aiohttp_client, {})
     assert tracker.startswith("http://127.0.0.1:")
     assert tracker.endswith(f"/apollo/status/logs?entityid=ahu-1&transactionid={transaction}")
+
+
+def test_the_package_reads_the_repository_s_schemas_and_config_examples():
+    # erapi/schemas and erapi/config_examples link to the top-level directories the wheel ships (setup.py)
+    from erapi.packaged import package_dir
+
+    for packaged, top in (("schemas", "schemas"), ("config_examples", "config")):
+        shipped = sorted(path.relative_to(package_dir(packaged)) for path in package_dir(packaged).rglob("*.*"))
+        assert shipped == sorted(path.relative_to(REPO / top) for path in (REPO / top).rglob("*.*")), packaged
+        assert shipped
