@@ -35,7 +35,7 @@ from erapi.domain import (
     upsert_relationships,
     utc_timestamp,
 )
-from erapi.logs import log_transaction
+from erapi.logs import audit, log_transaction
 from storage_plugins.base import Document, LogTransition, Storage
 
 UPSERTS = {"entities": upsert_entities, "relationships": upsert_relationships}
@@ -89,6 +89,8 @@ async def accept_job(ctx: WriteContext, kind: str, items: list[dict[str, Any]], 
     ]
     await ctx.storage.insert_logs(records)
     await ctx.storage.enqueue_chunks(chunks)
+    audit("job accepted", transaction_id=ctx.transaction_id, ercollectionid=ctx.collection_id,
+          principal=ctx.principal, kind=kind, items=len(items), chunks=len(chunks))
 
 
 async def _check_backpressure(storage: Storage, collection_id: str, count: int, settings: JobsConfig) -> None:
@@ -202,7 +204,8 @@ class JobWorker:
             return False
         renewal = asyncio.create_task(self._renew(chunk["id"]))
         try:
-            await self._apply(chunk)
+            with structlog.contextvars.bound_contextvars(**_job_context(chunk)):
+                await self._apply(chunk)
         except asyncio.CancelledError:
             await storage.release_chunk(chunk["id"], self.worker_id)
             raise
@@ -231,6 +234,7 @@ class JobWorker:
         given_up = None
         if chunk["attempts"] > self.settings.max_attempts:
             given_up = f"Gave up after {self.settings.max_attempts} attempts to apply the item"
+            logger.warning("job chunk given up", reason=given_up)
             result = _failed_chunk(chunk, given_up)
         else:
             result = await self._upsert(chunk)
@@ -244,9 +248,11 @@ class JobWorker:
         log_transaction(result)
         counts = await job_counts(storage, collection_id, transaction_id)
         if counts["pending"] == 0:
-            await storage.transition_logs(collection_id, [LogTransition(
+            completed = await storage.transition_logs(collection_id, [LogTransition(
                 job_record_id(transaction_id), "Completed",
                 f"Job finished: {counts['done']} done, {counts['failed']} failed", finished)])
+            if completed:  # the worker that moved the job record says so; another one finishing too does not
+                logger.info("job done", items=counts["total"], done=counts["done"], failed=counts["failed"])
 
     async def _upsert(self, chunk: Document) -> BatchResult:
         services = self.services
@@ -265,6 +271,12 @@ class JobWorker:
         if WRITE not in await services.acl.access(ctx.collection_id, ctx.principal):
             return _failed_chunk(chunk, f"The caller no longer has write access to ERCollection {ctx.collection_id}")
         return await UPSERTS[chunk["kind"]](ctx, chunk["items"])
+
+
+def _job_context(chunk: Document) -> dict[str, Any]:
+    """What every log line about the chunk carries: the job's transaction, collection and principal."""
+    return {"transaction_id": chunk["transactionId"], "ercollectionid": chunk["ercollectionid"],
+            "principal": chunk["principal"], "chunk": chunk["id"], "attempt": chunk["attempts"]}
 
 
 def _failed_chunk(chunk: Document, message: str) -> BatchResult:

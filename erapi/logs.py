@@ -28,6 +28,11 @@ def configure_logging(level: str, stream: BinaryIO | None = None) -> None:
     )
 
 
+def audit(event: str, **fields) -> None:
+    """A line of the audit trail (``audit: true``): who did it is the request's bound ``principal``."""
+    structlog.get_logger("erapi.audit").info(event, audit=True, **fields)
+
+
 def log_transaction(result: BatchResult) -> None:
     """One line per transaction; one more per item only at DEBUG, where its cost is acceptable."""
     logger = structlog.get_logger("erapi.transaction")

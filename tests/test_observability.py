@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 import uuid
 
 import orjson
@@ -11,7 +12,8 @@ import pytest
 import structlog
 
 from erapi.logs import configure_logging
-from tests.api_fixtures import Api, entity
+from tests.api_fixtures import Api, entity, relationship
+from tests.test_jobs import FAST_JOBS, submit, wait_for_job
 
 ENTITIES = "/apollo/er/entities"
 
@@ -30,6 +32,13 @@ class LogLines:
         # aiohttp writes the access line in the server's task right after the response: let it run first
         await asyncio.sleep(0)
         return self.where(event="request", **fields)
+
+    async def eventually(self, timeout: float = 30.0, **fields) -> list[dict]:
+        """The lines matching ``fields`` once there are any: a worker logs after the write others may see first."""
+        deadline = time.monotonic() + timeout
+        while not (lines := self.where(**fields)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return lines
 
 
 @pytest.fixture
@@ -93,3 +102,51 @@ async def test_a_malformed_x_request_id_is_replaced_by_a_generated_one(api: Api,
     assert generated != supplied and uuid.UUID(generated)
     [line] = await logs.access_lines(route="/healthz")
     assert line["request_id"] == generated
+
+
+async def test_an_async_job_is_followed_through_the_logs_by_its_transaction_id(app_factory, logs: LogLines):
+    api = await app_factory(jobs={**FAST_JOBS, "chunk_size": 40})
+    await api.register("c1")
+    await api.entities("c1", [entity(f"e{i}") for i in range(10)])
+    items = [relationship(f"r{i}", f"e{i % 10}", f"e{(i + 1) % 10}") for i in range(100)]
+    items[99] = relationship("r99", "e1", "nowhere")  # one item fails: the chunk and the job say so
+    transaction_id = (await submit(api, items))["transactionId"]
+    await wait_for_job(api, transaction_id)
+    await logs.eventually(event="job done", transaction_id=transaction_id)
+
+    job = logs.where(transaction_id=transaction_id)
+    [accepted] = [line for line in job if line["event"] == "job accepted"]
+    assert (accepted["items"], accepted["chunks"], accepted["kind"]) == (100, 3, "relationships")
+    assert accepted["audit"] is True and accepted["request_id"]
+    chunks = [line for line in job if line["event"] == "transaction"]
+    assert sorted(line["chunk"] for line in chunks) == [f"{transaction_id}.c{n:04d}" for n in range(3)]
+    assert sorted(line["items"] for line in chunks) == [20, 40, 40]
+    assert sum(line["failed"] for line in chunks) == 1
+    assert [line["failures"][0]["id"] for line in chunks if line["failed"]] == ["r99"]
+    [done] = [line for line in job if line["event"] == "job done"]
+    assert (done["items"], done["done"], done["failed"]) == (100, 99, 1)
+    assert {(line["principal"], line["ercollectionid"]) for line in job} == {("alice", "c1")}
+    assert [line["event"] for line in job if line["event"] not in {"transaction", "job accepted"}] == ["request", "job done"]
+
+
+async def test_registrations_grants_and_revocations_leave_an_audit_trail(api: Api, logs: LogLines):
+    await api.register("c1", "Building 81")
+    await api.grant("c1", "bob", ["read"])
+    await api.grant("c1", "bob", ["write"])
+    await api.grant("c1", "bob", [])
+    await api.as_("bob").call("PUT", "/apollo/collections/c1/acl", 403,
+                              json_body={"principal": "bob", "access": ["read", "write"]})
+
+    trail = [{k: v for k, v in line.items() if k not in {"timestamp", "request_id", "level", "method", "route"}}
+             for line in logs.where(audit=True)]
+    common = {"audit": True, "principal": "alice", "ercollectionid": "c1"}
+    assert trail == [
+        {**common, "event": "collection registered", "owner": "alice", "collection_name": "Building 81",
+         "access": ["read", "write"]},
+        {**common, "event": "grant changed", "grantee": "bob", "access": ["read"], "granted": ["read"], "revoked": []},
+        {**common, "event": "grant changed", "grantee": "bob", "access": ["write"], "granted": ["write"],
+         "revoked": ["read"]},
+        {**common, "event": "grant changed", "grantee": "bob", "access": [], "granted": [], "revoked": ["write"]},
+    ]
+    [registered] = await logs.access_lines(route="/apollo/collections")
+    assert registered["status"] == 201 and registered["ercollectionid"] == "c1"

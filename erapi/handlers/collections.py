@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+import structlog
 from aiohttp import web
 
-from erapi.acl import CollectionExists
+from erapi.acl import READ, WRITE, CollectionExists
 from erapi.domain import utc_timestamp
 from erapi.errors import Conflict, Forbidden, NotFound
 from erapi.keys import acl_key
+from erapi.logs import audit
 from erapi.web import READ_SCOPE, WRITE_SCOPE, authorize, envelope, read_json, validate
 
 
@@ -28,6 +30,9 @@ async def create_collection(request: web.Request) -> web.Response:
         await request.app[acl_key].register(registration)
     except CollectionExists as error:
         raise Conflict(f"ERCollection {registration['collectionId']} already exists") from error
+    structlog.contextvars.bind_contextvars(ercollectionid=registration["collectionId"])
+    audit("collection registered", owner=principal.subject, collection_name=registration["collectionName"],
+          access=[READ, WRITE])
     return envelope(201, "ERCollection registered", data=registration)
 
 
@@ -44,9 +49,13 @@ async def put_grant(request: web.Request) -> web.Response:
     acl = await _owned_by(request, principal.subject)
     body = await read_json(request)
     validate(request, "acl-request", body)
+    grantee = body["principal"]
+    previous = acl.grants.get(grantee, frozenset())
     record = await request.app[acl_key].grant(
-        acl.registration["collectionId"], body["principal"], body["access"], principal.subject, utc_timestamp()
+        acl.registration["collectionId"], grantee, body["access"], principal.subject, utc_timestamp()
     )
+    audit("grant changed", grantee=grantee, access=record["access"],
+          granted=sorted(set(record["access"]) - previous), revoked=sorted(previous - set(record["access"])))
     return envelope(200, "Grant updated", data=record)
 
 
