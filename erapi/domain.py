@@ -401,6 +401,7 @@ class DeleteResult:
 
 async def delete_relationship(ctx: WriteContext, relationship_id: str) -> DeleteResult:
     """Soft-delete one relationship of the context's collection; NotFound when it is absent or inactive."""
+    await read_current(ctx.storage, "relationships", ctx.collection_id, relationship_id)  # may roll forward
     outcome = (await _deactivate(ctx, "relationships", [relationship_id]))[relationship_id]
     if isinstance(outcome, str):
         raise NotFound(outcome)
@@ -413,7 +414,7 @@ async def delete_entity(ctx: WriteContext, entity_id: str, cascade: bool) -> Del
     collection, refuse the delete (Conflict) unless ``cascade``: then each is deactivated in the collection
     it lives in, which needs a write grant on every one of them (Forbidden otherwise; nothing is written).
     """
-    entity = (await ctx.storage.get_current("entities", ctx.collection_id, [entity_id])).get(entity_id)
+    entity = await read_current(ctx.storage, "entities", ctx.collection_id, entity_id)
     if entity is None or not _is_active(entity):
         raise NotFound(f"Entity {entity_id} not found in ERCollection {ctx.collection_id}")
     references = EdgeQuery(ctx.collection_id, entity_id, limit=None)
@@ -535,6 +536,16 @@ def delete_status_records(ctx: WriteContext, result: DeleteResult, received_at: 
 # ---- shared machinery --------------------------------------------------------------------------------------------
 
 
+async def read_current(storage: Storage, kind: str, collection_id: str, document_id: str) -> Document | None:
+    """The current version of one id, or None. An id absent from the current view may have a version claimed
+    by a writer that died before publishing it: that version is published first (storage_plugins/base.py), so
+    that a read never denies what ``/versions`` lists, and a delete never misses what a read shows."""
+    document = (await storage.get_current(kind, collection_id, [document_id])).get(document_id)
+    if document is None:
+        document = (await storage.roll_forward(kind, collection_id, [document_id])).get(document_id)
+    return document
+
+
 def first_occurrences(items: list[Mapping[str, Any]], label: str, failures: dict[int, str]) -> list[int]:
     """Indexes of the first occurrence of each id; every later occurrence is recorded as a failure."""
     seen: set[str] = set()
@@ -578,7 +589,8 @@ async def _upsert_versioned(
     """Write each candidate as the next version of its id; a str outcome is the item's failure message.
 
     Claims the versions in the history (exactly one concurrent writer wins each version), publishes the
-    winners to the current view, and builds the losers again on top of the version that beat them.
+    winners to the current view, and builds the losers again on top of the version that beat them, once that
+    version is published too.
     """
     outcomes: dict[str, Document | str] = {}
     pending = candidates
@@ -603,7 +615,9 @@ async def _upsert_versioned(
         if not claim.conflicted:
             return outcomes
         pending = {document_id: candidates[document_id] for document_id in claim.conflicted}
-        previous = await ctx.storage.get_latest_versions(kind, ctx.collection_id, pending)
+        # the version that beat us may be claimed but never published (its writer died): publish it before
+        # building on it, so that no version is built on what readers cannot see (see storage_plugins/base.py)
+        previous = await ctx.storage.roll_forward(kind, ctx.collection_id, pending)
     for document_id in pending:
         outcomes[document_id] = f"Too many concurrent updates of {document_id}; retry the request"
     return outcomes

@@ -8,7 +8,13 @@ Versioned documents ("kinds": ``entities`` and ``relationships``) live twice: th
 document per (collection, id, version) and is the authority on which versions exist; the *current* view
 holds the newest version of each id for fast reads. A writer claims version N+1 by inserting it into the
 history, where (collection, id, version) is unique, so of two concurrent writers exactly one wins; only the
-winner then moves the current view forward.
+winner then moves the current view forward (*publishes* the version).
+
+A claimed version is committed: it is never taken back. A writer that dies or loses the storage between the
+claim and the publish (kill -9, a 503, an election) leaves it claimed but unpublished, and whoever next relies
+on that id publishes it first (``roll_forward``, ``publish_behind``): a read of the id, its next writer, the
+re-application of an async chunk, ``erapi storage repair``. Rolling forward is safe whoever does it and however
+often, because the claim made the version unique and publishing never moves the current view backwards.
 
 Lists read the current view in pages ordered by a key that never changes (``id``, or the relationship's
 collection and ``id`` across collections), so that a reader paging with the last key of one page as the start
@@ -221,6 +227,30 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def get_versions(self, kind: str, collection_id: str, document_id: str) -> list[Document]:
         """Every version of one id from the history, oldest first; ``[]`` when the id never existed."""
+
+    # ---- claimed but unpublished versions (see the module's docstring) ------------------------------------------
+    # Built on the methods above, so every plugin shares the same semantics.
+
+    async def publish_behind(self, kind: str, collection_id: str, newest: Sequence[Document]) -> list[Document]:
+        """Publish each of ``newest`` (versions read from the history) whose id's current view is absent or
+        older, and return those; the others are left alone. One read, and one write when something is behind."""
+        if not newest:
+            return []
+        current = await self.get_current(kind, collection_id, [document["id"] for document in newest])
+        behind = [
+            document for document in newest
+            if document["id"] not in current or version_of(kind, current[document["id"]]) < version_of(kind, document)
+        ]
+        await self.put_current(kind, collection_id, behind)
+        return behind
+
+    async def roll_forward(self, kind: str, collection_id: str, ids: Iterable[str]) -> dict[str, Document]:
+        """Finish the claimed but unpublished versions of ``ids``: where the current view is absent or behind
+        the history, the history's newest version is published. Returns the newest version of each id found in
+        the history, keyed by id (ids without history omitted), as ``get_latest_versions`` does."""
+        latest = await self.get_latest_versions(kind, collection_id, ids)
+        await self.publish_behind(kind, collection_id, list(latest.values()))
+        return latest
 
     # ---- lists of versioned documents ---------------------------------------------------------------------------
     # Not abstract, so that a plugin written before lists existed still loads; every built-in implements them.

@@ -9,7 +9,7 @@ import time
 import orjson
 import pytest
 
-from tests.api_fixtures import RELATIONSHIP_TYPE, entity, relationship, token
+from tests.api_fixtures import RELATIONSHIP_TYPE, Api, entity, make_config, relationship, token
 
 SOURCE = "ac4d999e-3798-11e8-a1af-c8e0eb18b031"
 DESTINATION = "ac4d8cd8-3798-11e8-a527-c8e0eb18b031"
@@ -357,6 +357,130 @@ async def test_twenty_concurrent_writers_get_versions_2_to_21(building):
     [current] = (await building.relationship("august_14_81", RELATIONSHIP_ID, params={"includeSystemData": "true"}))["data"]
     assert current["sysData"]["sysRelationshipVersion"] == 21
     assert current == {k: v for k, v in versions[-1].items()}
+
+
+# ---- a version claimed but never published (the writer died, or storage failed in between) ---------------------
+
+
+async def claimed_never_published(api, relationship_id: str) -> dict:
+    """Leave ``relationship_id`` as a writer killed between its claim and its publish leaves it: version 1 in the
+    history, nothing in the current view, no status record. Returns that version."""
+    from erapi.keys import storage_key
+
+    template = await api.relationships("august_14_81", cross("template"))
+    assert template["data"]["responses"]["success"]
+    storage = api.client.app[storage_key]
+    [written] = await storage.get_versions("relationships", "august_14_81", "template")
+    claimed = {**written, "id": relationship_id, "relationshipName": "claimed by a writer that died"}
+    claim = await storage.claim_versions("relationships", "august_14_81", [claimed])
+    assert claim.claimed == [relationship_id]
+    return claimed
+
+
+def version_numbers(body: dict) -> list[int]:
+    return [version["sysData"]["sysRelationshipVersion"] for version in body["data"]]
+
+
+@pytest.mark.parametrize("first_read", ["get", "versions"])
+async def test_reads_roll_a_claimed_version_forward_so_get_and_versions_agree(building, first_read):
+    claimed = await claimed_never_published(building, "r-claimed")
+    versions_path = "/apollo/er/relationships/r-claimed/versions"
+    if first_read == "versions":
+        body = await building.call("GET", versions_path, 200, collection="august_14_81", schema="relationship-list")
+        assert version_numbers(body) == [1]
+    [found] = (await building.relationship("august_14_81", "r-claimed", params={"includeSystemData": "true"}))["data"]
+    assert found == claimed
+    body = await building.call("GET", versions_path, 200, collection="august_14_81", schema="relationship-list")
+    assert version_numbers(body) == [1]
+    # published now: the lists see it too
+    listed = await building.call("GET", "/apollo/er/relationships", 200, collection="august_14_81",
+                                 schema="relationship-list")
+    assert "r-claimed" in [item["id"] for item in listed["data"]]
+
+
+async def test_versions_publishes_a_claim_newer_than_the_current_view_before_listing_it(building):
+    from erapi.keys import storage_key
+
+    await building.relationships("august_14_81", cross(relationshipName="published"))
+    storage = building.client.app[storage_key]
+    [first] = await storage.get_versions("relationships", "august_14_81", RELATIONSHIP_ID)
+    second = {**first, "relationshipName": "claimed", "sysData": {**first["sysData"], "sysRelationshipVersion": 2}}
+    await storage.claim_versions("relationships", "august_14_81", [second])
+    body = await building.call("GET", f"/apollo/er/relationships/{RELATIONSHIP_ID}/versions", 200,
+                               collection="august_14_81", schema="relationship-list")
+    assert version_numbers(body) == [1, 2]
+    [found] = (await building.relationship("august_14_81", RELATIONSHIP_ID))["data"]
+    assert found["relationshipName"] == "claimed"
+
+
+async def test_the_next_write_publishes_a_claimed_version_then_writes_the_next(building):
+    await claimed_never_published(building, "r-claimed")
+    body = await building.relationships("august_14_81", cross("r-claimed", relationshipName="retried"))
+    assert [item["id"] for item in body["data"]["responses"]["success"]] == ["r-claimed"]
+    versions = await building.call("GET", "/apollo/er/relationships/r-claimed/versions", 200,
+                                   collection="august_14_81", schema="relationship-list")
+    assert version_numbers(versions) == [1, 2]
+    assert [v["relationshipName"] for v in versions["data"]] == ["claimed by a writer that died", "retried"]
+    [found] = (await building.relationship("august_14_81", "r-claimed"))["data"]
+    assert found["relationshipName"] == "retried"
+
+
+async def test_a_delete_finds_a_claimed_version_a_read_would_show(building):
+    await claimed_never_published(building, "r-claimed")
+    await building.call("DELETE", "/apollo/er/relationships/r-claimed", 200, collection="august_14_81")
+    await building.relationship("august_14_81", "r-claimed", expect=404)
+    versions = await building.call("GET", "/apollo/er/relationships/r-claimed/versions", 200,
+                                   collection="august_14_81", schema="relationship-list")
+    assert [v["isActive"] for v in versions["data"]] == [True, False]
+
+
+class PublishFails:
+    """The app's storage, but publishing fails (a 503) while ``failing``: the storage lost between a claim and
+    its publish."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.failing = True
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def put_current(self, *arguments):
+        from storage_plugins.base import StorageError
+
+        if self.failing:
+            raise StorageError("the storage went away between claim and publish")
+        return await self.inner.put_current(*arguments)
+
+
+async def test_after_a_503_between_claim_and_publish_a_retry_writes_version_2(aiohttp_client, storage_name,
+                                                                              storage_settings):
+    from erapi.app import create_app
+    from erapi.keys import storage_key
+
+    async def publish_fails(app):
+        app[storage_key] = PublishFails(app[storage_key])
+        yield
+
+    app = create_app(make_config(storage_name, storage_settings))
+    app.cleanup_ctx.append(publish_fails)
+    api = Api(await aiohttp_client(app))
+    proxy = app[storage_key]
+    proxy.failing = False
+    await api.register("august_14_81")
+    await api.register("august_14_8")
+    await api.entities("august_14_81", entity(SOURCE))
+    await api.entities("august_14_8", entity(DESTINATION))
+    proxy.failing = True
+    await api.relationships("august_14_81", cross(relationshipName="answered 503"), expect=503)
+    proxy.failing = False
+    [found] = (await api.relationship("august_14_81", RELATIONSHIP_ID))["data"]  # rolled forward by the read
+    assert found["relationshipName"] == "answered 503"
+    body = await api.relationships("august_14_81", cross(relationshipName="retried"))
+    assert body["data"]["responses"]["success"]
+    versions = await api.call("GET", f"/apollo/er/relationships/{RELATIONSHIP_ID}/versions", 200,
+                              collection="august_14_81", schema="relationship-list")
+    assert version_numbers(versions) == [1, 2]
 
 
 # ---- cross-collection rights: owner, reader, stranger, in both settings -----------------------------------------

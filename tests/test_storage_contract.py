@@ -301,6 +301,47 @@ async def test_find_applied_finds_the_version_a_transaction_wrote(storage, kind)
     assert await storage.find_applied(kind, "c1", ["a"], "unknown") == {}
 
 
+# ---- claimed but unpublished versions: rolled forward, never back ------------------------------------------------
+
+
+async def test_roll_forward_publishes_a_version_claimed_and_never_published(storage, kind):
+    # what a writer killed between its claim and its publish leaves: a new id with history and no current view
+    await storage.claim_versions(kind, "c1", [doc(kind, "a", 1, note="claimed")])
+    assert await storage.roll_forward(kind, "c1", ["a", "missing"]) == {"a": doc(kind, "a", 1, note="claimed")}
+    assert await storage.get_current(kind, "c1", ["a"]) == {"a": doc(kind, "a", 1, note="claimed")}
+    assert await storage.list_current(kind, "c1", DocumentQuery()) == [doc(kind, "a", 1, note="claimed")]
+
+
+async def test_roll_forward_moves_a_current_view_behind_the_history_to_the_newest_claim(storage, kind):
+    await store(storage, kind, "c1", doc(kind, "a", 1), doc(kind, "b", 1))
+    await storage.claim_versions(kind, "c1", [doc(kind, "a", 2, note="claimed")])
+    assert await storage.roll_forward(kind, "c1", ["a", "b"]) == {"a": doc(kind, "a", 2, note="claimed"),
+                                                                  "b": doc(kind, "b", 1)}
+    assert await storage.get_current(kind, "c1", ["a", "b"]) == {"a": doc(kind, "a", 2, note="claimed"),
+                                                                 "b": doc(kind, "b", 1)}
+    assert await storage.roll_forward(kind, "c1", []) == {}
+
+
+async def test_publish_behind_publishes_only_where_the_current_view_is_absent_or_older(storage, kind):
+    await store(storage, kind, "c1", doc(kind, "a", 2), doc(kind, "b", 1))
+    published = await storage.publish_behind(kind, "c1", [doc(kind, "a", 1, note="old"), doc(kind, "b", 2),
+                                                          doc(kind, "c", 1)])
+    assert sorted(document["id"] for document in published) == ["b", "c"]
+    assert await storage.get_current(kind, "c1", ["a", "b", "c"]) == {
+        "a": doc(kind, "a", 2), "b": doc(kind, "b", 2), "c": doc(kind, "c", 1)}
+    assert await storage.publish_behind(kind, "c1", [doc(kind, "b", 2)]) == []
+    assert await storage.publish_behind(kind, "c1", []) == []
+
+
+async def test_concurrent_roll_forwards_and_the_claiming_writer_publish_one_version(storage, kind):
+    # a reader, the next writer and the repair pass may all finish the same claim while its writer publishes
+    await storage.claim_versions(kind, "c1", [doc(kind, "a", 1)])
+    await asyncio.gather(storage.put_current(kind, "c1", [doc(kind, "a", 1)]),
+                         *(storage.roll_forward(kind, "c1", ["a"]) for _ in range(5)))
+    assert await storage.get_current(kind, "c1", ["a"]) == {"a": doc(kind, "a", 1)}
+    assert await storage.get_versions(kind, "c1", "a") == [doc(kind, "a", 1)]
+
+
 # ---- lists -------------------------------------------------------------------------------------------------
 
 

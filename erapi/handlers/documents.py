@@ -7,6 +7,7 @@ from typing import Callable, Collection
 from aiohttp import web
 
 from erapi.acl import READ
+from erapi.domain import read_current
 from erapi.errors import NotFound
 from erapi.keys import storage_key
 from erapi.web import READ_SCOPE, authorize, boolean_query, collection_header, envelope, require_access
@@ -25,8 +26,7 @@ async def get_document(request: web.Request, kind: str, document_id: str,
     wanted_types = types() if types is not None else None
     include_system_data = boolean_query(request, "includeSystemData")
     include_inactive = boolean_query(request, "includeInactive")
-    found = await request.app[storage_key].get_current(kind, collection_id, [document_id])
-    document = found.get(document_id)
+    document = await read_current(request.app[storage_key], kind, collection_id, document_id)
     if (document is None or (not include_inactive and not is_active(document))
             or (wanted_types is not None and document.get(TYPE_FIELD[kind]) not in wanted_types)):
         of_type = f" of type {type_name}" if type_name else ""

@@ -177,9 +177,12 @@ async def _versions(request: web.Request, kind: str, document_id: str) -> web.Re
     after = _open(request, token, collection_id, binding)
     if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
         raise InvalidRequest("continuationToken was issued for another collection or query")
-    versions = await request.app[storage_key].get_versions(kind, collection_id, document_id)
+    storage = request.app[storage_key]
+    versions = await storage.get_versions(kind, collection_id, document_id)
     if not versions:
         raise NotFound(f"{LABELS[kind]} {document_id} not found in ERCollection {collection_id}")
+    # the newest may be claimed but unpublished (its writer died): publish it, so that GET shows what this lists
+    await storage.publish_behind(kind, collection_id, versions[-1:])
     remaining = [v for v in versions if version_of(kind, v) > after] if after is not None else versions
     next_token = None
     if len(remaining) > size:
