@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import time
 import uuid
 
@@ -43,11 +44,14 @@ class LogLines:
 
 @pytest.fixture
 def logs():
-    saved = structlog.get_config()
+    saved, root = structlog.get_config(), logging.getLogger()
+    level = root.level
     buffer = io.BytesIO()
-    configure_logging("INFO", stream=buffer)
+    handler = configure_logging("INFO", stream=buffer)
     structlog.configure(cache_logger_on_first_use=False)  # no logger may keep writing into the buffer afterwards
     yield LogLines(buffer)
+    root.removeHandler(handler)
+    root.setLevel(level)
     structlog.configure(**saved)
 
 
@@ -126,7 +130,8 @@ async def test_an_async_job_is_followed_through_the_logs_by_its_transaction_id(a
     [done] = [line for line in job if line["event"] == "job done"]
     assert (done["items"], done["done"], done["failed"]) == (100, 99, 1)
     assert {(line["principal"], line["ercollectionid"]) for line in job} == {("alice", "c1")}
-    assert [line["event"] for line in job if line["event"] not in {"transaction", "job accepted"}] == ["request", "job done"]
+    others = [line["event"] for line in job if line["event"] not in {"transaction", "job accepted"}]
+    assert others == ["request", "job done"]
 
 
 async def test_registrations_grants_and_revocations_leave_an_audit_trail(api: Api, logs: LogLines):
@@ -150,3 +155,19 @@ async def test_registrations_grants_and_revocations_leave_an_audit_trail(api: Ap
     ]
     [registered] = await logs.access_lines(route="/apollo/collections")
     assert registered["status"] == 201 and registered["ercollectionid"] == "c1"
+
+
+async def test_a_request_the_http_parser_refuses_is_logged_as_json_lines(api: Api, logs: LogLines):
+    reader, writer = await asyncio.open_connection(api.client.server.host, api.client.server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nno colon here\r\n\r\n")
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+
+    assert answer.startswith(b"HTTP/1.1 400") or answer.startswith(b"HTTP/1.0 400")
+    [error] = logs.where(logger="aiohttp.server")  # where() parses every line: none is plain text
+    assert error["level"] == "error" and error["event"].startswith("Error handling request")
+    assert "BadHttpMessage" in error["exception"] and "Invalid header" in error["exception"]
+    [access] = await logs.access_lines()
+    assert (access["status"], access["route"]) == (400, "unmatched")
