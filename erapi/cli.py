@@ -135,6 +135,15 @@ def _parser() -> argparse.ArgumentParser:
                          help="default (memory storage, every key with its default) or mongodb")
     example.set_defaults(run=_config_example)
 
+    storage = commands.add_parser("storage", help="check or repair the configured storage")
+    storage_commands = storage.add_subparsers(required=True, metavar="ACTION")
+    for name, text in (("check", "report versions claimed in the history that the current view does not show "
+                                 "(exit status 1 when there are any)"),
+                       ("repair", "the same, and publish those versions (exit status 1 when a problem is left)")):
+        action = storage_commands.add_parser(name, help=text)
+        action.add_argument("--config", help="TOML config file (default: $ERAPI_CONFIG, else built-in defaults)")
+        action.set_defaults(run=_storage, repair=name == "repair")
+
     catalog = commands.add_parser("catalog", help="type catalog tools")
     catalog_commands = catalog.add_subparsers(required=True, metavar="ACTION")
     build = catalog_commands.add_parser("build", help="generate schemas/catalog from the Brick ontology")
@@ -366,6 +375,20 @@ def _parent_watch(parent: int):
 def _config_example(arguments: argparse.Namespace) -> int:
     print(config_example(arguments.name), end="")
     return 0
+
+
+def _storage(arguments: argparse.Namespace) -> int:
+    import asyncio
+
+    from erapi import repair
+    from erapi.logs import configure_logging
+
+    config = load_config(arguments.config)
+    if config.storage in PROCESS_LOCAL_STORAGE:
+        raise ConfigurationError(f"the {config.storage} plugin keeps its data inside the serving process; there is no "
+                                 f"store for erapi storage {'repair' if arguments.repair else 'check'} to open")
+    configure_logging(config.log.level, sys.stderr.buffer)  # standard output is the report's
+    return asyncio.run(repair.run(config, arguments.repair, sys.stdout))
 
 
 def _token(arguments: argparse.Namespace) -> int:

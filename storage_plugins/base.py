@@ -31,7 +31,7 @@ import abc
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import entry_points
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, AsyncIterator, Iterable, Mapping, NamedTuple, Sequence
 
 Document = dict[str, Any]
 
@@ -155,6 +155,35 @@ class LogTransition(NamedTuple):
         }
 
 
+class VersionProblem(NamedTuple):
+    """One id whose history and current view disagree, as ``Storage.audit_versions`` finds it."""
+
+    kind: str
+    collection_id: str
+    id: str
+    newest: int  # the highest version in the history
+    current: int | None  # the current view's version; None when the id is absent from it
+    missing: int  # how many of the versions 1..newest the history lacks
+
+    @property
+    def unpublished(self) -> bool:
+        """The history's newest version was claimed but never published: ``roll_forward`` fixes it."""
+        return self.current is None or self.current < self.newest
+
+    def describe(self) -> str:
+        where = f"{self.kind} {self.collection_id}/{self.id}"
+        problems = []
+        if self.unpublished:
+            shown = "nothing" if self.current is None else f"version {self.current}"
+            problems.append(f"version {self.newest} is claimed in the history, the current view shows {shown}")
+        elif self.current > self.newest:
+            problems.append(f"the current view shows version {self.current}, above the history's newest "
+                            f"{self.newest}")
+        if self.missing:
+            problems.append(f"the history lacks {self.missing} of versions 1..{self.newest}")
+        return f"{where}: {'; '.join(problems)}"
+
+
 @dataclass
 class ClaimResult:
     """Outcome of claiming versions in the history: which ids won, which lost to a concurrent writer."""
@@ -251,6 +280,47 @@ class Storage(abc.ABC):
         latest = await self.get_latest_versions(kind, collection_id, ids)
         await self.publish_behind(kind, collection_id, list(latest.values()))
         return latest
+
+    @abc.abstractmethod
+    async def scan_history(self, kind: str, after: tuple[str, str, int] | None, limit: int) -> list[tuple[str, str, int]]:
+        """The keys (collection, id, version) of the whole history of a kind, across collections, in that order
+        (strings in code-point order), strictly after ``after``, at most ``limit`` (``limit <= 0``: none)."""
+
+    async def audit_versions(self, kind: str, page_size: int = 1000) -> AsyncIterator[tuple[int, list[VersionProblem]]]:
+        """Walk the history of a kind page by page and compare each id with the current view; yield, per page,
+        how many ids were checked and the problems found among them. Each page costs one history read and one
+        current-view read per collection it touches. Claims of writers still running show up as unpublished
+        until they publish (harmless to roll forward, see the module's docstring)."""
+        after: tuple[str, str, int] | None = None
+        carried: list[tuple[str, str, int]] = []  # the versions of an id that may continue on the next page
+        while True:
+            page = await self.scan_history(kind, after, page_size)
+            finished = len(page) < page_size
+            keys = carried + page
+            if page:
+                after = page[-1]
+            cut = len(keys)
+            while not finished and cut and keys[cut - 1][:2] == keys[-1][:2]:
+                cut -= 1
+            complete, carried = keys[:cut], keys[cut:]
+            yield await self._version_problems(kind, complete)
+            if finished:
+                return
+
+    async def _version_problems(self, kind: str, keys: list[tuple[str, str, int]]) -> tuple[int, list[VersionProblem]]:
+        versions: dict[str, dict[str, list[int]]] = {}  # collection -> id -> versions, in scan order
+        for collection_id, document_id, version in keys:
+            versions.setdefault(collection_id, {}).setdefault(document_id, []).append(version)
+        problems, checked = [], 0
+        for collection_id, by_id in versions.items():
+            current = await self.get_current(kind, collection_id, by_id)
+            for document_id, held in by_id.items():
+                checked += 1
+                shown = version_of(kind, current[document_id]) if document_id in current else None
+                problem = VersionProblem(kind, collection_id, document_id, held[-1], shown, held[-1] - len(held))
+                if shown != problem.newest or problem.missing:
+                    problems.append(problem)
+        return checked, problems
 
     # ---- lists of versioned documents ---------------------------------------------------------------------------
     # Not abstract, so that a plugin written before lists existed still loads; every built-in implements them.

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import heapq
 import sys
 from dataclasses import replace
 from typing import Iterable, Iterator, Sequence
@@ -343,6 +344,22 @@ class MemoryStorage(Storage):
     async def get_versions(self, kind: str, collection_id: str, document_id: str) -> list[Document]:
         held = self._history[kind].get(collection_id, {}).get(document_id)
         return [_decode(version[BLOB]) for version in _versions(held)] if held is not None else []
+
+    async def scan_history(self, kind: str, after: tuple[str, str, int] | None, limit: int) -> list[tuple[str, str, int]]:
+        if limit <= 0:
+            return []
+        history = self._history[kind]
+        start = (after[0], after[1]) if after is not None else ("", "")
+        ids = ((collection_id, document_id) for collection_id, by_id in history.items() if collection_id >= start[0]
+               for document_id in by_id if (collection_id, document_id) >= start)
+        keys = []
+        # the next limit + 1 ids (only the first can have no version after ``after``) without sorting them all
+        for collection_id, document_id in heapq.nsmallest(limit + 1, ids):
+            for stored in _versions(history[collection_id][document_id]):
+                key = (collection_id, document_id, stored[VERSION])
+                if after is None or key > tuple(after):
+                    keys.append(key)
+        return keys[:limit]
 
     async def insert_logs(self, records: Sequence[Document]) -> None:
         clashes = []

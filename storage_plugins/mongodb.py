@@ -420,6 +420,25 @@ class MongoStorage(Storage):
             cursor = self._db[f"{kind}_history"].find(query).sort(f"sysData.{VERSION_FIELD[kind]}", ASCENDING)
             return [_returned(document) for document in await cursor.to_list()]
 
+    async def scan_history(self, kind: str, after: tuple[str, str, int] | None, limit: int) -> list[tuple[str, str, int]]:
+        if limit <= 0:
+            return []
+        version = f"sysData.{VERSION_FIELD[kind]}"
+        selector: Document = {}
+        if after is not None:
+            collection_id, document_id = _text(after[0], "after collection"), _text(after[1], "after id")
+            selector["$or"] = [
+                {"ercollectionid": {"$gt": collection_id}},
+                {"ercollectionid": collection_id, "id": {"$gt": document_id}},
+                {"ercollectionid": collection_id, "id": document_id, version: {"$gt": int(after[2])}},
+            ]
+        projection = {"_id": False, "ercollectionid": True, "id": True, version: True}
+        order = [("ercollectionid", ASCENDING), ("id", ASCENDING), (version, ASCENDING)]
+        with _driver_errors(f"scan of {kind} history"):  # the unique (ercollectionid, id, version) index, in order
+            cursor = self._db[f"{kind}_history"].find(selector, projection).sort(order).limit(limit)
+            found = await cursor.to_list()
+        return [(stored["ercollectionid"], stored["id"], stored["sysData"][VERSION_FIELD[kind]]) for stored in found]
+
     async def find_applied(
         self, kind: str, collection_id: str, ids: Iterable[str], transaction_id: str
     ) -> dict[str, Document]:

@@ -342,6 +342,59 @@ async def test_concurrent_roll_forwards_and_the_claiming_writer_publish_one_vers
     assert await storage.get_versions(kind, "c1", "a") == [doc(kind, "a", 1)]
 
 
+async def test_scan_history_pages_every_version_in_collection_id_version_order(storage, kind):
+    await storage.claim_versions(kind, "c2", [doc(kind, "a", 1)])
+    for version in (10, 2, 1):
+        await storage.claim_versions(kind, "c1", [doc(kind, "b", version), doc(kind, "é", version)])
+    await storage.claim_versions(kind, "C0", [doc(kind, "z", 1), doc(kind, "B", 1)])
+    expected = [("C0", "B", 1), ("C0", "z", 1), ("c1", "b", 1), ("c1", "b", 2), ("c1", "b", 10), ("c1", "é", 1),
+                ("c1", "é", 2), ("c1", "é", 10), ("c2", "a", 1)]
+    assert await storage.scan_history(kind, None, 100) == expected
+    walked, after = [], None
+    while True:
+        page = await storage.scan_history(kind, after, 2)
+        walked.extend(page)
+        if len(page) < 2:
+            break
+        after = page[-1]
+    assert walked == expected
+    assert await storage.scan_history(kind, ("c1", "b", 2), 3) == expected[4:7]
+    assert await storage.scan_history(kind, None, 0) == []
+
+
+async def audit(storage, kind: str, page_size: int) -> tuple[int, list]:
+    checked, problems = 0, []
+    async for page_checked, page_problems in storage.audit_versions(kind, page_size):
+        checked += page_checked
+        problems.extend(page_problems)
+    return checked, problems
+
+
+@pytest.mark.parametrize("page_size", [1, 2, 1000])
+async def test_audit_versions_finds_unpublished_versions_and_gaps(storage, kind, page_size):
+    await store(storage, kind, "c1", doc(kind, "fine", 1))
+    await store(storage, kind, "c1", doc(kind, "fine", 2))
+    await storage.claim_versions(kind, "c1", [doc(kind, "new", 1)])  # a writer died before publishing
+    await store(storage, kind, "c1", doc(kind, "behind", 1))
+    await storage.claim_versions(kind, "c1", [doc(kind, "behind", 2)])
+    await store(storage, kind, "c2", doc(kind, "gap", 1))
+    await store(storage, kind, "c2", doc(kind, "gap", 3))
+    checked, problems = await audit(storage, kind, page_size)
+    assert checked == 4
+    assert {(p.collection_id, p.id, p.newest, p.current, p.missing, p.unpublished) for p in problems} == {
+        ("c1", "new", 1, None, 0, True), ("c1", "behind", 2, 1, 0, True), ("c2", "gap", 3, 3, 1, False)}
+    for problem in problems:
+        if problem.unpublished:
+            await storage.roll_forward(kind, problem.collection_id, [problem.id])
+    _, left = await audit(storage, kind, page_size)
+    assert [(problem.id, problem.describe()) for problem in left] == [
+        ("gap", f"{kind} c2/gap: the history lacks 1 of versions 1..3")]
+
+
+async def test_audit_of_an_empty_store_finds_nothing(storage, kind):
+    assert await audit(storage, kind, 10) == (0, [])
+
+
 # ---- lists -------------------------------------------------------------------------------------------------
 
 
