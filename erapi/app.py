@@ -18,12 +18,14 @@ from erapi.acl import AccessControl
 from erapi.auth import create_authenticator, resolve_local_secret
 from erapi.catalog import load_catalog
 from erapi.config import Config
+from erapi.idempotency import Idempotency
 from erapi.jobs import JobWorker, Services
 from erapi.keys import (
     acl_key,
     authenticator_key,
     catalog_key,
     config_key,
+    idempotency_key,
     openapi_key,
     job_workers_key,
     page_tokens_key,
@@ -80,6 +82,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     await storage.open()
     app[storage_key] = storage
     app[acl_key] = AccessControl(storage, config.acl.cache_ttl_seconds)
+    app[idempotency_key] = Idempotency(storage, config.idempotency)
     logger.info("storage opened", plugin=config.storage)
     try:
         yield

@@ -10,11 +10,14 @@ import structlog
 from aiohttp import web
 
 from erapi.acl import WRITE
+from erapi.atomic import all_or_nothing, nothing_written
 from erapi.domain import BatchResult, WriteContext, new_transaction_id, status_records
 from erapi.dryrun import DryRunStorage
+from erapi.preconditions import apply_conditional_headers, etag, raise_if_precondition_failed
 from erapi.errors import InvalidRequest, PayloadTooLarge, TooManyRequests
 from erapi.jobs import Backpressure, accept_job
-from erapi.keys import acl_key, catalog_key, config_key, job_workers_key, storage_key
+from erapi.idempotency import read_idempotency_key, request_fingerprint
+from erapi.keys import acl_key, catalog_key, config_key, idempotency_key, job_workers_key, storage_key
 from erapi.logs import log_transaction
 from erapi.web import (
     WRITE_SCOPE,
@@ -43,23 +46,52 @@ async def handle_batch_write(request: web.Request, kind: str, upsert: Upsert) ->
     if run_async and create_inverse:
         raise InvalidRequest("createInverse=true is available on synchronous requests only (async: false)")
     validate_only = boolean_query(request, "validateOnly")
+    atomic = boolean_query(request, "atomic")
+    if atomic:
+        check_atomic_available(request, run_async)
+    key = read_idempotency_key(request)
     await require_access(request, collection_id, principal, WRITE)
     config = request.app[config_key]
     items = await read_items(request, kind, config.jobs.max_items if run_async else config.server.max_items)
+    fingerprint = request_fingerprint(request, items) if key is not None else ""
+    apply_conditional_headers(request, items, run_async)
 
     context = write_context(request, principal.subject, collection_id, create_inverse=create_inverse)
-    transaction_id = context.transaction_id
-    if validate_only:
-        return await dry_run(request, context, upsert, items)
-    if run_async:
-        return await accept(request, context, kind, items, received_at)
+    if validate_only:  # stores nothing, not even the key
+        return await dry_run(request, context, upsert, items, atomic)
+    if atomic:
+        upsert = all_or_nothing(kind, upsert)
+
+    async def process() -> web.Response:
+        if run_async:
+            return await accept(request, context, kind, items, received_at)
+        return await apply(request, context, upsert, items, received_at)
+
+    if key is None:
+        return await process()
+    return await request.app[idempotency_key].respond(key, principal.subject, collection_id, fingerprint, process)
+
+
+async def apply(request: web.Request, context: WriteContext, upsert: Upsert, items: list[dict],
+                received_at: datetime) -> web.Response:
+    """Write the batch now and answer 207 (or 412 for a conditional one-item write that lost its check)."""
     result = await upsert(context, items)
+    raise_if_precondition_failed(request, result)
     # awaited before answering: every tracker URL in the response must already resolve
     await context.storage.insert_logs(status_records(context, result, received_at))
     log_transaction(result)
     response = batch_response(request, result)
-    response.headers["X-Transaction-Id"] = transaction_id
+    response.headers["X-Transaction-Id"] = context.transaction_id
     return response
+
+
+def check_atomic_available(request: web.Request, run_async: bool) -> None:
+    """400 saying why, when this request or this backend cannot have an all-or-nothing batch."""
+    if run_async:
+        raise InvalidRequest("atomic=true is available on synchronous requests only (async: false)")
+    reason = request.app[storage_key].atomic_unavailable()
+    if reason is not None:
+        raise InvalidRequest(f"atomic=true is not available here: {reason}")
 
 
 def write_context(request: web.Request, principal: str, collection_id: str, **options) -> WriteContext:
@@ -79,10 +111,14 @@ def write_context(request: web.Request, principal: str, collection_id: str, **op
     )
 
 
-async def dry_run(request: web.Request, context: WriteContext, upsert: Upsert, items: list[dict]) -> web.Response:
+async def dry_run(request: web.Request, context: WriteContext, upsert: Upsert, items: list[dict],
+                  atomic: bool) -> web.Response:
     """The 207 the request would get now, sync or async (an async job applies the same rules), writing
     nothing: no document, no version, no status record, no job. Its trackers are null: nothing to track."""
     result = await upsert(replace(context, storage=DryRunStorage(context.storage)), items)
+    if atomic and result.failures:
+        result = nothing_written(result)
+    raise_if_precondition_failed(request, result)
     response = batch_response(request, result, dry_run=True)
     response.headers["X-Transaction-Id"] = context.transaction_id
     return response
@@ -132,7 +168,7 @@ def batch_response(request: web.Request, result: BatchResult, dry_run: bool = Fa
         return {"id": item.id, "message": item.message, "tracker": tracker(item.id), **item.details}
 
     successes = result.successes
-    return envelope(
+    response = envelope(
         207,
         f"Total number of {LABELS[result.kind]} Upserted:  {len(successes)}.",
         transactionId=result.transaction_id,
@@ -140,3 +176,6 @@ def batch_response(request: web.Request, result: BatchResult, dry_run: bool = Fa
                             "failure": [entry(i) for i in result.failures]}},
         **({"validateOnly": True} if dry_run else {}),
     )
+    if len(result.results) == 1 and successes and not dry_run:  # a one-item write: its new version, for the next If-Match
+        response.headers["ETag"] = etag(result.kind, successes[0].document)
+    return response

@@ -64,6 +64,13 @@ class JobsConfig:
 
 
 @dataclass(frozen=True)
+class IdempotencyConfig:
+    retention_seconds: int = 86400  # a key's answer is replayed this long after the first request
+    wait_seconds: float = 10.0  # a retry arriving while the first request runs waits this long, then 409
+    lease_seconds: float = 60.0  # a first request whose process died gives its key up after this long
+
+
+@dataclass(frozen=True)
 class RateLimitConfig:
     enabled: bool = False  # per-principal token buckets; off for a laptop, on behind a public endpoint
     requests_per_second: float = 20.0  # refill rate of each principal's bucket
@@ -94,6 +101,7 @@ class Config:
     acl: AclConfig = field(default_factory=AclConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
     ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    idempotency: IdempotencyConfig = field(default_factory=IdempotencyConfig)
     log: LogConfig = field(default_factory=LogConfig)
     mongodb: MongoConfig = field(default_factory=MongoConfig)
 
@@ -203,6 +211,9 @@ def _check(config: Config) -> None:
         "jobs.max_pending_items_per_collection": config.jobs.max_pending_items_per_collection,
         "jobs.max_pending_items_total": config.jobs.max_pending_items_total,
         "jobs.retry_after_seconds": config.jobs.retry_after_seconds,
+        "idempotency.retention_seconds": config.idempotency.retention_seconds,
+        "idempotency.wait_seconds": config.idempotency.wait_seconds,
+        "idempotency.lease_seconds": config.idempotency.lease_seconds,
     }
     for key, value in positive.items():
         if value <= 0:

@@ -18,10 +18,11 @@ from erapi import brick_relationships
 from erapi.acl import READ, WRITE, AccessControl
 from erapi.catalog import Catalog, RelationshipType
 from erapi.errors import Conflict, Forbidden, NotFound
+from erapi.preconditions import EXPECTED_VERSION, version_problem
 from storage_plugins.base import VERSION_FIELD, Document, EdgeQuery, Storage
 
 MAX_CLAIM_ROUNDS = 64  # each round lets at least one of the racing writers of an id win
-SYSTEM_FIELDS = frozenset({"sysData", "isActive"})
+SYSTEM_FIELDS = frozenset({"sysData", "isActive", EXPECTED_VERSION})  # never stored as sent
 RELATIONSHIP_DERIVED = ("brickRelationshipName", "brickRelationshipType")
 ENTITY_DERIVED = ("brickEntityType", "brickEntitySubType")
 
@@ -600,7 +601,8 @@ async def _upsert_versioned(
     for _ in range(MAX_CLAIM_ROUNDS):
         documents = []
         for document_id, item in pending.items():
-            built = build(item, previous.get(document_id))
+            stored = previous.get(document_id)
+            built = version_problem(kind, LABEL[kind], item, stored) or build(item, stored)
             if isinstance(built, str):
                 outcomes[document_id] = built
             else:

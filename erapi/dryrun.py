@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from storage_plugins.base import ClaimResult, Document, Storage
-
-# what the batch write path reads; a name not listed here is a write (or new) and is refused
-READS = frozenset({"get_current", "get_active_types", "get_latest_versions", "find_applied", "get_acl", "name"})
+from storage_plugins.base import WRITE_PATH_READS, ClaimResult, Document, Storage
 
 
 class DryRunStorage:
@@ -30,6 +27,6 @@ class DryRunStorage:
         return None
 
     def __getattr__(self, name: str):
-        if name not in READS:
+        if name not in WRITE_PATH_READS:  # a write, or a read the path did not make before: refused
             raise AttributeError(f"a dry run does not call storage.{name}")
         return getattr(self._storage, name)

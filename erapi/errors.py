@@ -55,3 +55,11 @@ class TooManyRequests(ApiError):
 
     def __init__(self, message: str, retry_after: int):
         super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class PreconditionFailed(ApiError):
+    status = 412
+
+
+class Unprocessable(ApiError):
+    status = 422

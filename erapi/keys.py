@@ -8,6 +8,7 @@ from erapi.acl import AccessControl
 from erapi.auth import Authenticator
 from erapi.catalog import Catalog
 from erapi.config import Config
+from erapi.idempotency import Idempotency
 from erapi.jobs import JobWorker
 from erapi.paging import PageTokens
 from erapi.ratelimit import RateLimiter
@@ -24,3 +25,4 @@ page_tokens_key = web.AppKey("page_tokens", PageTokens)
 openapi_key = web.AppKey("openapi", bytes)  # the OpenAPI document, serialised once at start-up
 rate_limiter_key = web.AppKey("rate_limiter", RateLimiter | None)  # None: rate limiting is off
 job_workers_key = web.AppKey("job_workers", list[JobWorker])
+idempotency_key = web.AppKey("idempotency", Idempotency)  # answers of requests sent with an Idempotency-Key

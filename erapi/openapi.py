@@ -172,6 +172,8 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
     "WWW-Authenticate": {"description": "`Bearer` with the reason", "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string",
                                                                                   "pattern": "^[0-9]+$"}},
+    "ETag": {"description": "The document's version as a strong entity tag, e.g. `\"3\"`: send it as If-Match",
+             "schema": {"type": "string", "pattern": '^"[1-9][0-9]*"$'}},
     "X-Transaction-Id": {"description": "The transaction id of the write (also in the body)",
                          "schema": {"type": "string", "format": "uuid"}},
 }
@@ -211,7 +213,35 @@ VALIDATE_ONLY = Parameter(
                 "outcomes a job would record), with `validateOnly: true` and null trackers, and writes nothing: "
                 "no document, version, status record or job. A concurrent writer may change the real outcome.",
 )
-WRITE_OPTIONS = (VALIDATE_ONLY,)
+IF_MATCH = Parameter(
+    "If-Match", "header", {"type": "string", "pattern": r'^(\*|(W/)?"[1-9][0-9]{0,15}")$'},
+    description="One-item synchronous writes only: write only if the stored version is this ETag (from a read, "
+                "e.g. `\"3\"`); `*`: only if the id has a version. Otherwise 412 and nothing is written. In a "
+                "batch, give each item `expectedVersion` instead.",
+    example='"1"',
+)
+IF_NONE_MATCH = Parameter(
+    "If-None-Match", "header", {"type": "string", "const": "*"},
+    description="`*`, one-item synchronous writes only: create only — 412 if the id already has a version.",
+)
+IDEMPOTENCY_KEY = Parameter(
+    "Idempotency-Key", "header", {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+    description="1-255 visible ASCII characters, e.g. a UUID. The first request with a key (per principal and "
+                "collection) is processed and its answer kept for `idempotency.retention_seconds` (a day); a retry "
+                "with the same key and the same request gets that answer again (same transactionId, header "
+                "`Idempotent-Replayed: true`) and writes nothing. The same key with another request: 422. A retry "
+                "while the first still runs waits for it (at most `idempotency.wait_seconds`), then 409. Error "
+                "answers are not kept. Ignored by a dry run, which stores nothing.",
+    example="3f6c1b9e-2a1d-4c8e-9a57-0b6a1c2d3e4f",
+)
+ATOMIC = Parameter(
+    "atomic", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
+    description="`true`, synchronous requests only: all or nothing. If any item fails, nothing is written and every "
+                "other item is reported as `Not written: the batch is atomic (atomic=true) and N of its items "
+                "failed`; readers never see part of the batch. A backend without the means (a standalone MongoDB, "
+                "FerretDB 1.x) refuses with 400 naming the reason. Case-insensitive.",
+)
+WRITE_OPTIONS = (VALIDATE_ONLY, ATOMIC, IF_MATCH, IF_NONE_MATCH, IDEMPOTENCY_KEY)
 
 
 def batch_write(kind: str, label: str) -> Operation:
@@ -225,11 +255,17 @@ def batch_write(kind: str, label: str) -> Operation:
         request=one_or_many(singular, f"{kind}-request"),
         request_example=EXAMPLES[kind],
         responses={
-            207: Response("batch", "Every item reported once, in request order, as success or failure",
+            207: Response("batch", "Every item reported once, in request order, as success or failure "
+                          "(a one-item write that succeeded also sends its new version as `ETag`; a replayed "
+                          "answer to an Idempotency-Key retry adds `Idempotent-Replayed: true`)",
                           ("X-Transaction-Id",)),
             202: Response("job-accepted", "async: true — the batch is stored as a job; follow the tracker",
                           ("X-Transaction-Id",)),
-            **errors(*WRITE_REQUEST, *AUTHENTICATED, *STORAGE,
+            **errors(*WRITE_REQUEST, *AUTHENTICATED, 409, 412, 422, *STORAGE,
+                     e409="Idempotency-Key: the first request with this key is still being processed (with "
+                          "Retry-After)",
+                     e412="If-Match / If-None-Match: the stored version is not the one expected; nothing written",
+                     e422="Idempotency-Key: the key was used with a different request",
                      e413="More than 100 items (sync), more than the job limit (async), or over the byte limit",
                      e429="Rate limit of the caller, or job backpressure"),
         },
@@ -245,7 +281,7 @@ def document_read(kind: str, label: str, id_name: str) -> Operation:
         parameters=(path_parameter(id_name, schema("common", "/$defs/id"), example=EXAMPLES[kind]["id"]),
                     ERCOLLECTION, INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
         responses={
-            200: Response(f"{label.lower()}-read", f"`data` holds the {label.lower()}"),
+            200: Response(f"{label.lower()}-read", f"`data` holds the {label.lower()}", ("ETag",)),
             **errors(400, *AUTHENTICATED, 404, *STORAGE),
         },
         operation_id=f"get{label}",
@@ -479,7 +515,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         scopes=(READ_SCOPE,),
         parameters=(type_parameter("relationships"), id_parameter("relationships"), ERCOLLECTION,
                     INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
-        responses={200: Response("relationship-read", "`data` holds the relationship"),
+        responses={200: Response("relationship-read", "`data` holds the relationship", ("ETag",)),
                    **errors(400, *AUTHENTICATED, 404, *STORAGE,
                             e404="Unknown type, or no relationship of that id and type")},
         operation_id="getRelationshipOfType",

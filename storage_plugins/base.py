@@ -28,6 +28,7 @@ the *log store*; they are told apart by the methods that write them, never by an
 from __future__ import annotations
 
 import abc
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import entry_points
@@ -39,6 +40,10 @@ KINDS = ("entities", "relationships")
 VERSION_FIELD = {"entities": "sysEntityVersion", "relationships": "sysRelationshipVersion"}
 TYPE_FIELD = {"entities": "entityType", "relationships": "relationshipType"}
 ENTRY_POINT_GROUP = "erapi.storage_plugins"
+# what the batch write path reads of storage; a view for one batch (dry run, atomic) passes these through
+WRITE_PATH_READS = frozenset({"get_current", "get_active_types", "get_latest_versions", "find_applied", "get_acl",
+                              "name"})
+IDEMPOTENCY_SWEEP_EVERY = 100  # claims of idempotency keys between two removals of expired records
 
 
 class StorageError(Exception):
@@ -47,6 +52,10 @@ class StorageError(Exception):
 
 class DuplicateError(StorageError):
     """A document with the same unique key already exists."""
+
+
+class AtomicConflict(Exception):
+    """A concurrent writer took a version an all-or-nothing batch needed; nothing of the batch was kept."""
 
 
 class ConfigurationError(Exception):
@@ -424,6 +433,47 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def pending_items(self, collection_id: str | None) -> int:
         """Items in pending or processing chunks, of one collection or (None) of all."""
+
+    # ---- all-or-nothing batches -------------------------------------------------------------------------------
+    # Not abstract: a plugin that cannot give the guarantee keeps these defaults and atomic batches are refused.
+
+    def atomic_unavailable(self) -> str | None:
+        """None when ``atomic()`` gives all-or-nothing writes on this backend; else why not, in words a client
+        can act on (it is the message of the 400 that refuses ``atomic=true``). Valid once the plugin is open."""
+        return f"the {self.name or type(self).__name__} storage plugin cannot write a batch all or nothing"
+
+    def atomic(self) -> contextlib.AbstractAsyncContextManager["Storage"]:
+        """A view of this storage for one all-or-nothing batch, for the write path's calls (WRITE_PATH_READS,
+        ``claim_versions``, ``put_current``). Its writes are kept only if the block ends without an exception,
+        and then all at once: no reader ever sees some of them without the others. A claim that meets a version
+        already stored raises AtomicConflict (at the claim or when the block ends); nothing is kept. Raises
+        StorageError when ``atomic_unavailable()`` gives a reason."""
+        raise StorageError(self.atomic_unavailable() or "atomic batches are not implemented by this plugin")
+
+    # ---- idempotency keys -------------------------------------------------------------------------------------
+    # A record is a document with ``id`` (unique: the service derives it from the caller's key, principal and
+    # collection), ``owner`` (who holds it: a fresh value per claim) and ``expiresAt`` (seconds since the epoch);
+    # the service keeps its own fields in it (request fingerprint, state, lease, the answer). Records outlive
+    # processes: they are how a retry reaching another process, or the same one after a restart, finds the
+    # first request's answer. A record whose ``expiresAt`` has passed may be removed by the plugin at any time.
+
+    @abc.abstractmethod
+    async def claim_idempotency_key(self, record: Document) -> Document | None:
+        """Store ``record`` if no record of its ``id`` exists, and return None; otherwise store nothing and return
+        the record that holds the id (whatever its age: expiry is the caller's business). Of concurrent claims
+        of one id, in any number of processes, exactly one returns None."""
+
+    @abc.abstractmethod
+    async def get_idempotency_key(self, key_id: str) -> Document | None:
+        """The record of ``key_id``, or None."""
+
+    @abc.abstractmethod
+    async def finish_idempotency_key(self, key_id: str, owner: str, fields: Document) -> bool:
+        """Set ``fields`` on the record of ``key_id`` if ``owner`` still holds it; False (and no change) otherwise."""
+
+    @abc.abstractmethod
+    async def release_idempotency_key(self, key_id: str, owner: str) -> bool:
+        """Remove the record of ``key_id`` if ``owner`` holds it, so the id can be claimed again; False otherwise."""
 
     # ---- log store: ACL library ------------------------------------------------------------------------------
 

@@ -23,18 +23,23 @@ but for a chunk's items, kept serialised until a worker claims them.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import copy
 import heapq
 import sys
+import time
 from dataclasses import replace
-from typing import Iterable, Iterator, Sequence
+from typing import AsyncIterator, Iterable, Iterator, Sequence
 
 import orjson
 from sortedcontainers import SortedList
 
 from storage_plugins.base import (
+    IDEMPOTENCY_SWEEP_EVERY,
     KINDS,
     TYPE_FIELD,
+    WRITE_PATH_READS,
+    AtomicConflict,
     ClaimResult,
     Document,
     DocumentQuery,
@@ -123,6 +128,46 @@ def _decode_log(stored: StoredLog) -> Document:
     return record
 
 
+class _StagedBatch:
+    """One all-or-nothing batch: its writes wait here, then land in one step that never yields to the event loop.
+
+    The plugin lives in one process and every method of it runs without suspending, so a step without an
+    ``await`` is atomic for every other task, readers and writers alike. Claims are checked when made (to fail
+    early) and again when they land, since writers outside the batch do not wait for it.
+    """
+
+    def __init__(self, storage: MemoryStorage) -> None:
+        self._storage = storage
+        self._claims: list[tuple[str, str, list[Document]]] = []
+        self._published: list[tuple[str, str, list[Document]]] = []
+
+    def __getattr__(self, name: str):
+        if name not in WRITE_PATH_READS:
+            raise AttributeError(f"an atomic batch does not call storage.{name}")
+        return getattr(self._storage, name)
+
+    async def claim_versions(self, kind: str, collection_id: str, documents: Sequence[Document]) -> ClaimResult:
+        self._claims.append((kind, collection_id, list(documents)))
+        self._check(kind, collection_id, documents)
+        return ClaimResult(claimed=[document["id"] for document in documents])
+
+    async def put_current(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
+        self._published.append((kind, collection_id, [_clone(document) for document in documents]))
+
+    def _check(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
+        for document in documents:
+            if self._storage._taken(kind, collection_id, document):
+                raise AtomicConflict(f"A concurrent writer wrote {document['id']} first")
+
+    def commit(self) -> None:
+        for kind, collection_id, documents in self._claims:
+            self._check(kind, collection_id, documents)
+        for kind, collection_id, documents in self._claims:
+            self._storage._claim_now(kind, collection_id, documents)
+        for kind, collection_id, documents in self._published:
+            self._storage._publish_now(kind, collection_id, documents)
+
+
 def _clone(value):
     """A deep copy of a document of JSON types (the few dicts kept as dicts: chunks and ACL records)."""
     kind = type(value)
@@ -174,6 +219,8 @@ class MemoryStorage(Storage):
         self._chunks: dict[str, Document] = {}  # claimed oldest first, by (createdAt, id)
         self._registrations: dict[str, Document] = {}
         self._grants: dict[str, dict[str, Document]] = {}
+        self._idempotency: dict[str, Document] = {}
+        self._idempotency_claims = 0
 
     async def open(self) -> None:
         return None
@@ -204,6 +251,9 @@ class MemoryStorage(Storage):
         return {doc_id: _decode(_versions(history[doc_id])[-1][BLOB]) for doc_id in set(ids) if doc_id in history}
 
     async def claim_versions(self, kind: str, collection_id: str, documents: Sequence[Document]) -> ClaimResult:
+        return self._claim_now(kind, collection_id, documents)
+
+    def _claim_now(self, kind: str, collection_id: str, documents: Sequence[Document]) -> ClaimResult:
         history = self._history[kind].setdefault(collection_id, {})
         result = ClaimResult()
         for document in documents:
@@ -226,6 +276,9 @@ class MemoryStorage(Storage):
         return result
 
     async def put_current(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
+        self._publish_now(kind, collection_id, documents)
+
+    def _publish_now(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
         current = self._current[kind].setdefault(collection_id, {})
         history = self._history[kind].get(collection_id, {})
         for document in documents:
@@ -236,6 +289,22 @@ class MemoryStorage(Storage):
                 new = _same_version(kind, history.get(document_id), version, document)
                 current[document_id] = new
                 self._reindex(kind, collection_id, document_id, old, new)
+
+    def _taken(self, kind: str, collection_id: str, document: Document) -> bool:
+        """Whether the document's version of its id is stored already (versions of an id only grow)."""
+        held = self._history[kind].get(collection_id, {}).get(document["id"])
+        return held is not None and _versions(held)[-1][VERSION] >= version_of(kind, document)
+
+    # ---- all-or-nothing batches ---------------------------------------------------------------------------------
+
+    def atomic_unavailable(self) -> str | None:
+        return None
+
+    @contextlib.asynccontextmanager
+    async def atomic(self) -> AsyncIterator[Storage]:
+        staged = _StagedBatch(self)
+        yield staged
+        staged.commit()
 
     def _reindex(self, kind: str, collection_id: str, document_id: str, old: Stored | None, new: Stored) -> None:
         if old is None:
@@ -514,6 +583,36 @@ class MemoryStorage(Storage):
 
     async def put_grant(self, collection_id: str, principal: str, record: Document) -> None:
         self._grants.setdefault(collection_id, {})[principal] = _clone(record)
+
+    async def claim_idempotency_key(self, record: Document) -> Document | None:
+        self._idempotency_claims += 1
+        if self._idempotency_claims % IDEMPOTENCY_SWEEP_EVERY == 0:
+            now = time.time()
+            for key_id in [k for k, held in self._idempotency.items() if held["expiresAt"] < now]:
+                del self._idempotency[key_id]
+        held = self._idempotency.get(record["id"])
+        if held is not None:
+            return _clone(held)
+        self._idempotency[record["id"]] = _clone(record)
+        return None
+
+    async def get_idempotency_key(self, key_id: str) -> Document | None:
+        held = self._idempotency.get(key_id)
+        return _clone(held) if held is not None else None
+
+    async def finish_idempotency_key(self, key_id: str, owner: str, fields: Document) -> bool:
+        held = self._idempotency.get(key_id)
+        if held is None or held["owner"] != owner:
+            return False
+        held.update(_clone(fields))
+        return True
+
+    async def release_idempotency_key(self, key_id: str, owner: str) -> bool:
+        held = self._idempotency.get(key_id)
+        if held is None or held["owner"] != owner:
+            return False
+        del self._idempotency[key_id]
+        return True
 
     async def get_acl(self, collection_id: str) -> tuple[Document | None, list[Document]]:
         registration = self._registrations.get(collection_id)

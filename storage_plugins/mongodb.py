@@ -25,23 +25,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 import weakref
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, AsyncIterator, Iterable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 import structlog
 
 try:
-    from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument, WriteConcern
+    from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReplaceOne, ReturnDocument, WriteConcern
     from pymongo import errors as mongo_errors
 except ImportError as missing:  # told by create_storage as a configuration error, with this text
     raise ImportError(f"PyMongo is not installed ({missing}); install the mongodb extra: "
                       f"pip install 'erapi[mongodb]'") from missing
 
 from storage_plugins.base import (
+    IDEMPOTENCY_SWEEP_EVERY,
     KINDS,
     TYPE_FIELD,
     VERSION_FIELD,
+    WRITE_PATH_READS,
+    AtomicConflict,
     ClaimResult,
     ConfigurationError,
     Document,
@@ -57,6 +61,7 @@ from storage_plugins.mongodb_dialect import AUTO, MONGODB, MongoDialect, choose_
 
 LOGS = "logs"
 JOBS = "jobs"
+IDEMPOTENCY = "idempotency"  # one document per key, _id the record's id: the unique _id index arbitrates claims
 STATUS, REGISTRATION, GRANT = "status", "collection", "grant"
 SERVER_FIELDS = ("_id", "ercollectionid", "recordKind")
 SHADOW_FIELD = "erapi-shadowed"
@@ -172,6 +177,8 @@ class MongoStorage(Storage):
         self._db: Any = None
         # What the server lacks of MongoDB: chosen in open() from the server's version, or as configured
         self.dialect: MongoDialect = MONGODB
+        self._idempotency_claims = 0
+        self._atomic_unavailable: str | None = "the MongoDB storage is not open"
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
@@ -199,6 +206,8 @@ class MongoStorage(Storage):
                 log = structlog.get_logger().info if choice.dialect is MONGODB else structlog.get_logger().warning
                 log("storage.mongodb.dialect", dialect=choice.dialect.name, reason=choice.reason)
                 await self._create_indexes()
+                self._atomic_unavailable = _transactions_unavailable(
+                    self.dialect, await self._client.admin.command("hello"))
         except BaseException:
             await self.close()
             raise
@@ -675,6 +684,69 @@ class MongoStorage(Storage):
             groups = await (await self._db[JOBS].aggregate(pipeline)).to_list()
         return groups[0]["items"] if groups else 0
 
+    # ---- all-or-nothing batches: multi-document transactions ----------------------------------------------------
+
+    def atomic_unavailable(self) -> str | None:
+        return self._atomic_unavailable
+
+    @contextlib.asynccontextmanager
+    async def atomic(self) -> AsyncIterator[Storage]:
+        if self._atomic_unavailable is not None:
+            raise StorageError(self._atomic_unavailable)
+        with _transaction_errors():
+            async with self._client.start_session() as session:
+                await session.start_transaction()
+                try:
+                    yield _TransactionView(self, session)
+                except BaseException:
+                    await session.abort_transaction()
+                    raise
+                await session.commit_transaction()
+
+    # ---- idempotency keys ------------------------------------------------------------------------------------
+    # Claims are inserts keyed by _id, so the unique _id index decides between concurrent first requests, in
+    # any number of processes and on every dialect (an insert is atomic on FerretDB 1.x too). FerretDB 1.x has
+    # no TTL indexes, so expired records are swept by a delete every IDEMPOTENCY_SWEEP_EVERY claims instead.
+
+    async def claim_idempotency_key(self, record: Document) -> Document | None:
+        key_id = _text(record["id"], "idempotency key id")
+        stored = {**record, "_id": key_id}
+        with _driver_errors("claim of an idempotency key"):
+            self._idempotency_claims += 1
+            if self._idempotency_claims % IDEMPOTENCY_SWEEP_EVERY == 0:
+                await self._db[IDEMPOTENCY].delete_many({"expiresAt": {"$lt": time.time()}})
+            try:
+                await self._db[IDEMPOTENCY].insert_one(stored)
+                return None
+            except mongo_errors.DuplicateKeyError:
+                held = await self._db[IDEMPOTENCY].find_one({"_id": key_id})
+        if held is None:  # released between our insert and our read: claim again
+            return await self.claim_idempotency_key(record)
+        held.pop("_id", None)
+        return held
+
+    async def get_idempotency_key(self, key_id: str) -> Document | None:
+        with _driver_errors("read of an idempotency key"):
+            held = await self._db[IDEMPOTENCY].find_one({"_id": _text(key_id, "idempotency key id")})
+        if held is not None:
+            held.pop("_id", None)
+        return held
+
+    async def finish_idempotency_key(self, key_id: str, owner: str, fields: Document) -> bool:
+        held = {"_id": _text(key_id, "idempotency key id"), "owner": _text(owner, "owner")}
+        update = {key: value for key, value in fields.items() if key not in {"id", "_id", "owner"}}
+        with _driver_errors("write of an idempotency answer"):
+            async with self._one_update_at_a_time():
+                result = await self._db[IDEMPOTENCY].update_one(held, {"$set": update})
+        return result.matched_count == 1
+
+    async def release_idempotency_key(self, key_id: str, owner: str) -> bool:
+        held = {"_id": _text(key_id, "idempotency key id"), "owner": _text(owner, "owner")}
+        with _driver_errors("release of an idempotency key"):
+            async with self._one_update_at_a_time():
+                result = await self._db[IDEMPOTENCY].delete_one(held)
+        return result.deleted_count == 1
+
     # ---- log store: ACL library ------------------------------------------------------------------------------
 
     async def register_collection(self, record: Document) -> None:
@@ -707,6 +779,67 @@ class MongoStorage(Storage):
             found = await self._db[LOGS].find(query).sort("id", ASCENDING).to_list()
         registration = next((item["record"] for item in found if item["recordKind"] == REGISTRATION), None)
         return registration, [item["record"] for item in found if item["recordKind"] == GRANT]
+
+
+def _transactions_unavailable(dialect: MongoDialect, hello: Document) -> str | None:
+    """Why this server cannot run multi-document transactions, or None when it can."""
+    if not dialect.transactions:
+        return f"the MongoDB server (dialect {dialect.name}, e.g. FerretDB 1.x) has no multi-document transactions"
+    if "setName" not in hello and hello.get("msg") != "isdbgrid":
+        return ("the MongoDB server is a standalone server; multi-document transactions need a replica set or a "
+                "sharded cluster")
+    return None
+
+
+@contextlib.contextmanager
+def _transaction_errors() -> Iterator[None]:
+    """A transaction that lost to a concurrent writer is an AtomicConflict; every other failure a StorageError."""
+    try:
+        yield
+    except mongo_errors.PyMongoError as error:
+        if error.has_error_label("TransientTransactionError") or isinstance(error, mongo_errors.DuplicateKeyError):
+            raise AtomicConflict(f"a concurrent writer changed the same documents ({error})") from error
+        raise StorageError(f"MongoDB transaction failed: {error}") from error
+
+
+class _TransactionView:
+    """The write path's calls inside one transaction. Reads run outside it, as in any batch (the claims decide
+    who wins); the claims and publishes run inside it, so they are kept together or not at all."""
+
+    def __init__(self, storage: MongoStorage, session: Any) -> None:
+        self._storage = storage
+        self._session = session
+
+    def __getattr__(self, name: str):
+        if name not in WRITE_PATH_READS:
+            raise AttributeError(f"an atomic batch does not call storage.{name}")
+        return getattr(self._storage, name)
+
+    async def claim_versions(self, kind: str, collection_id: str, documents: Sequence[Document]) -> ClaimResult:
+        if documents:
+            batch = [_stored(document, _text(collection_id, "collection id")) for document in documents]
+            with _transaction_errors():
+                try:
+                    await self._storage._db[f"{kind}_history"].insert_many(batch, session=self._session)
+                except mongo_errors.BulkWriteError as error:
+                    raise AtomicConflict("a concurrent writer claimed one of the batch's versions first") from error
+        return ClaimResult(claimed=[document["id"] for document in documents])
+
+    async def put_current(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
+        if not documents:
+            return
+        version = f"sysData.{VERSION_FIELD[kind]}"
+        replacements = [
+            ReplaceOne({"ercollectionid": collection_id, "id": document["id"],
+                        version: {"$lt": _version(kind, document)}},
+                       _stored(document, collection_id), upsert=True)
+            for document in documents
+        ]
+        with _transaction_errors():
+            try:
+                await self._storage._db[kind].bulk_write(replacements, session=self._session)
+            except mongo_errors.BulkWriteError as error:
+                raise AtomicConflict("a concurrent writer published one of the batch's documents first") from error
 
 
 def _indexes() -> list[tuple[str, IndexModel]]:
@@ -752,6 +885,7 @@ def _indexes() -> list[tuple[str, IndexModel]]:
                                          name="collection_active")))
     # the job queue: not per collection (see the job queue methods)
     indexes.append((JOBS, IndexModel([("id", ASCENDING)], name="id", unique=True)))
+    indexes.append((IDEMPOTENCY, IndexModel([("expiresAt", ASCENDING)], name="expiry")))
     indexes.append((JOBS, IndexModel([("state", ASCENDING), ("createdAt", ASCENDING), ("id", ASCENDING)],
                                      name="state_age")))
     indexes.append((JOBS, IndexModel([("ercollectionid", ASCENDING), ("state", ASCENDING)],

@@ -26,6 +26,8 @@ class MongoDialect:
     atomic_updates: bool = True
     # Most statements in one update command; None: the driver's own batching
     update_statements: int | None = None
+    # Multi-document transactions (on a replica set or a sharded cluster): what atomic=true batches need
+    transactions: bool = True
 
 
 MONGODB = MongoDialect("mongodb")
@@ -36,6 +38,7 @@ FERRETDB1 = MongoDialect(
     group_first=False,  # $group has only $count and $sum
     atomic_updates=False,  # updates read, then write by _id outside a transaction; no index but _id is used
     update_statements=25,  # ~100 matching statements in one update command deadlock its SQLite pool of 100
+    transactions=False,  # no multi-document transactions in 1.x: atomic=true batches are refused
 )
 
 DIALECTS = {dialect.name: dialect for dialect in (MONGODB, FERRETDB1)}

@@ -93,6 +93,7 @@ async def test_entities_with_every_per_item_failure(building):
     assert len(outcome(real)["failure"]) == 4
 
 
+@pytest.mark.slow
 async def test_an_async_dry_run_answers_207_with_the_outcomes_the_job_records(building, mixed_relationships):
     storage = building.client.app[storage_key]
     before = await stored_state(storage, COLLECTIONS)

@@ -12,6 +12,7 @@ import asyncio
 import copy
 import gc
 import random
+import re
 import time
 import uuid
 from dataclasses import replace
@@ -21,6 +22,7 @@ import pytest
 
 from storage_plugins.base import (
     KINDS,
+    AtomicConflict,
     TYPE_FIELD,
     ClaimResult,
     ConfigurationError,
@@ -910,6 +912,112 @@ async def test_concurrent_workers_never_hold_the_same_chunk(storage):
     claims = await asyncio.gather(*(storage.claim_chunk(f"w{n}", now, 30.0) for n in range(12)))
     taken = [claim["id"] for claim in claims if claim is not None]
     assert sorted(taken) == [f"k{n}" for n in range(5)]
+
+
+# ---- all-or-nothing batches ----------------------------------------------------------------------------------
+# A plugin either has the means (atomic_unavailable() is None) or says why not and refuses atomic(): the tests
+# decide by that answer, never by the plugin's or the server's name.
+
+
+async def test_a_backend_without_the_means_refuses_atomic_batches_with_its_reason(storage):
+    reason = storage.atomic_unavailable()
+    if reason is None:
+        async with storage.atomic():
+            pass
+        return
+    assert isinstance(reason, str) and reason
+    with pytest.raises(StorageError, match=re.escape(reason)):
+        async with storage.atomic():
+            raise AssertionError("atomic() must refuse before the block runs")
+
+
+async def test_an_atomic_batch_is_kept_whole_when_it_ends_and_unseen_before(storage):
+    if storage.atomic_unavailable() is not None:
+        return  # the refusal is the test above
+    async with storage.atomic() as view:
+        assert (await view.claim_versions("entities", "c1", [entity("e1", 1), entity("e2", 1)])).claimed == [
+            "e1", "e2"]
+        await view.put_current("entities", "c1", [entity("e1", 1), entity("e2", 1)])
+        await view.claim_versions("relationships", "c1", [relationship("r1", 1)])
+        await view.put_current("relationships", "c1", [relationship("r1", 1)])
+        assert await storage.get_current("entities", "c1", ["e1", "e2"]) == {}
+        assert await storage.get_versions("relationships", "c1", "r1") == []
+    assert set(await storage.get_current("entities", "c1", ["e1", "e2"])) == {"e1", "e2"}
+    assert [v["sysData"] for v in await storage.get_versions("relationships", "c1", "r1")] == [
+        relationship("r1", 1)["sysData"]]
+
+
+async def test_an_atomic_batch_left_with_an_exception_keeps_nothing(storage):
+    if storage.atomic_unavailable() is not None:
+        return
+    with pytest.raises(RuntimeError):
+        async with storage.atomic() as view:
+            await view.claim_versions("entities", "c1", [entity("e1", 1)])
+            await view.put_current("entities", "c1", [entity("e1", 1)])
+            raise RuntimeError("an item failed")
+    assert await storage.get_current("entities", "c1", ["e1"]) == {}
+    assert await storage.get_versions("entities", "c1", "e1") == []
+
+
+async def test_an_atomic_claim_of_a_stored_version_is_a_conflict_and_keeps_nothing(storage):
+    if storage.atomic_unavailable() is not None:
+        return
+    await storage.claim_versions("entities", "c1", [entity("taken", 1)])
+    with pytest.raises(AtomicConflict):
+        async with storage.atomic() as view:
+            await view.claim_versions("entities", "c1", [entity("free", 1)])
+            await view.claim_versions("entities", "c1", [entity("taken", 1, entityName="mine")])
+            await view.put_current("entities", "c1", [entity("free", 1)])
+    assert await storage.get_versions("entities", "c1", "free") == []
+    assert [v["entityName"] for v in await storage.get_versions("entities", "c1", "taken")] == ["AHU taken"]
+
+
+# ---- idempotency keys ----------------------------------------------------------------------------------------
+
+
+def key_record(key_id: str, owner: str, expires_in: float = 3600.0, **fields) -> dict:
+    return {"id": key_id, "owner": owner, "expiresAt": time.time() + expires_in, "state": "running", **fields}
+
+
+async def test_the_first_claim_of_a_key_stores_it_and_later_claims_get_the_holder(storage):
+    assert await storage.claim_idempotency_key(key_record("k1", "first", fingerprint="f")) is None
+    held = await storage.claim_idempotency_key(key_record("k1", "second", fingerprint="g"))
+    assert (held["owner"], held["fingerprint"], held["id"]) == ("first", "f", "k1")
+    assert (await storage.get_idempotency_key("k1"))["owner"] == "first"
+    assert await storage.get_idempotency_key("k2") is None
+    assert await storage.claim_idempotency_key(key_record("k2", "other")) is None  # ids are independent
+
+
+async def test_only_the_holder_finishes_or_releases_a_key(storage):
+    await storage.claim_idempotency_key(key_record("k", "me"))
+    answer = {"state": "done", "answer": {"status": 207, "body": '{"a": [1, 2]}', "headers": {"ETag": '"1"'}}}
+    assert not await storage.finish_idempotency_key("k", "someone else", answer)
+    assert (await storage.get_idempotency_key("k"))["state"] == "running"
+    assert await storage.finish_idempotency_key("k", "me", answer)
+    stored = await storage.get_idempotency_key("k")
+    assert (stored["state"], stored["answer"], stored["owner"]) == ("done", answer["answer"], "me")
+    assert not await storage.release_idempotency_key("k", "someone else")
+    assert await storage.release_idempotency_key("k", "me")
+    assert await storage.get_idempotency_key("k") is None
+    assert not await storage.finish_idempotency_key("k", "me", answer)
+    assert await storage.claim_idempotency_key(key_record("k", "next")) is None
+
+
+async def test_of_concurrent_claims_of_one_key_exactly_one_stores_it(storage):
+    results = await asyncio.gather(*(storage.claim_idempotency_key(key_record("race", f"owner-{n}"))
+                                     for n in range(20)))
+    winners = [n for n, held in enumerate(results) if held is None]
+    assert len(winners) == 1
+    assert {held["owner"] for held in results if held is not None} == {f"owner-{winners[0]}"}
+
+
+async def test_idempotency_records_are_copies(storage):
+    record = key_record("k", "me", answer={"headers": {"a": "b"}})
+    await storage.claim_idempotency_key(record)
+    record["answer"]["headers"]["a"] = "changed"
+    read = await storage.get_idempotency_key("k")
+    read["answer"]["headers"]["a"] = "changed again"
+    assert (await storage.get_idempotency_key("k"))["answer"] == {"headers": {"a": "b"}}
 
 
 # ---- the MongoDB plugin's own checks -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from erapi.acl import READ
 from erapi.domain import read_current
 from erapi.errors import NotFound
 from erapi.keys import storage_key
+from erapi.preconditions import etag
 from erapi.web import READ_SCOPE, authorize, boolean_query, collection_header, envelope, require_access
 from storage_plugins.base import TYPE_FIELD
 
@@ -31,7 +32,9 @@ async def get_document(request: web.Request, kind: str, document_id: str,
             or (wanted_types is not None and document.get(TYPE_FIELD[kind]) not in wanted_types)):
         of_type = f" of type {type_name}" if type_name else ""
         raise NotFound(f"{LABELS[kind]} {document_id}{of_type} not found in ERCollection {collection_id}")
-    return envelope(200, "", data=[present(document, include_system_data)])
+    response = envelope(200, "", data=[present(document, include_system_data)])
+    response.headers["ETag"] = etag(kind, document)  # its version: what If-Match names on the next write
+    return response
 
 
 def is_active(document: dict) -> bool:
