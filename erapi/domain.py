@@ -18,7 +18,7 @@ from erapi import brick_relationships
 from erapi.acl import READ, WRITE, AccessControl
 from erapi.catalog import Catalog, RelationshipType
 from erapi.errors import Conflict, Forbidden, NotFound
-from erapi.preconditions import EXPECTED_VERSION, version_problem
+from erapi.preconditions import EXPECTED_VERSION, raise_if_mismatch, version_problem
 from storage_plugins.base import VERSION_FIELD, Document, EdgeQuery, Storage
 
 MAX_CLAIM_ROUNDS = 64  # each round lets at least one of the racing writers of an id win
@@ -400,22 +400,26 @@ class DeleteResult:
     deactivated: list[Deactivation] = field(default_factory=list)  # the entity first, then its relationships
 
 
-async def delete_relationship(ctx: WriteContext, relationship_id: str) -> DeleteResult:
-    """Soft-delete one relationship of the context's collection; NotFound when it is absent or inactive."""
+async def delete_relationship(ctx: WriteContext, relationship_id: str, expected: int | None = None) -> DeleteResult:
+    """Soft-delete one relationship of the context's collection; NotFound when it is absent or inactive,
+    PreconditionFailed when ``expected`` (If-Match) is not its version."""
     await read_current(ctx.storage, "relationships", ctx.collection_id, relationship_id)  # may roll forward
-    outcome = (await _deactivate(ctx, "relationships", [relationship_id]))[relationship_id]
+    outcome = (await _deactivate(ctx, "relationships", [relationship_id], expected=expected))[relationship_id]
+    raise_if_mismatch(outcome)
     if isinstance(outcome, str):
         raise NotFound(outcome)
     return DeleteResult(ctx.transaction_id, [
         Deactivation("relationships", ctx.collection_id, relationship_id, outcome, "Relationship deleted")])
 
 
-async def delete_entity(ctx: WriteContext, entity_id: str, cascade: bool) -> DeleteResult:
+async def delete_entity(ctx: WriteContext, entity_id: str, cascade: bool, expected: int | None = None) -> DeleteResult:
     """Soft-delete one entity. Active relationships referencing it, as source or as destination and from any
     collection, refuse the delete (Conflict) unless ``cascade``: then each is deactivated in the collection
     it lives in, which needs a write grant on every one of them (Forbidden otherwise; nothing is written).
     """
     entity = await read_current(ctx.storage, "entities", ctx.collection_id, entity_id)
+    if expected is not None:  # a precondition comes before what the delete itself would refuse
+        raise_if_mismatch(version_problem("entities", "Entity", {"id": entity_id, EXPECTED_VERSION: expected}, entity))
     if entity is None or not _is_active(entity):
         raise NotFound(f"Entity {entity_id} not found in ERCollection {ctx.collection_id}")
     references = EdgeQuery(ctx.collection_id, entity_id, limit=None)
@@ -442,7 +446,8 @@ async def delete_entity(ctx: WriteContext, entity_id: str, cascade: bool) -> Del
         )
     # the entity goes first: from now on no new relationship can name it, so the search below is complete
     # but for writers that checked the entity before this point (see docs/API.md)
-    outcome = (await _deactivate(ctx, "entities", [entity_id]))[entity_id]
+    outcome = (await _deactivate(ctx, "entities", [entity_id], expected=expected))[entity_id]
+    raise_if_mismatch(outcome)  # a concurrent write won
     if isinstance(outcome, str):
         raise NotFound(outcome)  # a concurrent delete won
     result = DeleteResult(ctx.transaction_id, [
@@ -492,9 +497,10 @@ def _referenced_message(entity_id: str, total: int, listed: list[Document]) -> s
 
 
 async def _deactivate(ctx: WriteContext, kind: str, ids: list[str],
-                      still: Callable[[Document], bool] = lambda previous: True) -> dict[str, Document | str]:
-    """Write a new version with ``isActive: false`` of each id that is active (and passes ``still``);
-    a str outcome names the id as not found. Same claim-then-publish path as an upsert."""
+                      still: Callable[[Document], bool] = lambda previous: True,
+                      expected: int | None = None) -> dict[str, Document | str]:
+    """Write a new version with ``isActive: false`` of each id that is active (and passes ``still``, and is at
+    version ``expected`` when given); a str outcome says why not. Same claim-then-publish path as an upsert."""
     now = utc_timestamp()
 
     def build(item: dict, previous: Document | None) -> Document | str:
@@ -504,7 +510,9 @@ async def _deactivate(ctx: WriteContext, kind: str, ids: list[str],
         document.update(isActive=False, sysData=_system_data(ctx, kind, previous, now))
         return document
 
-    return await _upsert_versioned(ctx, kind, {document_id: {"id": document_id} for document_id in ids}, build)
+    condition = {} if expected is None else {EXPECTED_VERSION: expected}
+    return await _upsert_versioned(ctx, kind, {document_id: {"id": document_id, **condition} for document_id in ids},
+                                   build)
 
 
 def _is_active(document: Document) -> bool:

@@ -351,6 +351,9 @@ CASCADE = Parameter(
                 "collection it lives (a write grant on each is needed). Case-insensitive.",
 )
 PAGED = (PAGE_SIZE, CONTINUATION_TOKEN)
+DELETE_IF_MATCH = replace(
+    IF_MATCH, description="Delete only if the stored version is this ETag (from a read, e.g. `\"3\"`); `*`: only if "
+                          "the id has a version. Otherwise 412 and nothing is deleted (checked before 404 and 409).")
 TYPE_EXAMPLES = {"relationships": EXAMPLE_RELATIONSHIP["relationshipType"], "entities": EXAMPLE_ENTITY["entityType"]}
 
 
@@ -402,10 +405,11 @@ def delete(kind: str, label: str, *extra: Parameter, description: str) -> Operat
         summary=f"Soft-delete one {singular}: a new version with isActive false",
         tag=label,
         scopes=(WRITE_SCOPE,),
-        parameters=(id_parameter(kind), ERCOLLECTION, CORRELATION, *extra),
+        parameters=(id_parameter(kind), ERCOLLECTION, CORRELATION, *extra, DELETE_IF_MATCH),
         responses={
             200: Response("delete", "What was deactivated, with versions and trackers", ("X-Transaction-Id",)),
-            **errors(400, *AUTHENTICATED, 404, *STORAGE, *(() if kind == "relationships" else (409,)),
+            **errors(400, *AUTHENTICATED, 404, 412, *STORAGE, *(() if kind == "relationships" else (409,)),
+                     e412=f"If-Match: the {singular}'s version is not the one expected; nothing deleted",
                      e404=f"No active {singular} of that id in the collection",
                      e409="Active relationships reference the entity (without cascade=true)"),
         },

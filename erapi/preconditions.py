@@ -52,14 +52,25 @@ def etag(kind: str, document: Document) -> str:
     return f'"{version_of(kind, document)}"'
 
 
-def apply_conditional_headers(request: web.Request, items: list[dict], run_async: bool) -> None:
-    """Turn If-Match / If-None-Match of a one-item write into the item's expected version (400 if misused)."""
+def header_expectation(request: web.Request, create_only: bool = True) -> tuple[str, int] | None:
+    """The conditional header of a one-item write and the version it expects (None: no such header)."""
     if_match, if_none_match = request.headers.get("If-Match"), request.headers.get("If-None-Match")
     if if_match is None and if_none_match is None:
-        return
-    name = "If-Match" if if_match is not None else "If-None-Match"
+        return None
     if if_match is not None and if_none_match is not None:
         raise InvalidRequest("Send If-Match or If-None-Match, not both")
+    if if_match is None and not create_only:
+        raise InvalidRequest("If-None-Match does not apply here; send If-Match with the ETag you read")
+    name = "If-Match" if if_match is not None else "If-None-Match"
+    return name, _header_version(name, if_match if if_match is not None else if_none_match)
+
+
+def apply_conditional_headers(request: web.Request, items: list[dict], run_async: bool) -> None:
+    """Turn If-Match / If-None-Match of a one-item write into the item's expected version (400 if misused)."""
+    expectation = header_expectation(request)
+    if expectation is None:
+        return
+    name, expected = expectation
     if run_async:
         raise InvalidRequest(f"{name} applies to synchronous writes (async: false); give the item expectedVersion")
     if len(items) != 1:
@@ -67,7 +78,7 @@ def apply_conditional_headers(request: web.Request, items: list[dict], run_async
                              "expectedVersion")
     if EXPECTED_VERSION in items[0]:
         raise InvalidRequest(f"Give the expected version once: in {name} or in expectedVersion")
-    items[0][EXPECTED_VERSION] = _header_version(name, if_match if if_match is not None else if_none_match)
+    items[0][EXPECTED_VERSION] = expected
 
 
 def _header_version(name: str, value: str) -> int:
@@ -84,9 +95,13 @@ def _header_version(name: str, value: str) -> int:
     return int(match.group(1))
 
 
+def raise_if_mismatch(outcome: object) -> None:
+    """412 for a one-item write whose outcome is a version mismatch."""
+    if isinstance(outcome, VersionMismatch):
+        raise PreconditionFailed(outcome)
+
+
 def raise_if_precondition_failed(request: web.Request, result: "BatchResult") -> None:
     """412, before anything about the request is stored, when a conditional one-item write lost its check."""
     if ("If-Match" in request.headers or "If-None-Match" in request.headers) and result.results:
-        first = result.results[0]
-        if isinstance(first.message, VersionMismatch):
-            raise PreconditionFailed(first.message)
+        raise_if_mismatch(result.results[0].message)

@@ -148,3 +148,30 @@ async def test_of_twenty_batches_expecting_one_version_exactly_one_item_wins(sit
     assert all(len(answer["data"]["responses"]["success"]) == (2 if n in won else 1)
                for n, answer in enumerate(answers))
     assert await versions(site, "relationships", "r") == [1, 2]
+
+
+async def test_a_delete_with_a_stale_if_match_is_412_and_deletes_nothing(site):
+    await site.relationships(C, relationship("r", "a", "b", note="second"))
+    refused = await site.call("DELETE", "/apollo/er/relationships/r", 412, collection=C,
+                              headers={"If-Match": '"1"'})
+    assert refused["status"]["message"] == (
+        "Relationship r is at version 2, not the expected version 1; it was not written")
+    await site.call("DELETE", "/apollo/er/relationships/r", 200, collection=C, headers={"If-Match": '"2"'})
+    assert await versions(site, "relationships", "r") == [1, 2, 3]
+
+
+async def test_an_entity_delete_checks_if_match_before_its_references(site):
+    refused = await site.call("DELETE", "/apollo/er/entities/a", 412, collection=C, headers={"If-Match": '"9"'})
+    assert refused["status"]["message"] == "Entity a is at version 1, not the expected version 9; it was not written"
+    await site.call("DELETE", "/apollo/er/entities/a", 409, collection=C, headers={"If-Match": '"1"'})
+    await site.call("DELETE", "/apollo/er/entities/a", 200, collection=C, headers={"If-Match": '"1"'},
+                    params={"cascade": "true"})
+    assert await versions(site, "entities", "a") == [1, 2]
+    ghost = await site.call("DELETE", "/apollo/er/entities/ghost", 412, collection=C, headers={"If-Match": "*"})
+    assert ghost["status"]["message"] == "Entity ghost does not exist; If-Match: * needs a stored version"
+
+
+async def test_if_none_match_does_not_apply_to_a_delete(site):
+    refused = await site.call("DELETE", "/apollo/er/relationships/r", 400, collection=C,
+                              headers={"If-None-Match": "*"})
+    assert refused["status"]["message"] == "If-None-Match does not apply here; send If-Match with the ETag you read"

@@ -16,6 +16,7 @@ from erapi.domain import (
     delete_relationship,
     delete_status_records,
 )
+from erapi.preconditions import header_expectation
 from erapi.web import WRITE_SCOPE, authorize, boolean_query, collection_header, envelope, require_access, tracker_url
 from storage_plugins.base import VERSION_FIELD
 
@@ -23,7 +24,7 @@ from storage_plugins.base import VERSION_FIELD
 async def delete_relationship_handler(request: web.Request) -> web.Response:
     relationship_id = request.match_info["relationshipId"]
     context, received_at = await _write_context(request)
-    result = await delete_relationship(context, relationship_id)
+    result = await delete_relationship(context, relationship_id, if_match(request))
     return await _respond(request, context, result, received_at, f"Relationship {relationship_id} deleted")
 
 
@@ -31,12 +32,18 @@ async def delete_entity_handler(request: web.Request) -> web.Response:
     entity_id = request.match_info["entityId"]
     context, received_at = await _write_context(request)
     cascade = boolean_query(request, "cascade")
-    result = await delete_entity(context, entity_id, cascade)
+    result = await delete_entity(context, entity_id, cascade, if_match(request))
     cascaded = len(result.deactivated) - 1
     message = f"Entity {entity_id} deleted"
     if cascaded:
         message += f" with {cascaded} relationship{'s' if cascaded > 1 else ''} that referenced it"
     return await _respond(request, context, result, received_at, message)
+
+
+def if_match(request: web.Request) -> int | None:
+    """The version an If-Match delete expects (None without the header)."""
+    expectation = header_expectation(request, create_only=False)
+    return None if expectation is None else expectation[1]
 
 
 async def _write_context(request: web.Request) -> tuple[WriteContext, datetime]:
