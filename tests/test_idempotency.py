@@ -163,6 +163,22 @@ async def test_a_retry_while_the_first_request_runs_gets_409_after_the_bounded_w
     assert await stored_state(api.client.app[storage_key], [C]) == before
 
 
+async def test_a_retry_while_the_first_request_runs_waits_and_gets_its_answer(site):
+    api, clock = site
+    await running_elsewhere(api, clock, "slow", lease_left=60)
+    storage = api.client.app[storage_key]
+    retry = asyncio.create_task(post(api, BATCH, "slow"))
+    for _ in range(10):  # let the retry find the running request and start waiting for it
+        await asyncio.sleep(0)
+    answer = {"status": 207, "body": '{"from": "the first request"}', "headers": {"X-Transaction-Id": "t-1"}}
+    assert await storage.finish_idempotency_key(scoped_key_id(api.subject, C, "slow"), "another process",
+                                                {"state": "done", "answer": answer})
+    status, body, headers = await retry
+    assert (status, body, headers["X-Transaction-Id"]) == (207, b'{"from": "the first request"}', "t-1")
+    assert headers["Idempotent-Replayed"] == "true"
+    assert await versions(api, [i["id"] for i in BATCH]) == {i["id"]: [1] for i in BATCH}  # the probe's only
+
+
 async def test_a_first_request_whose_process_died_gives_its_key_up_after_its_lease(site):
     api, clock = site
     await running_elsewhere(api, clock, "orphan", lease_left=-1)

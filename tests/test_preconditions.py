@@ -175,3 +175,16 @@ async def test_if_none_match_does_not_apply_to_a_delete(site):
     refused = await site.call("DELETE", "/apollo/er/relationships/r", 400, collection=C,
                               headers={"If-None-Match": "*"})
     assert refused["status"]["message"] == "If-None-Match does not apply here; send If-Match with the ETag you read"
+
+
+async def test_expected_versions_hold_in_an_async_job(site):
+    from tests.test_jobs import all_records, wait_for_job
+
+    accepted = await site.call("POST", "/apollo/er/relationships", 202, collection=C, headers={"async": "true"},
+                               json_body=[relationship("r", "a", "b", expectedVersion=5),
+                                          relationship("r2", "a", "b", expectedVersion=0)])
+    await wait_for_job(site, accepted["transactionId"], collection=C)
+    records = await all_records(site, accepted["transactionId"], collection=C)
+    assert [(r["state"], r["message"]) for r in records[1:]] == [
+        ("Failed", "Relationship r is at version 1, not the expected version 5; it was not written"),
+        ("Completed", "Relationship upserted successfully")]
