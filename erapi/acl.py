@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from storage_plugins.base import Document, DuplicateError, Storage
+from storage_plugins.base import Document, DuplicateError, GrantedCollections, Storage
 
 READ = "read"
 WRITE = "write"
@@ -73,6 +73,10 @@ class AccessControl:
 
     async def access_to_many(self, collection_ids: Iterable[str], principal: str) -> dict[str, frozenset[str]]:
         return {cid: await self.access(cid, principal) for cid in set(collection_ids)}
+
+    async def granted_collections(self, principal: str, after: str | None, limit: int) -> GrantedCollections:
+        """A page of the collections ``principal`` holds a grant on, read from storage (not the cache): one call."""
+        return await self._storage.list_granted_collections(principal, after, limit)
 
     async def register(self, registration: Document) -> None:
         """Store the registration and the owner's read+write grant; CollectionExists if already there."""

@@ -445,6 +445,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         },
         operation_id="createCollection",
     ),
+    ("GET", "/apollo/collections"): Operation(
+        summary="The collections the caller holds a grant on", tag="Collections",
+        scopes=(READ_SCOPE,),
+        parameters=PAGED,
+        responses={200: Response("collection-list", "One page, in collectionId order, each with the caller's "
+                                                    "access; `paging.continuationToken` is null on the last page"),
+                   **errors(*AUTHENTICATED, 400, *STORAGE, e403="Scope missing")},
+        operation_id="listCollections",
+    ),
     ("GET", "/apollo/collections/{collectionId}"): Operation(
         summary="Read a collection's registration", tag="Collections",
         scopes=(READ_SCOPE,),

@@ -10,6 +10,7 @@ ROUTES = [
     web.get("/healthz", health.healthz),
     web.get("/readyz", health.readyz),
     web.post("/apollo/collections", collections.create_collection),
+    web.get("/apollo/collections", collections.list_collections),
     web.get("/apollo/collections/{collectionId}", collections.get_collection),
     web.put("/apollo/collections/{collectionId}/acl", collections.put_grant),
     web.get("/apollo/collections/{collectionId}/acl", collections.get_grants),

@@ -201,6 +201,14 @@ class ClaimResult:
     conflicted: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class GrantedCollections:
+    """One page of the collections a principal holds a grant on, and how many there are in all."""
+
+    page: list[tuple[Document | None, Document]]  # (registration, grant record), by collectionId ascending
+    total: int
+
+
 class Storage(abc.ABC):
     """A storage plugin. Instances are created from config, then opened once and closed once."""
 
@@ -488,6 +496,15 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def get_acl(self, collection_id: str) -> tuple[Document | None, list[Document]]:
         """The registration (or None when unregistered) and every grant of one collection, in no set order."""
+
+    @abc.abstractmethod
+    async def list_granted_collections(self, principal: str, after: str | None, limit: int) -> GrantedCollections:
+        """The collections on which ``principal`` holds a grant with some access, each with its
+        registration and that grant, ordered by ``collectionId`` (code-point order), only ids strictly greater
+        than ``after`` (None: from the first), at most ``limit``. A grant whose access is empty (a revocation)
+        does not count. ``total`` counts every such collection, whatever ``after`` and ``limit``. The
+        registration is None for a grant on an unregistered collection (the ACL library never writes one).
+        """
 
 
 def available_plugins() -> dict[str, Any]:

@@ -26,13 +26,14 @@ import bisect
 import contextlib
 import copy
 import heapq
+import itertools
 import sys
 import time
 from dataclasses import replace
 from typing import AsyncIterator, Iterable, Iterator, Sequence
 
 import orjson
-from sortedcontainers import SortedList
+from sortedcontainers import SortedList, SortedSet
 
 from storage_plugins.base import (
     IDEMPOTENCY_SWEEP_EVERY,
@@ -45,6 +46,7 @@ from storage_plugins.base import (
     DocumentQuery,
     DuplicateError,
     EdgeQuery,
+    GrantedCollections,
     LogQuery,
     LogTransition,
     Storage,
@@ -221,6 +223,7 @@ class MemoryStorage(Storage):
         self._grants: dict[str, dict[str, Document]] = {}
         self._idempotency: dict[str, Document] = {}
         self._idempotency_claims = 0
+        self._granted: dict[str, SortedSet] = {}  # principal -> ids of the collections it has some access to
 
     async def open(self) -> None:
         return None
@@ -583,6 +586,11 @@ class MemoryStorage(Storage):
 
     async def put_grant(self, collection_id: str, principal: str, record: Document) -> None:
         self._grants.setdefault(collection_id, {})[principal] = _clone(record)
+        granted = self._granted.setdefault(principal, SortedSet())
+        if record["access"]:
+            granted.add(collection_id)
+        else:
+            granted.discard(collection_id)
 
     async def claim_idempotency_key(self, record: Document) -> Document | None:
         self._idempotency_claims += 1
@@ -618,6 +626,13 @@ class MemoryStorage(Storage):
         registration = self._registrations.get(collection_id)
         grants = self._grants.get(collection_id, {}).values()
         return (_clone(registration) if registration else None, [_clone(g) for g in grants])
+
+    async def list_granted_collections(self, principal: str, after: str | None, limit: int) -> GrantedCollections:
+        granted = self._granted.get(principal, SortedSet())
+        following = granted.irange(minimum=after, inclusive=(False, False)) if after is not None else iter(granted)
+        page = [(_clone(self._registrations[cid]) if cid in self._registrations else None,
+                 _clone(self._grants[cid][principal])) for cid in itertools.islice(following, limit)]
+        return GrantedCollections(page=page, total=len(granted))
 
 
 

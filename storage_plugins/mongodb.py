@@ -52,6 +52,7 @@ from storage_plugins.base import (
     DocumentQuery,
     DuplicateError,
     EdgeQuery,
+    GrantedCollections,
     LogQuery,
     LogTransition,
     Storage,
@@ -780,6 +781,19 @@ class MongoStorage(Storage):
         registration = next((item["record"] for item in found if item["recordKind"] == REGISTRATION), None)
         return registration, [item["record"] for item in found if item["recordKind"] == GRANT]
 
+    async def list_granted_collections(self, principal: str, after: str | None, limit: int) -> GrantedCollections:
+        granted = {"recordKind": GRANT, "principal": _text(principal, "principal"),
+                   "record.access.0": {"$exists": True}}  # a revocation leaves a grant with no access
+        page_filter = granted if after is None else {**granted, "ercollectionid": {"$gt": _text(after, "after")}}
+        with _driver_errors("list of granted collections"):
+            grants = await self._db[LOGS].find(page_filter).sort("ercollectionid", ASCENDING).limit(limit).to_list()
+            ids = [grant["ercollectionid"] for grant in grants]
+            found = await self._db[LOGS].find({"ercollectionid": {"$in": ids}, "id": REGISTRATION_KEY}).to_list()
+            total = await self._db[LOGS].count_documents(granted)
+        registrations = {item["ercollectionid"]: item["record"] for item in found}
+        page = [(registrations.get(grant["ercollectionid"]), grant["record"]) for grant in grants]
+        return GrantedCollections(page=page, total=total)
+
 
 def _transactions_unavailable(dialect: MongoDialect, hello: Document) -> str | None:
     """Why this server cannot run multi-document transactions, or None when it can."""
@@ -857,6 +871,9 @@ def _indexes() -> list[tuple[str, IndexModel]]:
         ))
     indexes.append((LOGS, IndexModel([("ercollectionid", ASCENDING), ("id", ASCENDING)], name="collection_id",
                                      unique=True)))
+    # the collections a principal holds a grant on; sparse: only grant records have a principal field, so the
+    # status records (most of this collection) stay out of it
+    indexes.append((LOGS, IndexModel([("principal", ASCENDING)], name="grant_principal", sparse=True)))
     # the status tracker's queries: one filter (or none) and the (receivedTimestamp, id) sort
     tail = [("receivedTimestamp", ASCENDING), ("id", ASCENDING)]
     indexes.append((LOGS, IndexModel([("ercollectionid", ASCENDING), *tail], name="collection_time")))

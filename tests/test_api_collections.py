@@ -216,6 +216,66 @@ async def test_acl_put_needs_the_write_scope_and_acl_get_the_read_scope(api):
     assert await grants_of(api, "site") == [{"principal": "alice", "access": ["read", "write"]}]
 
 
+# ---- the caller's collections: GET /apollo/collections -------------------------------------------------------------
+
+
+async def list_collections(api, expect: int = 200, **headers: str) -> dict:
+    schema = "collection-list" if expect == 200 else None
+    return await api.call("GET", "/apollo/collections", expect, headers=headers, schema=schema)
+
+
+async def test_each_principal_lists_exactly_the_collections_it_holds_a_grant_on(api):
+    bob = api.as_("bob")
+    for collection_id in ("c2", "c1", "c3"):
+        await api.register(collection_id, f"Building {collection_id}")
+    await bob.register("b1", "Bob's")
+    await api.grant("c2", "bob", [READ])
+    await api.grant("c3", "bob", [READ, WRITE])
+    await api.grant("c3", "bob", [])  # revoked
+
+    alice = await list_collections(api)
+    assert [(c["collectionId"], c["owner"], c["access"]) for c in alice["data"]] == [
+        ("c1", "alice", ["read", "write"]), ("c2", "alice", ["read", "write"]), ("c3", "alice", ["read", "write"])]
+    assert alice["data"][0]["collectionName"] == "Building c1" and alice["data"][0]["createdAt"].endswith("Z")
+    assert alice["paging"] == {"totalCount": 3, "continuationToken": None}
+    listed = await list_collections(bob)
+    assert [(c["collectionId"], c["owner"], c["access"]) for c in listed["data"]] == [
+        ("b1", "bob", ["read", "write"]), ("c2", "alice", ["read"])]
+    assert listed["paging"] == {"totalCount": 2, "continuationToken": None}
+    assert (await list_collections(api.as_("carol")))["paging"] == {"totalCount": 0, "continuationToken": None}
+
+
+async def test_the_collections_list_pages_with_a_token_bound_to_the_caller(api):
+    for number in range(5):
+        await api.register(f"c{number}")
+    await api.grant("c1", "bob", [READ])
+    first = await list_collections(api, PageSize="2")
+    assert [c["collectionId"] for c in first["data"]] == ["c0", "c1"]
+    assert first["paging"]["totalCount"] == 5
+    token = first["paging"]["continuationToken"]
+    await api.register("c00")  # sorts before the position reached: not shown by the next pages
+    second = await list_collections(api, PageSize="2", continuationToken=token)
+    assert [c["collectionId"] for c in second["data"]] == ["c2", "c3"]
+    last = await list_collections(api, PageSize="2", continuationToken=second["paging"]["continuationToken"])
+    assert ([c["collectionId"] for c in last["data"]], last["paging"]) == (["c4"], {"totalCount": 6,
+                                                                                   "continuationToken": None})
+    refused = await list_collections(api.as_("bob"), 400, continuationToken=token)
+    assert refused["status"]["message"] == "continuationToken was issued for another collection or query"
+    tampered = await list_collections(api, 400, continuationToken=token[:-2] + "xx")
+    assert tampered["status"]["message"] == "continuationToken is invalid"
+
+
+async def test_the_collections_list_refuses_bad_paging_and_unknown_parameters_and_needs_read_scope(api):
+    await api.register("site")
+    body = await list_collections(api, 400, PageSize="0")
+    assert body["status"]["message"] == "The PageSize header must be a whole number from 1 to 1000"
+    body = await api.call("GET", "/apollo/collections", 400, params={"owner": "alice"})
+    assert body["status"]["message"].startswith("Unknown query parameter owner")
+    body = await api.as_("alice", scopes="apollo_write").call("GET", "/apollo/collections", 403)
+    assert body["status"]["message"] == "The token lacks the scope apollo_read"
+    await api.as_("alice").call("GET", "/apollo/collections", 401, headers={"Authorization": "Bearer nope"})
+
+
 # ---- nothing else writes the ACL library --------------------------------------------------------------------------
 
 
@@ -238,6 +298,7 @@ async def test_writes_through_other_endpoints_never_create_acl_records(api):
     await mallory.call("PUT", "/apollo/collections/site", 405, json_body=lookalike)
 
     await mallory.call("GET", "/apollo/collections/site", 403)
+    assert [c["collectionId"] for c in (await mallory.call("GET", "/apollo/collections", 200))["data"]] == ["mine"]
     assert await grants_of(api, "site") == [{"principal": "alice", "access": ["read", "write"]}]
     assert await grants_of(mallory, "mine") == [{"principal": "mallory", "access": ["read", "write"]}]
     await mallory.call("GET", "/apollo/er/entities/acl:collection", 403, collection="site")

@@ -143,3 +143,19 @@ async def test_a_mixed_batch_with_failures_costs_no_more_than_a_clean_one(counte
     assert len(body["data"]["responses"]["success"]) == 50
     assert len(body["data"]["responses"]["failure"]) == 50
     assert hundred == one
+
+
+async def test_a_page_of_100_collections_costs_one_storage_call_like_a_page_of_1(counted):
+    api, proxy = counted
+    for number in range(101):
+        await api.register(f"c{number:03}")
+
+    async def page(size: int) -> dict:
+        return await api.call("GET", "/apollo/collections", 200, headers={"PageSize": str(size)},
+                              schema="collection-list")
+
+    body, one = await calls_of(proxy, lambda: page(1))
+    assert len(body["data"]) == 1
+    body, hundred = await calls_of(proxy, lambda: page(100))
+    assert len(body["data"]) == 100 and body["paging"]["totalCount"] == 101
+    assert hundred == one == Counter(list_granted_collections=1)

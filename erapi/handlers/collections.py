@@ -9,10 +9,13 @@ from aiohttp import web
 
 from erapi.acl import READ, WRITE, CollectionExists
 from erapi.domain import utc_timestamp
-from erapi.errors import Conflict, Forbidden, NotFound
-from erapi.keys import acl_key
+from erapi.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from erapi.handlers.reads import check_parameters, open_token, page_headers
+from erapi.keys import acl_key, page_tokens_key
 from erapi.logs import audit
 from erapi.web import READ_SCOPE, WRITE_SCOPE, authorize, envelope, read_json, validate
+
+COLLECTIONS_LIST = {"list": "collections"}  # what a continuation token of this list is bound to, with the caller
 
 
 async def create_collection(request: web.Request) -> web.Response:
@@ -34,6 +37,26 @@ async def create_collection(request: web.Request) -> web.Response:
     audit("collection registered", owner=principal.subject, collection_name=registration["collectionName"],
           access=[READ, WRITE])
     return envelope(201, "ERCollection registered", data=registration)
+
+
+async def list_collections(request: web.Request) -> web.Response:
+    """The collections the caller holds a grant on, in collectionId order, paged like every list; the token is
+    bound to the caller, so another principal cannot continue the walk."""
+    principal = await authorize(request, READ_SCOPE)
+    check_parameters(request, ())
+    size, token = page_headers(request)
+    after = open_token(request, token, principal.subject, COLLECTIONS_LIST)
+    if after is not None and not isinstance(after, str):
+        raise InvalidRequest("continuationToken was issued for another collection or query")
+    found = await request.app[acl_key].granted_collections(principal.subject, after, size + 1)
+    page = found.page[:size]
+    next_token = None
+    if len(found.page) > size:
+        last = page[-1][1]["collectionId"]
+        next_token = request.app[page_tokens_key].issue(principal.subject, COLLECTIONS_LIST, last)
+    # the ACL library registers a collection before its first grant: a grant alone has nothing to show
+    data = [{**registration, "access": grant["access"]} for registration, grant in page if registration is not None]
+    return envelope(200, "", data=data, paging={"totalCount": found.total, "continuationToken": next_token})
 
 
 async def get_collection(request: web.Request) -> web.Response:

@@ -66,7 +66,7 @@ async def list_entities_of_type(request: web.Request) -> web.Response:
     found = catalog.entity_type(request.match_info["type"])
     if found is None:
         raise NotFound(f"Entity type {request.match_info['type']} not found in the entity type catalog")
-    _parameters(request, READ_OPTIONS + ("includeSubtypes",))
+    check_parameters(request, READ_OPTIONS + ("includeSubtypes",))
     subtypes = _boolean(request, "includeSubtypes", False)
     names = catalog.descendants(found.name) if subtypes else [found.name]
     return await _list(request, collection_id, "entities", ("includeSubtypes",), type_name=found.name,
@@ -84,15 +84,15 @@ async def get_relationship_of_type(request: web.Request) -> web.Response:
 async def _list(request: web.Request, collection_id: str, kind: str, options: tuple[str, ...] = (), *,
                 type_name: str | None = None, types: frozenset[str] | None = None,
                 subtypes: bool = False) -> web.Response:
-    _parameters(request, READ_OPTIONS + options)
+    check_parameters(request, READ_OPTIONS + options)
     filters = {name: _filter_value(name, request.query[name]) for name in RELATIONSHIP_FILTERS
                if name in options and name in request.query}
     include_inactive = _boolean(request, "includeInactive", False)
     include_system_data = _boolean(request, "includeSystemData", False)
-    size, token = _paging(request)
+    size, token = page_headers(request)
     binding = {"list": kind, "type": type_name, "subtypes": subtypes, "filters": filters,
                "inactive": include_inactive}
-    after = _open(request, token, collection_id, binding)
+    after = open_token(request, token, collection_id, binding)
     if after is not None and not isinstance(after, str):
         raise InvalidRequest("continuationToken was issued for another collection or query")
     query = DocumentQuery(types=types, active_only=not include_inactive, after_id=after, limit=size + 1,
@@ -114,16 +114,16 @@ async def list_entity_relationships(request: web.Request) -> web.Response:
     """Outgoing: stored in the header's collection with the entity as source. Incoming: stored in any
     collection with the entity as destination, shown only from collections the caller may read."""
     principal, collection_id = await _reader(request)
-    _parameters(request, READ_OPTIONS + ("direction",))
+    check_parameters(request, READ_OPTIONS + ("direction",))
     entity_id = request.match_info["entityId"]
     direction = request.query.get("direction", "both")
     if direction not in DIRECTIONS:
         raise InvalidRequest("The query parameter direction must be outgoing, incoming or both")
     include_inactive = _boolean(request, "includeInactive", False)
     include_system_data = _boolean(request, "includeSystemData", False)
-    size, token = _paging(request)
+    size, token = page_headers(request)
     binding = {"list": "edges", "entity": entity_id, "direction": direction, "inactive": include_inactive}
-    after = _open(request, token, collection_id, binding)
+    after = open_token(request, token, collection_id, binding)
     if after is not None and not (isinstance(after, list) and len(after) == 2
                                   and all(isinstance(part, str) for part in after)):
         raise InvalidRequest("continuationToken was issued for another collection or query")
@@ -170,11 +170,11 @@ async def entity_versions(request: web.Request) -> web.Response:
 async def _versions(request: web.Request, kind: str, document_id: str) -> web.Response:
     """Every version, oldest first, with sysData unless ``includeSystemData=false``; paged by version."""
     _principal, collection_id = await _reader(request)
-    _parameters(request, ("includeSystemData",))
+    check_parameters(request, ("includeSystemData",))
     include_system_data = _boolean(request, "includeSystemData", True)
-    size, token = _paging(request)
+    size, token = page_headers(request)
     binding = {"list": f"{kind}/versions", "id": document_id}
-    after = _open(request, token, collection_id, binding)
+    after = open_token(request, token, collection_id, binding)
     if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
         raise InvalidRequest("continuationToken was issued for another collection or query")
     storage = request.app[storage_key]
@@ -200,7 +200,7 @@ async def collection_stats(request: web.Request) -> web.Response:
     if not COLLECTION_ID.match(collection_id):
         raise InvalidRequest(f"{collection_id} is not a valid ERCollection id")
     await require_access(request, collection_id, principal, READ)
-    _parameters(request, ("includeSystemData",))
+    check_parameters(request, ("includeSystemData",))
     _boolean(request, "includeSystemData", False)  # accepted everywhere; stats carry no system data
     storage = request.app[storage_key]
     entities = await storage.count_by_type("entities", collection_id)
@@ -236,7 +236,7 @@ async def _reader(request: web.Request) -> tuple[Principal, str]:
     return principal, collection_id
 
 
-def _parameters(request: web.Request, allowed: tuple[str, ...]) -> None:
+def check_parameters(request: web.Request, allowed: tuple[str, ...]) -> None:
     """400 for a query parameter the operation does not take: a misspelt filter must not widen a list."""
     unknown = sorted(set(request.query) - set(allowed))
     if unknown:
@@ -261,7 +261,7 @@ def _filter_value(name: str, value: str) -> str:
     return value
 
 
-def _paging(request: web.Request) -> tuple[int, str | None]:
+def page_headers(request: web.Request) -> tuple[int, str | None]:
     """The PageSize header (1-1000, default 100) and the continuationToken header (absent or empty: none)."""
     raw = request.headers.get("PageSize")
     size = DEFAULT_PAGE_SIZE
@@ -274,7 +274,7 @@ def _paging(request: web.Request) -> tuple[int, str | None]:
     return size, token
 
 
-def _open(request: web.Request, token: str | None, collection_id: str, binding: dict) -> Any:
+def open_token(request: web.Request, token: str | None, collection_id: str, binding: dict) -> Any:
     if token is None:
         return None
     if len(token) > MAX_TOKEN_CHARS or not token.isascii():
