@@ -287,7 +287,8 @@ class Storage(abc.ABC):
             document for document in newest
             if document["id"] not in current or version_of(kind, current[document["id"]]) < version_of(kind, document)
         ]
-        await self.put_current(kind, collection_id, behind)
+        if behind:
+            await self.put_current(kind, collection_id, behind)
         return behind
 
     async def roll_forward(self, kind: str, collection_id: str, ids: Iterable[str]) -> dict[str, Document]:
