@@ -26,6 +26,7 @@ setup(
         "jsonschema-rs>=0.29",
         "sortedcontainers>=2.4",  # the memory plugin's id order: O(log n) inserts, so writes do not slow as data grows
         "swagger-ui-py>=25.7",  # Swagger UI 5 assets for /apollo/docs, served by the service itself
+        "prometheus-client>=0.20",  # /metrics; its multiprocess mode sums the processes of `erapi serve --workers N`
     ],
     extras_require={
         "mongodb": ["pymongo>=4.13"],

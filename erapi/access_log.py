@@ -9,6 +9,7 @@ import structlog
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from erapi.metrics import record_request
 from erapi.web import COLLECTION_ID
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -56,11 +57,14 @@ async def request_context_middleware(request: web.Request, handler) -> web.Strea
 
 
 class AccessLogger(AbstractAccessLogger):
-    """aiohttp calls ``log`` once per answered request, also for one the middlewares or the HTTP parser refused.
+    """aiohttp calls ``log`` (the access line and the request metrics) once per answered request, also for one the
+    middlewares or the HTTP parser refused.
 
     It runs in the request's own task, after the response went out: the context the request bound is still there.
     """
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        logger.info("request", method=request.method, route=request.get(route_key, UNMATCHED),
-                    status=response.status, duration_ms=round(time * 1000, 3))
+        route = request.get(route_key, UNMATCHED)
+        record_request(request.method, route, response.status, time)
+        logger.info("request", method=request.method, route=route, status=response.status,
+                    duration_ms=round(time * 1000, 3))

@@ -33,6 +33,7 @@ from erapi.keys import (
     storage_key,
     validator_key,
 )
+from erapi.metrics import MeteredStorage
 from erapi.middleware import (
     error_middleware,
     no_store_middleware,
@@ -78,7 +79,7 @@ async def _schemas_and_catalog(app: web.Application) -> AsyncIterator[None]:
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
     config = app[config_key]
-    storage = create_storage(config.storage, config.storage_settings())
+    storage = MeteredStorage(create_storage(config.storage, config.storage_settings()))
     await storage.open()
     app[storage_key] = storage
     app[acl_key] = AccessControl(storage, config.acl.cache_ttl_seconds)

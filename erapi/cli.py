@@ -8,9 +8,11 @@ import errno
 import gc
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from multiprocessing.connection import wait
 from typing import NoReturn
 
@@ -153,18 +155,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(arguments: argparse.Namespace) -> int:
-    from erapi.app import create_app
-    from erapi.logs import configure_logging
-
     config = load_config(arguments.config)
     host = arguments.host if arguments.host is not None else config.server.host
     port = arguments.port if arguments.port is not None else config.server.port
     workers = arguments.workers if arguments.workers is not None else config.server.workers
     _check_workers(config, workers)
+    metrics_directory = _multiprocess_metrics(workers)  # before anything imports prometheus_client
+
+    from erapi.app import create_app
+    from erapi.logs import configure_logging
+
     configure_logging(config.log.level)
     gc.set_threshold(*GC_THRESHOLDS)
     if workers > 1:
-        return _serve_workers(config, host, port, workers)
+        try:
+            return _serve_workers(config, host, port, workers)
+        finally:
+            if metrics_directory:
+                shutil.rmtree(metrics_directory, ignore_errors=True)
     _run_app(
         create_app(config),
         host=host,
@@ -174,6 +182,19 @@ def _serve(arguments: argparse.Namespace) -> int:
         access_log=None,
     )
     return 0
+
+
+def _multiprocess_metrics(workers: int) -> str | None:
+    """With several worker processes, prometheus-client's multiprocess mode: each process writes its samples into
+    files of one directory, and /metrics, whichever worker answers, sums them (docs/OPERATIONS.md, Metrics).
+
+    The directory is the operator's PROMETHEUS_MULTIPROC_DIR when set, else a new one, returned to be removed.
+    """
+    if workers == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    directory = tempfile.mkdtemp(prefix="erapi-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return directory
 
 
 def _run_app(app: web.Application, host: str, port: int, **options) -> None:

@@ -83,6 +83,12 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = True  # GET /metrics on the service's own port; false: 404
+    token: str = ""  # empty: /metrics is open; else it needs "Authorization: Bearer <token>"
+
+
+@dataclass(frozen=True)
 class MongoConfig:
     uri: str = "mongodb://127.0.0.1:27017"
     database: str = "erapi"
@@ -103,6 +109,7 @@ class Config:
     ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
     idempotency: IdempotencyConfig = field(default_factory=IdempotencyConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     mongodb: MongoConfig = field(default_factory=MongoConfig)
 
     def storage_settings(self) -> dict[str, Any]:
@@ -118,6 +125,7 @@ ENVIRONMENT_OVERRIDES = {
     "ERAPI_AUTH_SECRET": ("auth", "secret"),
     "ERAPI_PUBLIC_URL": ("server", "public_url"),
     "ERAPI_LOG_LEVEL": ("log", "level"),
+    "ERAPI_METRICS_TOKEN": ("metrics", "token"),
 }
 
 CHOICES = {
@@ -236,5 +244,7 @@ def _check(config: Config) -> None:
         raise ConfigurationError("config key auth.secret (ERAPI_AUTH_SECRET) must be at least 32 bytes")
     if config.auth.jwks_timeout <= 0 or config.auth.jwks_refresh_interval < 0:
         raise ConfigurationError("config keys auth.jwks_timeout must be positive and auth.jwks_refresh_interval not negative")
+    if config.metrics.token and not 16 <= len(config.metrics.token) <= 256:
+        raise ConfigurationError("config key metrics.token (ERAPI_METRICS_TOKEN) must be 16 to 256 characters")
     if config.auth.mode == "jwks" and not config.auth.jwks_url:
         raise ConfigurationError("config key auth.jwks_url is required when auth.mode is 'jwks'")

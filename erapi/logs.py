@@ -1,4 +1,4 @@
-"""structlog set-up (JSON lines on stdout) and the operators' summary of each transaction."""
+"""structlog set-up (JSON lines on stdout) and the operators' summary of each transaction: its line, its counts."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import orjson
 import structlog
 
 from erapi.domain import BatchResult
+from erapi.metrics import record_items
 
 
 def configure_logging(level: str, stream: BinaryIO | None = None) -> logging.Handler:
@@ -72,6 +73,7 @@ def log_transaction(result: BatchResult) -> None:
     """One line per transaction; one more per item only at DEBUG, where its cost is acceptable."""
     logger = structlog.get_logger("erapi.transaction")
     failures = result.failures
+    record_items(result.kind, "upsert", len(result.results) - len(failures), len(failures))
     logger.info(
         "transaction",
         kind=result.kind,

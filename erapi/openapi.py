@@ -433,6 +433,16 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         responses={200: Response("envelope", "Ready"), 503: Response("envelope", "Storage is not answering")},
         operation_id="readyz",
     ),
+    ("GET", "/metrics"): Operation(
+        summary="Prometheus metrics (text exposition format)", tag="Probes",
+        description="Requests, items written and failed, pending job items, storage calls: docs/OPERATIONS.md, "
+                    "Metrics. Open unless `metrics.token` is set; then `Authorization: Bearer <metrics.token>` "
+                    "(a static token, not a JWT) or 401. 404 when `metrics.enabled` is false.",
+        responses={200: Response(None, "The metrics", media_type="text/plain"),
+                   401: Response("error", "The metrics token is set and was not sent"),
+                   404: Response("error", "Metrics are turned off")},
+        operation_id="metrics",
+    ),
     ("POST", "/apollo/collections"): Operation(
         summary="Register an ERCollection; the caller becomes its owner with read and write grants",
         tag="Collections",

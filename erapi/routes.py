@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from erapi.handlers import collections, deletes, docs, entities, health, reads, relationships, schema, status
+from erapi.handlers import (
+    collections,
+    deletes,
+    docs,
+    entities,
+    health,
+    metrics,
+    reads,
+    relationships,
+    schema,
+    status,
+)
 
 ROUTES = [
     web.get("/healthz", health.healthz),
     web.get("/readyz", health.readyz),
+    web.get("/metrics", metrics.get_metrics),
     web.post("/apollo/collections", collections.create_collection),
     web.get("/apollo/collections", collections.list_collections),
     web.get("/apollo/collections/{collectionId}", collections.get_collection),

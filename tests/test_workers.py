@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.test_cli import erapi_command, free_port, mint, post_json
 
@@ -208,6 +209,38 @@ def test_two_workers_answer_on_one_port_share_one_storage_and_stop_on_sigterm(wo
 
 
 @pytest.mark.mongodb
+def test_metrics_count_the_requests_of_every_worker_whichever_answers_the_scrape(workers, env, tmp_path):
+    metrics_parent = tmp_path / "tmp"  # where the service makes its multiprocess metrics directory
+    metrics_parent.mkdir()
+    env["TMPDIR"] = str(metrics_parent)
+    workers.start(2)
+    answered: dict[int, int] = {}
+    for _ in range(200):
+        status, headers = get(f"{workers.base}/healthz")
+        assert status == 200
+        pid = int(headers["X-Erapi-Worker"])
+        answered[pid] = answered.get(pid, 0) + 1
+        if len(answered) == 2:
+            break
+    assert set(answered) == set(workers.pids)
+
+    # each scrape reaches either worker; both sum the samples of both (a worker records a request right after
+    # answering it, so a scrape on the other one may come a moment early: scrape again)
+    total, reported = sum(answered.values()), {}
+    for _ in range(200):
+        pid, counts = scrape_requests(workers.base)
+        reported[pid] = counts.get("/healthz")
+        if set(reported) == set(workers.pids) and set(reported.values()) == {total}:
+            break
+    assert reported == {pid: total for pid in workers.pids}
+    assert list(metrics_parent.iterdir())  # each worker's samples in files there, while the service runs
+
+    workers.process.send_signal(signal.SIGTERM)
+    assert workers.process.wait(STOP_TIMEOUT) == 0, workers.stderr.read_text()[-3000:]
+    assert list(metrics_parent.iterdir()) == []  # removed at exit
+
+
+@pytest.mark.mongodb
 def test_workers_stop_by_themselves_when_the_parent_is_killed(workers):
     workers.start(2)
     workers.process.kill()
@@ -243,6 +276,15 @@ def get(url: str, token: str | None = None) -> tuple[int, dict]:
     except urllib.error.HTTPError as error:
         with error:
             return error.code, dict(error.headers)
+
+
+def scrape_requests(base: str) -> tuple[int, dict[str, float]]:
+    """Which worker answered /metrics, and its count of 200 answers by route."""
+    with _opener.open(f"{base}/metrics", timeout=15) as response:
+        families = text_string_to_metric_families(response.read().decode())
+        return int(response.headers["X-Erapi-Worker"]), {
+            sample.labels["route"]: sample.value for family in families for sample in family.samples
+            if sample.name == "erapi_http_requests_total" and sample.labels["status"] == "200"}
 
 
 def alive(pid: int) -> bool:

@@ -16,6 +16,7 @@ from erapi.domain import (
     delete_relationship,
     delete_status_records,
 )
+from erapi.metrics import record_items
 from erapi.preconditions import header_expectation
 from erapi.web import WRITE_SCOPE, authorize, boolean_query, collection_header, envelope, require_access, tracker_url
 from storage_plugins.base import VERSION_FIELD
@@ -58,6 +59,8 @@ async def _respond(request: web.Request, context: WriteContext, result: DeleteRe
                    message: str) -> web.Response:
     # awaited before answering: every tracker URL in the response must already resolve
     await context.storage.insert_logs(delete_status_records(context, result, received_at))
+    for kind in ("entities", "relationships"):
+        record_items(kind, "delete", sum(1 for item in result.deactivated if item.kind == kind))
     structlog.get_logger("erapi.transaction").info(
         "transaction", kind="delete", items=len(result.deactivated), succeeded=len(result.deactivated), failed=0,
         deactivated=[{"kind": item.kind, "ercollectionid": item.collection_id, "id": item.id}
