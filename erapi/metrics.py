@@ -19,6 +19,9 @@ MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # any token is an HTTP method to the parser: labels take the known ones, so that callers cannot add series
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# the storage base class's methods built on the interface's primitives (roll_forward, ...)
+COMPOSED = frozenset(name for name, value in vars(Storage).items()
+                     if callable(value) and not name.startswith("_") and name not in Storage.__abstractmethods__)
 
 REQUESTS = Counter("erapi_http_requests", "HTTP requests answered, by method, route template and status",
                    ["method", "route", "status"])
@@ -67,6 +70,10 @@ class MeteredStorage(Storage):
 
     def __init__(self, plugin: Storage) -> None:
         self.plugin = plugin
+        # the base class's own methods run here, on the timed primitives; one the plugin overrides runs there
+        for name in COMPOSED:
+            if getattr(type(plugin), name) is not getattr(Storage, name):
+                setattr(self, name, getattr(plugin, name))
 
     def __getattr__(self, name: str):
         return getattr(self.plugin, name)
