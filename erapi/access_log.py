@@ -53,6 +53,11 @@ async def request_context_middleware(request: web.Request, handler) -> web.Strea
         raise
     if not response.prepared:
         response.headers[REQUEST_ID_HEADER] = request_id
+    # the access line names the transaction the caller was told of: a replayed answer (Idempotency-Key) names
+    # the first request's, not the one this request began before it found the key
+    transaction_id = response.headers.get("X-Transaction-Id")
+    if transaction_id:
+        structlog.contextvars.bind_contextvars(transaction_id=transaction_id)
     return response
 
 

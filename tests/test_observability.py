@@ -86,6 +86,19 @@ async def test_the_access_line_names_the_route_template_and_the_transaction(api:
     assert (unknown["route"], unknown["status"]) == ("unmatched", 404)
 
 
+async def test_a_replayed_write_names_the_first_transaction_in_its_access_line(api: Api, logs: LogLines):
+    await api.register("c1")
+    retry = {"Idempotency-Key": "retry-me-1"}
+    first = await api.entities("c1", entity("ahu-1"), headers=retry)
+    replayed = await api.entities("c1", entity("ahu-1"), headers=retry)
+
+    assert replayed["transactionId"] == first["transactionId"]
+    await logs.access_lines()
+    lines = [(line["event"], line["request_id"]) for line in logs.where(transaction_id=first["transactionId"])]
+    first_id, replay_id = first["_headers"]["X-Request-Id"], replayed["_headers"]["X-Request-Id"]
+    assert lines == [("transaction", first_id), ("request", first_id), ("request", replay_id)]
+
+
 async def test_an_x_request_id_comes_back_and_marks_every_line_of_its_request(api: Api, logs: LogLines):
     await api.register("c1")
     request_id = "Root=1-5759e988-bd862e3fe1be46a9;Parent=53995c3f42cd8ad8"
