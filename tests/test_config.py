@@ -117,6 +117,7 @@ SECRET = "s" * 40
         ("ERAPI_AUTH_SECRET", SECRET, lambda c: c.auth.secret),
         ("ERAPI_PUBLIC_URL", "https://er.example.com/base", lambda c: c.server.public_url),
         ("ERAPI_LOG_LEVEL", "DEBUG", lambda c: c.log.level),
+        ("ERAPI_METRICS_TOKEN", "scrape-" + "s" * 20, lambda c: c.metrics.token),
     ],
 )
 def test_every_environment_override_applies_and_beats_the_file(tmp_path, variable, value, read):
@@ -183,6 +184,7 @@ def test_unknown_section_is_named(tmp_path):
         ("[server]\nhost = 127\n", "server.host"),
         ('[mongodb]\njournal = "yes"\n', "mongodb.journal"),
         ('[acl]\ncache_ttl_seconds = "soon"\n', "acl.cache_ttl_seconds"),
+        ('[metrics]\nenabled = "yes"\n', "metrics.enabled"),
         ("storage = 1\n", "storage"),
     ],
 )
@@ -219,6 +221,11 @@ def test_a_non_positive_value_names_the_key(tmp_path, text, key):
 
 def test_a_negative_acl_cache_ttl_names_the_key(tmp_path):
     assert "acl.cache_ttl_seconds" in refused(tmp_path, "[acl]\ncache_ttl_seconds = -1\n")
+
+
+def test_a_metrics_token_too_short_to_be_a_secret_is_refused(tmp_path):
+    message = refused(tmp_path, '[metrics]\ntoken = "guessable"\n')
+    assert message == "config key metrics.token (ERAPI_METRICS_TOKEN) must be 16 to 256 characters"
 
 
 def test_jwks_mode_needs_a_jwks_url(tmp_path):
