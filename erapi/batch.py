@@ -13,12 +13,12 @@ from erapi.acl import WRITE
 from erapi.atomic import all_or_nothing, nothing_written
 from erapi.domain import BatchResult, WriteContext, new_transaction_id, status_records
 from erapi.dryrun import DryRunStorage
-from erapi.preconditions import apply_conditional_headers, etag, raise_if_precondition_failed
 from erapi.errors import InvalidRequest, PayloadTooLarge, TooManyRequests
-from erapi.jobs import Backpressure, accept_job
 from erapi.idempotency import read_idempotency_key, request_fingerprint
+from erapi.jobs import Backpressure, accept_job
 from erapi.keys import acl_key, catalog_key, config_key, idempotency_key, job_workers_key, storage_key
 from erapi.logs import log_transaction
+from erapi.preconditions import apply_conditional_headers, etag, raise_if_precondition_failed
 from erapi.web import (
     WRITE_SCOPE,
     async_requested,

@@ -11,22 +11,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from storage_plugins.base import WRITE_PATH_READS, ClaimResult, Document, Storage
+from storage_plugins.base import ClaimResult, Document, WritePathView
 
 
-class DryRunStorage:
-    """Reads of ``storage`` pass through; the upsert's writes succeed without keeping anything."""
+class DryRunStorage(WritePathView):
+    """Reads of the plugin pass through; the upsert's writes succeed without keeping anything."""
 
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
+    purpose = "a dry run"
 
     async def claim_versions(self, kind: str, collection_id: str, documents: Sequence[Document]) -> ClaimResult:
         return ClaimResult(claimed=[document["id"] for document in documents])
 
     async def put_current(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
         return None
-
-    def __getattr__(self, name: str):
-        if name not in WRITE_PATH_READS:  # a write, or a read the path did not make before: refused
-            raise AttributeError(f"a dry run does not call storage.{name}")
-        return getattr(self._storage, name)

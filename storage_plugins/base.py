@@ -43,6 +43,24 @@ ENTRY_POINT_GROUP = "erapi.storage_plugins"
 # what the batch write path reads of storage; a view for one batch (dry run, atomic) passes these through
 WRITE_PATH_READS = frozenset({"get_current", "get_active_types", "get_latest_versions", "find_applied", "get_acl",
                               "name"})
+
+
+class WritePathView:
+    """A view of a plugin for one batch (a dry run, an atomic batch): the write path's reads pass through to
+    the plugin, its two writes (``claim_versions``, ``put_current``) are the subclass's, and any other call is
+    refused, so that a write added to the path later cannot slip past the view unnoticed."""
+
+    purpose = "a view for one batch"
+
+    def __init__(self, storage: "Storage") -> None:
+        self._storage = storage
+
+    def __getattr__(self, name: str):
+        if name not in WRITE_PATH_READS:
+            raise AttributeError(f"{self.purpose} does not call storage.{name}")
+        return getattr(self._storage, name)
+
+
 IDEMPOTENCY_SWEEP_EVERY = 100  # claims of idempotency keys between two removals of expired records
 
 

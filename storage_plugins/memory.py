@@ -39,7 +39,6 @@ from storage_plugins.base import (
     IDEMPOTENCY_SWEEP_EVERY,
     KINDS,
     TYPE_FIELD,
-    WRITE_PATH_READS,
     AtomicConflict,
     ClaimResult,
     Document,
@@ -50,6 +49,7 @@ from storage_plugins.base import (
     LogQuery,
     LogTransition,
     Storage,
+    WritePathView,
     version_of,
 )
 
@@ -130,7 +130,7 @@ def _decode_log(stored: StoredLog) -> Document:
     return record
 
 
-class _StagedBatch:
+class _StagedBatch(WritePathView):
     """One all-or-nothing batch: its writes wait here, then land in one step that never yields to the event loop.
 
     The plugin lives in one process and every method of it runs without suspending, so a step without an
@@ -138,15 +138,12 @@ class _StagedBatch:
     early) and again when they land, since writers outside the batch do not wait for it.
     """
 
+    purpose = "an atomic batch"
+
     def __init__(self, storage: MemoryStorage) -> None:
-        self._storage = storage
+        super().__init__(storage)
         self._claims: list[tuple[str, str, list[Document]]] = []
         self._published: list[tuple[str, str, list[Document]]] = []
-
-    def __getattr__(self, name: str):
-        if name not in WRITE_PATH_READS:
-            raise AttributeError(f"an atomic batch does not call storage.{name}")
-        return getattr(self._storage, name)
 
     async def claim_versions(self, kind: str, collection_id: str, documents: Sequence[Document]) -> ClaimResult:
         self._claims.append((kind, collection_id, list(documents)))

@@ -44,7 +44,6 @@ from storage_plugins.base import (
     KINDS,
     TYPE_FIELD,
     VERSION_FIELD,
-    WRITE_PATH_READS,
     AtomicConflict,
     ClaimResult,
     ConfigurationError,
@@ -57,6 +56,7 @@ from storage_plugins.base import (
     LogTransition,
     Storage,
     StorageError,
+    WritePathView,
 )
 from storage_plugins.mongodb_dialect import AUTO, MONGODB, MongoDialect, choose_dialect, dialect_named
 
@@ -816,18 +816,15 @@ def _transaction_errors() -> Iterator[None]:
         raise StorageError(f"MongoDB transaction failed: {error}") from error
 
 
-class _TransactionView:
+class _TransactionView(WritePathView):
     """The write path's calls inside one transaction. Reads run outside it, as in any batch (the claims decide
     who wins); the claims and publishes run inside it, so they are kept together or not at all."""
 
-    def __init__(self, storage: MongoStorage, session: Any) -> None:
-        self._storage = storage
-        self._session = session
+    purpose = "an atomic batch"
 
-    def __getattr__(self, name: str):
-        if name not in WRITE_PATH_READS:
-            raise AttributeError(f"an atomic batch does not call storage.{name}")
-        return getattr(self._storage, name)
+    def __init__(self, storage: MongoStorage, session: Any) -> None:
+        super().__init__(storage)
+        self._session = session
 
     async def claim_versions(self, kind: str, collection_id: str, documents: Sequence[Document]) -> ClaimResult:
         if documents:
