@@ -113,3 +113,21 @@ async def test_atomic_entities(site):
     answer = await site.entities(C, [entity("x"), entity("y", "BRICK_0_4__Nope")], params=ATOMIC)
     assert [item["id"] for item in answer["data"]["responses"]["failure"]] == ["x", "y"]
     await site.call("GET", "/apollo/er/entities/x", 404, collection=C)
+
+
+async def test_memory_a_writer_landing_between_claim_and_commit_voids_the_whole_batch():
+    # memory only: its atomic batch is staged, so a writer outside it can land in between (on MongoDB that
+    # writer waits for the transaction instead); the batch must then keep nothing at all
+    from storage_plugins.base import AtomicConflict, create_storage
+    from tests.test_storage_contract import entity as stored_entity
+
+    storage = create_storage("memory", {})
+    await storage.open()
+    with pytest.raises(AtomicConflict):
+        async with storage.atomic() as view:
+            await view.claim_versions("entities", C, [stored_entity("mine", 1), stored_entity("raced", 1)])
+            await view.put_current("entities", C, [stored_entity("mine", 1), stored_entity("raced", 1)])
+            await storage.claim_versions("entities", C, [stored_entity("raced", 1, entityName="theirs")])
+    assert await storage.get_versions("entities", C, "mine") == []
+    assert [v["entityName"] for v in await storage.get_versions("entities", C, "raced")] == ["theirs"]
+    assert await storage.get_current("entities", C, ["mine", "raced"]) == {}
