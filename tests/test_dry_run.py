@@ -41,7 +41,8 @@ async def test_the_contract_example_dry_run_answers_the_real_207_and_writes_noth
 
 @pytest.fixture
 async def mixed_relationships(building) -> list[dict]:
-    """A batch with every per-item failure of a relationship upsert, and two successes (a new one, an update)."""
+    """A batch with every per-item failure of a relationship upsert, and three successes (a new one, an update, one
+    typed by its Brick name alone)."""
     await building.entities(THERE, entity("sensor-1", "BRICK_0_4__Temperature_Sensor"))
     await building.relationships(HERE, [
         relationship("existing", SOURCE, DESTINATION, destinationERCollectionId=THERE),
@@ -60,15 +61,29 @@ async def mixed_relationships(building) -> list[dict]:
         relationship("typed", SOURCE, DESTINATION, destinationERCollectionId=THERE, relationship_type=other_type),
         relationship("derived", SOURCE, DESTINATION, destinationERCollectionId=THERE,
                      brickRelationshipName="somethingElse"),
+        relationship("stale", SOURCE, DESTINATION, destinationERCollectionId=THERE, expectedVersion=7),
+        by_brick_name("brick-unknown", "BRICK_1_4__nope"),
+        by_brick_name("brick-no-fit", "BRICK_1_4__isFedBy", destination="sensor-1"),
+        by_brick_name("brick-chosen", "BRICK_1_4__isFedBy"),
         relationship("new", SOURCE, DESTINATION, destinationERCollectionId=THERE),
     ]
+
+
+def by_brick_name(relationship_id: str, brick_name: str, destination: str = DESTINATION) -> dict:
+    """An item naming only its Brick relationship: the service picks the catalog type from the ends' classes."""
+    item = relationship(relationship_id, SOURCE, destination, destinationERCollectionId=THERE,
+                        brickRelationshipType=brick_name)
+    del item["relationshipType"]
+    return item
 
 
 async def test_a_batch_with_every_per_item_failure_dry_runs_to_the_real_answer(building, mixed_relationships):
     dry, real = await dry_then_real(building, "relationships", mixed_relationships)
     assert outcome(dry) == outcome(real)
-    assert len(outcome(real)["success"]) == 2 and len(outcome(real)["failure"]) == 9
-    assert len({item[1] for item in outcome(real)["failure"]}) == 9  # every failure is a different rule
+    assert len(outcome(real)["success"]) == 3 and len(outcome(real)["failure"]) == 12
+    assert len({item[1] for item in outcome(real)["failure"]}) == 12  # every failure is a different rule
+    assert ("brick-chosen", "Relationship upserted successfully",
+            ("relationshipType", "BRICK_1_4__isFedBy_HVAC_Equipment_HVAC_Equipment")) in outcome(dry)["success"]
 
 
 async def test_create_inverse_dry_runs_the_inverses_too(building):
