@@ -101,11 +101,11 @@ async def test_entities_with_every_per_item_failure(building):
     await building.entities(HERE, entity("typed"))
     body = [entity("fresh"), entity("typed", note="update"), entity("bad-type", "BRICK_0_4__Nope"),
             entity("typed", "BRICK_0_4__VAV"), entity("derived", brickEntityType="BRICK_0_4__Point"),
-            entity("fresh")]
+            entity("fresh"), entity("stale", expectedVersion=3)]
     dry, real = await dry_then_real(building, "entities", body)
     assert outcome(dry) == outcome(real)
     assert [item[0] for item in outcome(real)["success"]] == ["fresh", "typed"]
-    assert len(outcome(real)["failure"]) == 4
+    assert len({item[1] for item in outcome(real)["failure"]}) == 5
 
 
 @pytest.mark.slow
