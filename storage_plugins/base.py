@@ -159,6 +159,40 @@ class EdgeQuery:
     limit: int | None = 100
 
 
+@dataclass(frozen=True)
+class FrontierQuery:
+    """The relationships touching any entity of a frontier, across collections: one hop of a graph traversal.
+
+    ``entities`` are (collection, entity id) pairs. A relationship is *outgoing* from a frontier entity when it
+    is stored in the entity's collection with ``sourceEntityId`` = the entity, *incoming* when it is stored in
+    any collection with ``destinationEntityId`` = the entity and ``destinationERCollectionId`` = the entity's
+    collection (a relationship naming no destination collection points into its own). ``outgoing`` and
+    ``incoming`` say which sides are followed; ``outgoing_types`` and ``incoming_types``, when not None, keep
+    only relationships of that side whose stored ``relationshipType`` is one of the names, exactly as stored
+    (the caller passes every spelling; an empty set keeps none). ``source_collections``, when not None, keeps
+    only relationships stored in those collections.
+
+    Each matching relationship is returned once, even when it touches several frontier entities (a loop, or an
+    edge between two of them), ordered by (``sourceERCollectionId``, ``id``), at most ``limit`` (None: all).
+    """
+
+    entities: frozenset[tuple[str, str]]
+    outgoing: bool = True
+    incoming: bool = True
+    outgoing_types: frozenset[str] | None = None
+    incoming_types: frozenset[str] | None = None
+    source_collections: frozenset[str] | None = None
+    active_only: bool = True
+    limit: int | None = None
+
+    def ids_by_collection(self) -> dict[str, list[str]]:
+        """The frontier's entity ids per collection, each list sorted (so plugins build the same queries)."""
+        grouped: dict[str, list[str]] = {}
+        for collection_id, entity_id in sorted(self.entities):
+            grouped.setdefault(collection_id, []).append(entity_id)
+        return grouped
+
+
 class LogTransition(NamedTuple):
     """Move one status record to ``state`` if (and only if) its current state is one of ``from_states``.
 
@@ -379,6 +413,19 @@ class Storage(abc.ABC):
     async def count_edges(self, query: EdgeQuery) -> dict[str, int]:
         """How many relationships match ``query``, per collection they live in (collections with none are
         absent); ``after`` and ``limit`` are ignored. One call tells both the total and where they live."""
+
+    @abc.abstractmethod
+    async def find_frontier_edges(self, query: FrontierQuery) -> list[Document]:
+        """Current relationships touching any entity of ``query.entities`` (see FrontierQuery), from any
+        collection, in (collection, id) order, each once, at most ``query.limit``: one hop of a traversal for the
+        whole frontier in one call. An empty frontier, or neither side followed, gives ``[]``; unknown entities
+        and collections contribute nothing."""
+
+    @abc.abstractmethod
+    async def get_current_across(self, kind: str, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Document]:
+        """The current document of each (collection, id) of ``keys``, across collections, in one call, keyed
+        by (collection, id). Absent keys are left out; inactive documents are returned too (as ``get_current``);
+        an empty ``keys`` gives ``{}``."""
 
     @abc.abstractmethod
     async def count_by_type(self, kind: str, collection_id: str) -> dict[str, int]:

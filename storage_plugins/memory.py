@@ -45,6 +45,7 @@ from storage_plugins.base import (
     DocumentQuery,
     DuplicateError,
     EdgeQuery,
+    FrontierQuery,
     GrantedCollections,
     LogQuery,
     LogTransition,
@@ -402,6 +403,38 @@ class MemoryStorage(Storage):
             if (query.source_collections is None or collection_id in query.source_collections)
             and (not query.active_only or current[collection_id][document_id][ACTIVE])
         }
+
+    async def find_frontier_edges(self, query: FrontierQuery) -> list[Document]:
+        current = self._current["relationships"]
+        keys: set[tuple[str, str]] = set()
+        for end in query.entities:
+            if query.outgoing:
+                keys |= self._frontier_side(self._by_source.get(end, ()), query.outgoing_types, query)
+            if query.incoming:
+                keys |= self._frontier_side(self._by_destination.get(end, ()), query.incoming_types, query)
+        ordered = sorted(keys)[:query.limit] if query.limit is None or query.limit > 0 else []
+        return [_decode(current[collection_id][document_id][BLOB]) for collection_id, document_id in ordered]
+
+    def _frontier_side(self, keys: Iterable[tuple[str, str]], types: frozenset[str] | None,
+                       query: FrontierQuery) -> set[tuple[str, str]]:
+        current = self._current["relationships"]
+        kept = set()
+        for collection_id, document_id in keys:
+            stored = current[collection_id][document_id]
+            if ((query.source_collections is None or collection_id in query.source_collections)
+                    and (not query.active_only or stored[ACTIVE])
+                    and (types is None or stored[TYPE] in types)):
+                kept.add((collection_id, document_id))
+        return kept
+
+    async def get_current_across(self, kind: str, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Document]:
+        current = self._current[kind]
+        found = {}
+        for collection_id, document_id in set(keys):
+            stored = current.get(collection_id, {}).get(document_id)
+            if stored is not None:
+                found[(collection_id, document_id)] = _decode(stored[BLOB])
+        return found
 
     async def count_by_type(self, kind: str, collection_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -51,6 +51,7 @@ from storage_plugins.base import (
     DocumentQuery,
     DuplicateError,
     EdgeQuery,
+    FrontierQuery,
     GrantedCollections,
     LogQuery,
     LogTransition,
@@ -511,6 +512,29 @@ class MongoStorage(Storage):
             groups = await (await self._db["relationships"].aggregate(pipeline)).to_list()
         return {group["_id"]: group["count"] for group in groups}
 
+    async def find_frontier_edges(self, query: FrontierQuery) -> list[Document]:
+        selector = _frontier_selector(query)
+        if selector is None or (query.limit is not None and query.limit <= 0):
+            return []
+        with _driver_errors("read of a frontier's edges"):
+            cursor = self._db["relationships"].find(selector).sort([("ercollectionid", ASCENDING), ("id", ASCENDING)])
+            if query.limit is not None:
+                cursor = cursor.limit(query.limit)
+            return [_returned(document) for document in await cursor.to_list()]
+
+    async def get_current_across(self, kind: str, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Document]:
+        grouped: dict[str, set[str]] = {}
+        for collection_id, document_id in keys:
+            grouped.setdefault(_text(collection_id, "collection id"), set()).add(_text(document_id, "id"))
+        if not grouped:
+            return {}
+        # one clause per collection, each a range of the unique (ercollectionid, id) index
+        clauses = [{"ercollectionid": collection_id, "id": {"$in": sorted(ids)}}
+                   for collection_id, ids in sorted(grouped.items())]
+        with _driver_errors(f"read of {kind} across collections"):
+            found = await self._db[kind].find(clauses[0] if len(clauses) == 1 else {"$or": clauses}).to_list()
+        return {(document["ercollectionid"], document["id"]): _returned(document) for document in found}
+
     async def count_by_type(self, kind: str, collection_id: str) -> dict[str, int]:
         pipeline = [
             {"$match": {"ercollectionid": _text(collection_id, "collection id"), "isActive": {"$ne": False}}},
@@ -951,6 +975,41 @@ def _edge_selector(query: EdgeQuery) -> Document | None:
     if query.active_only:
         selector["isActive"] = {"$ne": False}
     return selector
+
+
+def _frontier_selector(query: FrontierQuery) -> Document | None:
+    """One hop for a whole frontier (see FrontierQuery): per collection of the frontier, one clause per side,
+    each a range of an index (outgoing: collection_source; incoming: destination, or collection_destinationEntityId
+    for relationships naming no destination collection); None when nothing can match."""
+    clauses = []
+    for collection_id, ids in query.ids_by_collection().items():
+        collection_id, ids = _text(collection_id, "collection id"), _texts(ids, "entity id")
+        if query.outgoing:
+            clauses.append(_typed({"ercollectionid": collection_id, "sourceEntityId": {"$in": ids}},
+                                  query.outgoing_types))
+        if query.incoming:
+            clauses.append(_typed({"destinationERCollectionId": collection_id, "destinationEntityId": {"$in": ids}},
+                                  query.incoming_types))
+            clauses.append(_typed({"ercollectionid": collection_id, "destinationERCollectionId": {"$exists": False},
+                                   "destinationEntityId": {"$in": ids}}, query.incoming_types))
+    clauses = [clause for clause in clauses if clause is not None]
+    if not clauses:
+        return None
+    selector: Document = {"$or": clauses}
+    if query.source_collections is not None:
+        selector["ercollectionid"] = {"$in": sorted(_text(c, "collection id") for c in query.source_collections)}
+    if query.active_only:
+        selector["isActive"] = {"$ne": False}
+    return selector
+
+
+def _typed(clause: Document, types: frozenset[str] | None) -> Document | None:
+    """``clause`` kept to relationships of ``types`` (None: any type); None when ``types`` is empty."""
+    if types is None:
+        return clause
+    if not types:
+        return None
+    return {**clause, "relationshipType": {"$in": sorted(_text(name, "type") for name in types)}}
 
 
 def _log_selector(query: LogQuery) -> Document:

@@ -24,11 +24,13 @@ from storage_plugins.base import (
     KINDS,
     AtomicConflict,
     TYPE_FIELD,
+    VERSION_FIELD,
     ClaimResult,
     ConfigurationError,
     DocumentQuery,
     DuplicateError,
     EdgeQuery,
+    FrontierQuery,
     LogQuery,
     LogTransition,
     StorageError,
@@ -493,6 +495,69 @@ async def test_edges_of_an_entity_across_collections(storage):
     counted = await storage.count_edges(EdgeQuery(collection_id="c1", entity_id="e1", after=("c9", ""), limit=0))
     assert counted == {"c1": 4, "c2": 1}  # paging is ignored
     assert await storage.find_edges(EdgeQuery(collection_id="c1", entity_id="nobody")) == []
+
+
+async def store_frontier_graph(storage) -> None:
+    """e1 and e2 of c1, x1 of c2: edges of two types, across collections, a loop, a deleted one, an implicit
+    destination collection, and one edge between two frontier entities."""
+    def edge(home, relationship_id, source, destination, destination_entity, kind="F", **extra):
+        document = relationship(relationship_id, 1, sourceEntityId=source, sourceERCollectionId=home,
+                                destinationEntityId=destination_entity, destinationERCollectionId=destination,
+                                relationshipType=kind, **extra)
+        if destination is None:
+            del document["destinationERCollectionId"]
+        return document
+
+    await store(
+        storage, "relationships", "c1",
+        edge("c1", "r1", "e1", "c2", "x1"),  # e1 -> x1 (cross-collection)
+        edge("c1", "r2", "e1", "c1", "e2", kind="G"),  # e1 -> e2, both in the frontier: returned once
+        edge("c1", "r3", "e2", "c1", "e2"),  # a loop
+        edge("c1", "r4", "e2", "c1", "e3", isActive=False),
+        edge("c1", "r5", "e9", None, "e1", kind="G"),  # into e1, destination collection implied
+        edge("c1", "r6", "e9", "c1", "e8"),  # touches no frontier entity
+    )
+    await store(storage, "relationships", "c2", edge("c2", "s1", "x1", "c1", "e2"), edge("c2", "s2", "x2", "c2", "e1"))
+    await store(storage, "relationships", "c3", edge("c3", "t1", "y1", "c1", "e1", kind="G"))
+
+
+async def test_frontier_edges_of_many_entities_in_one_call(storage):
+    await store_frontier_graph(storage)
+    frontier = frozenset({("c1", "e1"), ("c1", "e2"), ("c9", "nobody")})
+
+    async def keys(**fields) -> list[tuple[str, str]]:
+        found = await storage.find_frontier_edges(FrontierQuery(frontier, **fields))
+        return [(d["sourceERCollectionId"], d["id"]) for d in found]
+
+    everything = [("c1", "r1"), ("c1", "r2"), ("c1", "r3"), ("c1", "r5"), ("c2", "s1"), ("c3", "t1")]
+    assert await keys() == everything  # s2 points at e1 of c2, not of c1; r4 is deleted; r6 touches neither
+    assert await keys(incoming=False) == [("c1", "r1"), ("c1", "r2"), ("c1", "r3")]
+    assert await keys(outgoing=False) == [("c1", "r2"), ("c1", "r3"), ("c1", "r5"), ("c2", "s1"), ("c3", "t1")]
+    assert await keys(outgoing=False, incoming=False) == []
+    assert await keys(outgoing_types=frozenset({"G"}), incoming_types=frozenset({"F"})) == [
+        ("c1", "r2"), ("c1", "r3"), ("c2", "s1")]
+    assert await keys(outgoing_types=frozenset(), incoming=False) == []
+    assert await keys(source_collections=frozenset({"c1", "c3"})) == [
+        ("c1", "r1"), ("c1", "r2"), ("c1", "r3"), ("c1", "r5"), ("c3", "t1")]
+    assert [key[1] for key in await keys(active_only=False)] == ["r1", "r2", "r3", "r4", "r5", "s1", "t1"]
+    assert await keys(limit=2) == everything[:2]
+    assert await keys(limit=0) == []
+    assert await storage.find_frontier_edges(FrontierQuery(frozenset())) == []
+    other_side = await storage.find_frontier_edges(FrontierQuery(frozenset({("c2", "x1"), ("c2", "e1")})))
+    assert [d["id"] for d in other_side] == ["r1", "s1", "s2"]
+
+
+async def test_current_documents_across_collections_in_one_call(storage, kind):
+    await store(storage, kind, "c1", doc(kind, "a", 1), doc(kind, "b", 1, isActive=False))
+    await store(storage, kind, "c2", doc(kind, "a", 1))
+    await store(storage, kind, "c2", doc(kind, "a", 2))
+    found = await storage.get_current_across(kind, [("c1", "a"), ("c1", "b"), ("c2", "a"), ("c2", "b"), ("c9", "a")])
+    assert sorted(found) == [("c1", "a"), ("c1", "b"), ("c2", "a")]
+    assert found[("c2", "a")]["sysData"][VERSION_FIELD[kind]] == 2
+    assert found[("c1", "b")]["isActive"] is False  # inactive documents are returned too
+    assert await storage.get_current_across(kind, []) == {}
+    found[("c1", "a")]["id"] = "changed"  # a copy: the stored document is untouched
+    assert (await storage.get_current_across(kind, [("c1", "a")]))[("c1", "a")]["id"] == "a"
 
 
 async def test_lists_and_edges_follow_a_document_to_its_newest_version(storage):
