@@ -1,6 +1,10 @@
 """Schemathesis hooks for tests/test_schemathesis.py (loaded through SCHEMATHESIS_HOOKS=tests.schemathesis_hooks)."""
 
+import re
+
 import schemathesis
+
+from erapi.openapi import IF_MATCH
 
 
 @schemathesis.hook
@@ -29,3 +33,31 @@ def no_unknown_header_as_a_fault(ctx, case) -> bool:
     HTTP service must ignore header fields it does not recognise (RFC 9110, section 5.1), so such a case has no
     fault to refuse."""
     return not any(name.lower().startswith("x-schemathesis-unknown") for name in (case.headers or {}))
+
+
+CONDITIONAL = ("if-match", "if-none-match")
+
+
+@schemathesis.hook("filter_case")
+def write_options_in_their_documented_combinations(ctx, case) -> bool:
+    """Rules across parameters OpenAPI cannot state (docs/API.md, *Writes a client can trust*), each a 400 by
+    design: atomic=true and the conditional headers need async: false; a conditional header needs a one-item
+    request without its own expectedVersion; If-Match and If-None-Match do not go together."""
+    headers = {name.lower(): value for name, value in (case.headers or {}).items()}
+    run_async = str(headers.get("async", "false")).lower() == "true"
+    if str((case.query or {}).get("atomic", "")).lower() == "true" and run_async:
+        return False
+    conditional = [name for name in CONDITIONAL if name in headers]
+    if not conditional or case.method.upper() != "POST":
+        return True
+    items = case.body if isinstance(case.body, list) else [case.body]
+    return (len(conditional) == 1 and not run_async and len(items) == 1
+            and not (isinstance(items[0], dict) and "expectedVersion" in items[0]))
+
+
+@schemathesis.hook("filter_case")
+def if_match_as_documented(ctx, case) -> bool:
+    """Schemathesis 4's coverage phase sends If-Match values outside the parameter's pattern (e.g. ``0``) as
+    schema-valid data, and then counts their 400 as valid data refused: such a case tests schemathesis."""
+    value = {name.lower(): value for name, value in (case.headers or {}).items()}.get("if-match")
+    return value is None or re.fullmatch(IF_MATCH.schema["pattern"], str(value)) is not None
