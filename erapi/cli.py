@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import errno
 import gc
@@ -58,10 +59,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(error: Exception) -> int:
     """One line on stderr for a mistake of the operator's or an unreachable dependency; its exit status."""
+    line, status = _one_line(error)
+    print(line, file=sys.stderr, flush=True)
+    return status
+
+
+def _one_line(error: Exception) -> tuple[str, int]:
     what, status = next(entry for kind, entry in OPERATOR_ERRORS.items() if isinstance(error, kind))
     separator = " " if isinstance(error, CannotListen) else ": "
-    print(f"erapi: {what}{separator}{' '.join(str(error).split())}", file=sys.stderr, flush=True)
-    return status
+    return f"erapi: {what}{separator}{' '.join(str(error).split())}", status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -276,11 +282,13 @@ def _serve_workers(config: Config, host: str, port: int, count: int) -> int:
             process.start()
             processes.append(process)
         os.close(ready_write)
-        ready = _wait_ready(ready_read, processes, stopping)
+        ready, failure = _wait_ready(ready_read, processes, stopping)
         os.close(ready_read)
         if ready:
             _announce(config, host, port, [process.pid for process in processes])
-        return _supervise(processes, stopping)
+        if failure is not None:  # every worker would say the same: said once (_supervise stops the others)
+            print(failure, file=sys.stderr, flush=True)
+        return _supervise(processes, stopping, told=failure is not None)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -298,26 +306,31 @@ def _free_port_check(host: str, port: int) -> int:
         return probe.getsockname()[1]
 
 
-def _wait_ready(ready_read: int, processes: list, stopping: list[int]) -> bool:
-    """Wait until every worker has bound the port (each writes its pid to the pipe); False when one exits or a
-    signal arrives first (``_supervise`` then stops the others)."""
+def _wait_ready(ready_read: int, processes: list, stopping: list[int]) -> tuple[bool, str | None]:
+    """Wait until every worker has bound the port (each writes its pid to the pipe): (True, None). A worker
+    that cannot start writes ``!`` and its one-line message instead: (False, that line). (False, None) when one
+    exits otherwise or a signal arrives first (``_supervise`` then stops the others)."""
     pending = {process.pid for process in processes}
     buffer = b""
     while pending and not stopping:
-        if any(process.exitcode is not None for process in processes):
-            return False
-        for ready in wait([ready_read, *(process.sentinel for process in processes)]):
-            if ready == ready_read:
-                chunk = os.read(ready_read, 4096)
-                if not chunk:
-                    return False
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                pending -= {int(line) for line in lines if line}
-    return not pending
+        ready = wait([ready_read, *(process.sentinel for process in processes)])
+        if ready_read in ready:  # first: a failing worker writes its message before it exits
+            chunk = os.read(ready_read, 4096)
+            if not chunk:
+                return False, None
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in filter(None, lines):
+                if line.startswith(b"!"):
+                    return False, line[1:].decode(errors="replace")
+                pending.discard(int(line))
+        elif any(process.exitcode is not None for process in processes):
+            return False, None
+    return not pending, None
 
 
-def _supervise(processes: list, stopping: list[int]) -> int:
+def _supervise(processes: list, stopping: list[int], told: bool = False) -> int:
+    """Wait for every worker; once one exits by itself, stop the others (saying so unless ``told`` already)."""
     status = 0
     while True:
         alive = [process for process in processes if process.exitcode is None]
@@ -330,8 +343,9 @@ def _supervise(processes: list, stopping: list[int]) -> int:
         exited = [process for process in processes if process.exitcode is not None]
         if exited and not stopping:
             # a worker stopped by itself: stop the others too (their graceful shutdown applies)
-            print(f"erapi: worker {exited[0].pid} exited with status {exited[0].exitcode}; stopping the others",
-                  file=sys.stderr, flush=True)
+            if not told:
+                print(f"erapi: worker {exited[0].pid} exited with status {exited[0].exitcode}; stopping the others",
+                      file=sys.stderr, flush=True)
             stopping.append(signal.SIGTERM)
             for process in processes:
                 if process.exitcode is None:
@@ -360,21 +374,28 @@ def _worker(config: Config, host: str, port: int, ready_read: int, ready_write: 
     app.on_response_prepare.append(worker_header)
     app.cleanup_ctx.append(_parent_watch(parent))
 
+    announced = []
+
     def announce(_: str) -> None:  # called once the port is bound
         os.write(ready_write, f"{pid}\n".encode())
         os.close(ready_write)
+        announced.append(True)
 
     try:
         _run_app(app, host=host, port=port, reuse_port=True, shutdown_timeout=config.server.shutdown_timeout,
                  print=announce, access_log=None)
     except tuple(OPERATOR_ERRORS) as error:
-        sys.exit(_report(error))
+        if announced:
+            sys.exit(_report(error))
+        line, status = _one_line(error)
+        with contextlib.suppress(OSError):  # the parent may have stopped listening: another worker told it first
+            os.write(ready_write, f"!{line}\n".encode())
+        sys.exit(status)
 
 
 def _parent_watch(parent: int):
     """A cleanup context that stops the worker gracefully (SIGTERM to itself) once its parent is gone."""
     import asyncio
-    import contextlib
 
     async def watch() -> None:
         while os.getppid() == parent:
