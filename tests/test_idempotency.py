@@ -32,7 +32,7 @@ class Clock:
 
 @pytest.fixture
 async def site(aiohttp_client, storage_name, storage_settings) -> tuple[Api, Clock]:
-    app = create_app(make_config(storage_name, storage_settings, idempotency={"wait_seconds": 30.0}))
+    app = create_app(make_config(storage_name, storage_settings, idempotency={"wait_seconds": 120.0}))
     api = Api(await aiohttp_client(app))
     clock = Clock()
     app[idempotency_key].clock = clock
