@@ -161,6 +161,13 @@ def _entity_type(name: str, raw: dict[str, dict]) -> EntityType:
     )
 
 
+def spellings(catalog: Catalog, names: Iterable[str]) -> frozenset[str]:
+    """The catalog names and every alias that stands for one of them: a stored document keeps the name its
+    client sent, so a query by type must match each spelling."""
+    wanted = set(names)
+    return frozenset(wanted | {alias for alias, target in catalog.aliases.items() if target in wanted})
+
+
 def load_catalog(directory: Path = CATALOG_DIR) -> Catalog:
     entities: list[dict] = []
     relationships: list[dict] = []

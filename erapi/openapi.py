@@ -351,6 +351,28 @@ CASCADE = Parameter(
                 "collection it lives (a write grant on each is needed). Case-insensitive.",
 )
 PAGED = (PAGE_SIZE, CONTINUATION_TOKEN)
+GRAPH_PARAMETERS = (
+    Parameter("depth", "query", {"type": "integer", "minimum": 1, "maximum": 5, "default": 1},
+              description="Hops from the entity, 1-5. Left out with `transitive=true`."),
+    replace(DIRECTION, description="Which way each hop follows relationships. With `relationshipType`, a type "
+                                   "is also followed as its inverse stored the other way round (`A feeds B` and "
+                                   "`B isFedBy A` are one fact)."),
+    Parameter("relationshipType", "query", {"type": "array", "items": schema("common", "/$defs/typeName")},
+              example=["feeds"],
+              description="Follow only these (repeatable): a relationship type or alias, or a Brick relationship "
+                          "(`feeds`, `BRICK_1_4__feeds`) meaning each of its types. Unknown → 400."),
+    Parameter("entityType", "query", {"type": "array", "items": schema("common", "/$defs/typeName")},
+              example=["Point"],
+              description="Answer only entities of these classes or their subclasses (repeatable; a type, alias "
+                          "or Brick class name such as `VAV`); the walk still passes through the others."),
+    Parameter("limit", "query", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000},
+              description="At most this many entities are visited; `truncated` says the limit cut the walk."),
+    Parameter("transitive", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
+              description="`true`: follow the `relationshipType`s, which must all be transitive Brick relationships "
+                          "(feeds, isFedBy, hasPart, isPartOf, hasLocation, isLocationOf), as far as they go."),
+    INCLUDE_SYSTEM_DATA,
+)
+
 DELETE_IF_MATCH = replace(
     IF_MATCH, description="Delete only if the stored version is this ETag (from a read, e.g. `\"3\"`); `*`: only if "
                           "the id has a version. Otherwise 412 and nothing is deleted (checked before 404 and 409).")
@@ -514,6 +536,18 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         description="An incoming relationship stored in a collection the caller may not read is neither shown "
                     "nor counted.",
         operation_id="listEntityRelationships",
+    ),
+    ("GET", "/apollo/er/entities/{entityId}/graph"): Operation(
+        summary="The neighbourhood of one entity over several hops, across the collections the caller may read",
+        tag="Graph",
+        scopes=(READ_SCOPE,),
+        parameters=(id_parameter("entities"), ERCOLLECTION, *GRAPH_PARAMETERS),
+        responses={200: Response("graph", "`{nodes, edges, truncated}`: each entity once, with its collection and "
+                                          "depth; the relationships followed between them"),
+                   **errors(400, *AUTHENTICATED, 404, *STORAGE, e404="The entity is not in the collection")},
+        description="Relationships stored in a collection the caller may not read, and entities of such "
+                    "collections, are left out at every hop. Depth d costs d + 1 storage calls.",
+        operation_id="getEntityGraph",
     ),
     ("DELETE", "/apollo/er/entities/{entityId}"): delete(
         "entities", "Entities", CASCADE,

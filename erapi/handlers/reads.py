@@ -16,7 +16,7 @@ from aiohttp import web
 
 from erapi.acl import READ
 from erapi.auth import Principal
-from erapi.catalog import Catalog
+from erapi.catalog import Catalog, spellings
 from erapi.errors import InvalidRequest, NotFound
 from erapi.handlers.documents import get_document, present
 from erapi.keys import acl_key, catalog_key, page_tokens_key, storage_key
@@ -213,13 +213,6 @@ async def collection_stats(request: web.Request) -> web.Response:
 
 
 # ---- shared ---------------------------------------------------------------------------------------------------
-
-
-def spellings(catalog: Catalog, names: Iterable[str]) -> frozenset[str]:
-    """The catalog names and every alias that stands for one of them: a stored document keeps the name its
-    client sent, so a query by type must match each spelling."""
-    wanted = set(names)
-    return frozenset(wanted | {alias for alias, target in catalog.aliases.items() if target in wanted})
 
 
 def _relationship_type(catalog: Catalog, name: str):

@@ -1,0 +1,95 @@
+"""The building graph: the neighbourhood of an entity over several hops, across collections (erapi/graph.py)."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from erapi.acl import READ
+from erapi.auth import Principal
+from erapi.errors import NotFound
+from erapi.graph import (DIRECTIONS, Key, Subgraph, Visibility, ends, entities_of, entity_classes, invalid,
+                         relationship_types, step, transitive, traverse)
+from erapi.handlers.documents import present
+from erapi.handlers.reads import check_parameters
+from erapi.keys import acl_key, catalog_key, storage_key
+from erapi.web import READ_SCOPE, authorize, boolean_query, collection_header, envelope, require_access
+
+MAX_DEPTH = 5
+DEFAULT_NODE_LIMIT = 1000
+MAX_NODE_LIMIT = 10000
+WHOLE_NUMBER = re.compile(r"^[0-9]{1,6}$")
+GRAPH_PARAMETERS = ("depth", "direction", "relationshipType", "entityType", "limit", "transitive",
+                    "includeSystemData")
+
+
+async def get_entity_graph(request: web.Request) -> web.Response:
+    """``{nodes, edges, truncated}``: the entities within ``depth`` hops of one entity (or, ``transitive=true``,
+    along transitive Brick relationships as far as they go), each once, and the relationships between them."""
+    principal = await authorize(request, READ_SCOPE)
+    collection_id = collection_header(request)
+    await require_access(request, collection_id, principal, READ)
+    check_parameters(request, GRAPH_PARAMETERS)
+    catalog = request.app[catalog_key]
+    direction = request.query.get("direction", "both")
+    if direction not in DIRECTIONS:
+        raise invalid("direction", "must be outgoing, incoming or both")
+    named = request.query.getall("relationshipType", [])
+    types = [found for name in named for found in relationship_types(catalog, name, "relationshipType")] or None
+    classes = frozenset().union(*(entity_classes(catalog, name, "entityType")
+                                  for name in request.query.getall("entityType", []))) or None
+    depth = _depth(request, types)
+    node_limit = _whole_number(request, "limit", DEFAULT_NODE_LIMIT, 1, MAX_NODE_LIMIT)
+    include_system_data = boolean_query(request, "includeSystemData")
+    storage = request.app[storage_key]
+    start = (collection_id, request.match_info["entityId"])
+    graph = await traverse(storage, readable_by(request, principal, collection_id), start,
+                           step(catalog, direction, types), depth, node_limit)
+    return await _answer(request, graph, start, classes, include_system_data)
+
+
+def _depth(request: web.Request, types: list | None) -> int | None:
+    """The hop count; None with ``transitive=true``, which needs transitive relationship types and no depth."""
+    if not boolean_query(request, "transitive"):
+        return _whole_number(request, "depth", 1, 1, MAX_DEPTH)
+    if "depth" in request.query:
+        raise invalid("depth", "transitive=true follows the relationships as far as they go: leave depth out")
+    if types is None or not transitive(types):
+        raise invalid("transitive", "transitive=true needs relationshipType filters naming transitive Brick "
+                                    "relationships only (feeds, isFedBy, hasPart, isPartOf, hasLocation, "
+                                    "isLocationOf)")
+    return None
+
+
+def _whole_number(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not WHOLE_NUMBER.match(raw.strip()) or not low <= int(raw) <= high:
+        raise invalid(name, f"must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def readable_by(request: web.Request, principal: Principal, collection_id: str) -> Visibility:
+    """The visibility of ``principal``'s request; ``collection_id`` (already authorised) is readable."""
+    async def ask(collections: set[str]) -> set[str]:
+        rights = await request.app[acl_key].access_to_many(collections, principal.subject)
+        return {collection for collection in collections if READ in rights[collection]}
+
+    return Visibility(ask, readable={collection_id})
+
+
+async def _answer(request: web.Request, graph: Subgraph, start: Key, classes: frozenset[str] | None,
+                  include_system_data: bool) -> web.Response:
+    documents = await entities_of(request.app[storage_key], graph.depth)
+    if start not in documents:
+        raise NotFound(f"Entity {start[1]} not found in ERCollection {start[0]}")
+    kept = {key for key, document in documents.items()
+            if key == start or classes is None or document.get("entityType") in classes}
+    nodes = [{"erCollectionId": key[0], "id": key[1], "depth": graph.depth[key],
+              "entity": present(documents[key], include_system_data)}
+             for key in sorted(kept, key=lambda key: (graph.depth[key], key))]
+    edges = [present(edge, include_system_data) for key, edge in sorted(graph.edges.items())
+             if all(end in kept for end in ends(edge))]
+    return envelope(200, "", data={"nodes": nodes, "edges": edges, "truncated": graph.truncated})
