@@ -42,10 +42,13 @@ fi
 echo "== container smoke: podman build"
 ca_options=()
 ca_bundle=${PIP_CERT:-${REQUESTS_CA_BUNDLE:-}}
+if [[ -z $ca_bundle && -f /etc/ssl/certs/ca-certificates.crt ]]; then
+    ca_bundle=/etc/ssl/certs/ca-certificates.crt  # the system's trust store, whatever CA this host added to it
+fi
 if [[ -n $ca_bundle ]]; then  # pip in the build trusts what pip here trusts (a TLS-intercepting proxy's CA)
     ca_options=(-v "$ca_bundle:/run/erapi-ci-ca.crt:ro" --build-arg PIP_CERT=/run/erapi-ci-ca.crt)
 fi
-podman build --quiet --isolation chroot --format docker --build-arg "BASE=$BASE" "${ca_options[@]}" \
+podman build --quiet --layers=false --isolation chroot --format docker --build-arg "BASE=$BASE" "${ca_options[@]}" \
     -t "$IMAGE" . >"$work/build.log" 2>&1 || { tail -n 30 "$work/build.log" >&2; fail "podman build failed"; }
 echo "built in $((SECONDS - started)) s"
 
