@@ -58,7 +58,9 @@ def create_app(config: Config) -> web.Application:
         middlewares=[request_context_middleware, no_store_middleware, error_middleware, request_limits_middleware],
         # handler_args win over the runner's arguments: `erapi serve`, its workers and the tests all log alike
         handler_args={"max_line_size": header_ceiling, "max_field_size": header_ceiling, "max_headers": 128,
-                      "access_log_class": AccessLogger, "access_log": logging.getLogger("erapi.access")},
+                      "access_log_class": AccessLogger, "access_log": logging.getLogger("erapi.access"),
+                      # aiohttp closes a connection still waiting for a complete request head at this point
+                      "keepalive_timeout": config.server.header_timeout_seconds},
     )
     app[config_key] = config
     limits = config.ratelimit

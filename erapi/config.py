@@ -28,6 +28,11 @@ class ServerConfig:
     shutdown_timeout: float = 30.0
     workers: int = 1
     paging_secret: str = ""  # signs continuation tokens; empty: derived from the local secret (see docs)
+    retry_after_seconds: int = 5  # the Retry-After of every 503
+    # a connection must deliver a complete request head within this of opening or of its previous answer
+    # (aiohttp's keepalive_timeout: also how long an idle keep-alive connection is kept)
+    header_timeout_seconds: float = 75.0
+    body_timeout_seconds: float = 60.0  # a request body must arrive in full within this: 408 beyond it
 
 
 @dataclass(frozen=True)
@@ -210,6 +215,9 @@ def _check(config: Config) -> None:
         "server.max_items": config.server.max_items,
         "server.max_header_bytes": config.server.max_header_bytes,
         "server.workers": config.server.workers,
+        "server.retry_after_seconds": config.server.retry_after_seconds,
+        "server.header_timeout_seconds": config.server.header_timeout_seconds,
+        "server.body_timeout_seconds": config.server.body_timeout_seconds,
         "auth.token_ttl_seconds": config.auth.token_ttl_seconds,
         "mongodb.timeout_ms": config.mongodb.timeout_ms,
         "jobs.max_items": config.jobs.max_items,

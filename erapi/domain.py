@@ -17,7 +17,7 @@ import structlog
 from erapi import brick_relationships
 from erapi.acl import READ, WRITE, AccessControl
 from erapi.catalog import Catalog, RelationshipType
-from erapi.errors import Conflict, Forbidden, NotFound
+from erapi.errors import Conflict, Forbidden, NotFound, shown
 from erapi.preconditions import EXPECTED_VERSION, raise_if_mismatch, version_problem
 from storage_plugins.base import VERSION_FIELD, Document, EdgeQuery, Storage
 
@@ -415,27 +415,31 @@ async def delete_relationship(ctx: WriteContext, relationship_id: str, expected:
 async def delete_entity(ctx: WriteContext, entity_id: str, cascade: bool, expected: int | None = None) -> DeleteResult:
     """Soft-delete one entity. Active relationships referencing it, as source or as destination and from any
     collection, refuse the delete (Conflict) unless ``cascade``: then each is deactivated in the collection
-    it lives in, which needs a write grant on every one of them (Forbidden otherwise; nothing is written).
+    it lives in, which needs a write grant on every one of them (Forbidden otherwise; nothing is written) --
+    except for the owner of the entity's collection, who can always delete its entities: a relationship
+    into a collection exists by the read grant its owner gave, and a grant since revoked must not pin the
+    entity for ever.
     """
     entity = await read_current(ctx.storage, "entities", ctx.collection_id, entity_id)
     if expected is not None:  # a precondition comes before what the delete itself would refuse
         raise_if_mismatch(version_problem("entities", "Entity", {"id": entity_id, EXPECTED_VERSION: expected}, entity))
     if entity is None or not _is_active(entity):
-        raise NotFound(f"Entity {entity_id} not found in ERCollection {ctx.collection_id}")
+        raise NotFound(f"Entity {shown(entity_id)} not found in ERCollection {ctx.collection_id}")
     references = EdgeQuery(ctx.collection_id, entity_id, limit=None)
     counts = await ctx.storage.count_edges(references)
     total = sum(counts.values())
     rights = await ctx.acl.access_to_many(set(counts) - {ctx.collection_id}, ctx.principal)
     rights[ctx.collection_id] = frozenset({READ, WRITE})  # the caller was authorised to write it
+    owner = (await ctx.acl.collection(ctx.collection_id)).owner == ctx.principal
     if total and not cascade:
         readable = frozenset(c for c in counts if READ in rights[c])
         listed = await ctx.storage.find_edges(replace(references, source_collections=readable,
                                                        limit=MAX_LISTED_REFERENCES)) if readable else []
         raise Conflict(_referenced_message(entity_id, total, listed))
     if total > MAX_CASCADE:
-        raise Conflict(f"Entity {entity_id} is referenced by {total} active relationships; cascade=true "
+        raise Conflict(f"Entity {shown(entity_id)} is referenced by {total} active relationships; cascade=true "
                        f"deactivates at most {MAX_CASCADE}")
-    blocked = sorted(c for c in counts if WRITE not in rights[c])
+    blocked = [] if owner else sorted(c for c in counts if WRITE not in rights[c])
     if blocked:
         # collections the caller cannot read stay unnamed: their existence is not the caller's business
         named = [c for c in blocked if READ in rights[c]]
@@ -453,21 +457,21 @@ async def delete_entity(ctx: WriteContext, entity_id: str, cascade: bool, expect
     result = DeleteResult(ctx.transaction_id, [
         Deactivation("entities", ctx.collection_id, entity_id, outcome, "Entity deleted")])
     if cascade and total:
-        await _cascade(ctx, entity_id, references, rights, result)
+        await _cascade(ctx, entity_id, references, rights, result, owner)
     return result
 
 
 async def _cascade(ctx: WriteContext, entity_id: str, references: EdgeQuery,
-                   rights: dict[str, frozenset[str]], result: DeleteResult) -> None:
+                   rights: dict[str, frozenset[str]], result: DeleteResult, owner: bool) -> None:
     by_collection: dict[str, list[str]] = {}
     for relationship in await ctx.storage.find_edges(references):
         by_collection.setdefault(relationship["sourceERCollectionId"], []).append(relationship["id"])
     late = set(by_collection) - set(rights)
     if late:
         rights.update(await ctx.acl.access_to_many(late, ctx.principal))
-    message = f"Relationship deleted with entity {entity_id} (cascade)"
+    message = f"Relationship deleted with entity {shown(entity_id)} (cascade)"
     for collection_id, ids in sorted(by_collection.items()):
-        if WRITE not in rights[collection_id]:
+        if not owner and WRITE not in rights[collection_id]:
             # only a relationship written while this delete ran can get here (the rights were checked first)
             structlog.get_logger("erapi.domain").warning(
                 "cascade left relationships active", entity_id=entity_id, ercollection=collection_id, ids=ids)
@@ -489,7 +493,7 @@ def _references(relationship: Document, collection_id: str, entity_id: str) -> b
 
 
 def _referenced_message(entity_id: str, total: int, listed: list[Document]) -> str:
-    message = f"Entity {entity_id} is referenced by {total} active relationship{'s' if total > 1 else ''}"
+    message = f"Entity {shown(entity_id)} is referenced by {total} active relationship{'s' if total > 1 else ''}"
     if listed:
         names = ", ".join(f"{r['id']} (ERCollection {r['sourceERCollectionId']})" for r in listed)
         message += f", among them {names}"
@@ -629,7 +633,7 @@ async def _upsert_versioned(
         # building on it, so that no version is built on what readers cannot see (see storage_plugins/base.py)
         previous = await ctx.storage.roll_forward(kind, ctx.collection_id, pending)
     for document_id in pending:
-        outcomes[document_id] = f"Too many concurrent updates of {document_id}; retry the request"
+        outcomes[document_id] = f"Too many concurrent updates of {shown(document_id)}; retry the request"
     return outcomes
 
 

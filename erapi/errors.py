@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 
+MAX_SHOWN_CHARS = 64
+
+
+def shown(value: str) -> str:
+    """``value`` as a message may echo it: an id from a path has no bound, so a long one is cut."""
+    if len(value) <= MAX_SHOWN_CHARS:
+        return value
+    return f"{value[:MAX_SHOWN_CHARS]}... ({len(value)} characters)"
+
+
 class ApiError(Exception):
     """A request-level refusal with its HTTP status and a message safe to show the client."""
 
@@ -17,6 +27,18 @@ class ApiError(Exception):
 
 class InvalidRequest(ApiError):
     status = 400
+
+
+class UnreadableBody(InvalidRequest):
+    """The body's stream broke off or cannot be decoded: the connection cannot carry another request."""
+
+
+class RequestTimeout(UnreadableBody):
+    status = 408
+
+
+class ClientDisconnected(UnreadableBody):
+    """The body stopped short: a client that hung up, or whose framing broke. Logged as such, not as a fault."""
 
 
 class Unauthenticated(ApiError):

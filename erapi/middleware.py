@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from erapi.errors import ApiError, HeadersTooLarge, InvalidRequest
+from erapi.errors import ApiError, ClientDisconnected, HeadersTooLarge, InvalidRequest, UnreadableBody
 from erapi.keys import config_key
 from erapi.openapi import OPERATIONS
 from erapi.web import envelope
@@ -17,8 +17,26 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 @web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    response = await _answer(request, handler)
+    if response.status == 503:  # storage down, or not ready: every such answer says when to come back
+        response.headers.setdefault("Retry-After", str(request.app[config_key].server.retry_after_seconds))
+    return response
+
+
+async def _answer(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except UnreadableBody as error:
+        if isinstance(error, ClientDisconnected):
+            # the answer will most likely reach no one; what operators need is what happened
+            logger.warning("client disconnected", reason=error.message)
+        response = envelope(error.status, error.message)
+        # the rest of the body may still be on the wire: no next request can follow it on this connection.
+        # Marked read, the body is not drained either (aiohttp would wait for a slow client, or re-raise
+        # a broken stream's error and log it as an unhandled exception)
+        response.force_close()
+        request.content.feed_eof()
+        return response
     except ApiError as error:
         response = envelope(error.status, error.message, **({"errors": error.errors} if error.errors else {}))
         response.headers.update(error.headers)

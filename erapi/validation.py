@@ -13,6 +13,10 @@ from erapi.catalog import SCHEMAS_DIR
 REQUEST_SCHEMAS = ("relationships-request", "entities-request", "collection-request", "acl-request")
 MAX_REPORTED_ERRORS = 50  # a 10,000-item body could otherwise answer with a multi-megabyte error list
 MAX_MESSAGE_CHARS = 300
+CUT = " ... (truncated) ... "
+# no valid body comes near it (the schemas allow 4 levels); it is checked before the validator, whose own
+# recursion limit (about 255 levels) would otherwise surface as a ValueError
+MAX_DEPTH = 32
 
 
 def json_pointer(path: list[str | int]) -> str:
@@ -32,10 +36,20 @@ class RequestValidator:
         }
 
     def errors(self, schema_name: str, instance: Any) -> list[dict[str, str]]:
-        """Every violation (up to a bound) as ``{"path": JSON pointer, "message": ...}``; ``[]`` when valid."""
+        """Every violation (up to a bound) as ``{"path": JSON pointer, "message": ...}``; ``[]`` when valid.
+
+        NestedTooDeep when the instance nests deeper than MAX_DEPTH (a valid body never does, so the depth
+        is walked only once the fast check has failed).
+        """
         validator = self._validators[schema_name]
-        if validator.is_valid(instance):
-            return []
+        try:
+            if validator.is_valid(instance):
+                return []
+        except ValueError:  # the validator's recursion limit: the depth check below explains it
+            pass
+        too_deep = path_beyond_depth(instance, MAX_DEPTH)
+        if too_deep is not None:
+            raise NestedTooDeep(json_pointer(too_deep))
         found = []
         for error in validator.iter_errors(instance):
             found.append({"path": json_pointer(list(error.instance_path)), "message": _message(error)})
@@ -44,12 +58,40 @@ class RequestValidator:
         return found
 
 
+class NestedTooDeep(ValueError):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"The request body is nested deeper than {MAX_DEPTH} levels")
+        self.path = path
+
+
+def path_beyond_depth(instance: Any, limit: int) -> list[str | int] | None:
+    """The path of the first array or object at level ``limit + 1`` (the body itself is level 1), or None.
+
+    Iterative, so that no depth orjson accepts (1,024) comes near Python's own recursion limit.
+    """
+    stack: list[tuple[Any, list[str | int]]] = [(instance, [])]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            children = value.items()
+        elif isinstance(value, list):
+            children = enumerate(value)
+        else:
+            continue
+        if len(path) >= limit:
+            return path
+        stack.extend((child, [*path, key]) for key, child in reversed(list(children)))
+    return None
+
+
 def _message(error: jsonschema_rs.ValidationError) -> str:
     # "False schema does not allow {...}" says nothing useful: the only false schemas guard system fields
     if isinstance(error.kind, jsonschema_rs.ValidationErrorKind.FalseSchema) and error.instance_path:
         return f"{error.instance_path[-1]} is set by the service and must not be sent"
     message = error.message
-    # messages quote the offending value: without a bound, a 4 MiB body could come back several times over
+    # messages quote the offending value first: without a bound, a 4 MiB body could come back several times
+    # over; the middle goes, so that the reason at the end ("is longer than 4096 characters") stays
     if len(message) > MAX_MESSAGE_CHARS:
-        message = message[:MAX_MESSAGE_CHARS] + "... (truncated)"
+        keep = (MAX_MESSAGE_CHARS - len(CUT)) // 2
+        message = message[:keep] + CUT + message[-keep:]
     return message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any, Callable
 from urllib.parse import quote
@@ -9,11 +10,23 @@ from urllib.parse import quote
 import orjson
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from erapi.acl import READ, WRITE
 from erapi.auth import READ_SCOPE, WRITE_SCOPE, AuthenticationError, Principal
-from erapi.errors import Forbidden, InvalidRequest, PayloadTooLarge, Unauthenticated, UnsupportedMediaType
+from erapi.errors import (
+    ClientDisconnected,
+    Forbidden,
+    InvalidRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    Unauthenticated,
+    UnreadableBody,
+    UnsupportedMediaType,
+)
 from erapi.keys import acl_key, authenticator_key, config_key, rate_limiter_key, validator_key
+from erapi.validation import NestedTooDeep
 
 COLLECTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
@@ -86,10 +99,22 @@ async def read_json(request: web.Request) -> Any:
     limit = request.app[config_key].server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes")
+    timeout = request.app[config_key].server.body_timeout_seconds
     try:
-        body = await request.read()  # aiohttp stops reading past client_max_size (the same limit)
+        async with asyncio.timeout(timeout):  # aiohttp bounds the time to the head, not the body
+            body = await request.read()  # aiohttp stops reading past client_max_size (the same limit)
+    except TimeoutError as error:
+        raise RequestTimeout(f"The request body did not arrive within {timeout:g} seconds") from error
     except web.HTTPRequestEntityTooLarge as error:
         raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes") from error
+    except RequestPayloadError as error:
+        if isinstance(error.__cause__, ContentEncodingError):
+            encoding = request.headers.get("Content-Encoding", "").strip().lower()
+            raise UnreadableBody(f"The request body is not valid {encoding} data") from error
+        # the body ended before its Content-Length, or its chunked framing is broken
+        raise ClientDisconnected(f"The request body is incomplete: {error.__cause__ or error}") from error
+    except ConnectionResetError as error:
+        raise ClientDisconnected("The client closed the connection before the body was complete") from error
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -97,7 +122,10 @@ async def read_json(request: web.Request) -> Any:
 
 
 def validate(request: web.Request, schema_name: str, instance: Any) -> None:
-    errors = request.app[validator_key].errors(schema_name, instance)
+    try:
+        errors = request.app[validator_key].errors(schema_name, instance)
+    except NestedTooDeep as error:
+        raise InvalidRequest(str(error), errors=[{"path": error.path, "message": str(error)}]) from error
     if errors:
         raise InvalidRequest("The request body does not match its schema", errors=errors)
 

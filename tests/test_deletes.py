@@ -221,14 +221,17 @@ async def test_cascade_false_is_the_default(plant):
 
 
 async def test_cascade_needs_a_write_grant_wherever_a_referencing_relationship_lives(plant):
-    """bob's edge into alice's entity: alice may read bob's collection but not write it, so nothing happens."""
+    """bob's edge into c1: an editor of c1 (not its owner) may read bob's collection but not write it, so
+    nothing happens."""
     bob = await bobs_edge_into_c(plant, "bobs")
-    body = await delete(plant, "/apollo/er/entities/c", params={"cascade": "true"}, expect=403)
+    await plant.grant("c1", "editor", ["read", "write"])
+    editor = plant.as_("editor")
+    body = await delete(editor, "/apollo/er/entities/c", params={"cascade": "true"}, expect=403)
     assert body["status"]["message"] == (
         "cascade=true would deactivate relationships in 1 ERCollection where the caller has no write grant; "
         "nothing was deleted")
-    await bob.grant("bob-c", "alice", ["read"])
-    body = await delete(plant, "/apollo/er/entities/c", params={"cascade": "true"}, expect=403)
+    await bob.grant("bob-c", "editor", ["read"])
+    body = await delete(editor, "/apollo/er/entities/c", params={"cascade": "true"}, expect=403)
     assert body["status"]["message"] == (
         "cascade=true would deactivate relationships in 1 ERCollection where the caller has no write grant "
         "(bob-c); nothing was deleted")
@@ -236,11 +239,30 @@ async def test_cascade_needs_a_write_grant_wherever_a_referencing_relationship_l
     await plant.relationship("c1", "r2")
     await bob.relationship("bob-c", "bobs")
 
-    await bob.grant("bob-c", "alice", ["read", "write"])
-    body = await delete(plant, "/apollo/er/entities/c", params={"cascade": "true"})
+    await bob.grant("bob-c", "editor", ["read", "write"])
+    body = await delete(editor, "/apollo/er/entities/c", params={"cascade": "true"})
     assert deleted(body) == [("Entity", "c1", "c", 2), ("Relationship", "bob-c", "bobs", 2),
                              ("Relationship", "c1", "r2", 2)]
     await bob.relationship("bob-c", "bobs", expect=404)
+
+
+async def test_the_owner_can_always_delete_an_entity_even_one_a_revoked_reader_points_at(plant):
+    """bob read c1, pointed at alice's c from his own collection, then lost the grant: without cascade the
+    edge still refuses the delete (409, as any reference does); with cascade=true the owner's delete goes
+    through and deactivates bob's edge, in bob's collection, where alice holds no grant at all."""
+    bob = await bobs_edge_into_c(plant, "bobs")
+    await plant.grant("c1", "bob", [])
+    await delete(plant, "/apollo/er/entities/c", expect=409)
+    body = await delete(plant, "/apollo/er/entities/c", params={"cascade": "true"})
+    assert body["status"]["message"] == "Entity c deleted with 2 relationships that referenced it"
+    assert deleted(body) == [("Entity", "c1", "c", 2), ("Relationship", "bob-c", "bobs", 2),
+                             ("Relationship", "c1", "r2", 2)]
+    await plant.call("GET", "/apollo/er/entities/c", 404, collection="c1")
+    await bob.relationship("bob-c", "bobs", expect=404)
+    [gone] = (await bob.relationship("bob-c", "bobs", params={"includeInactive": "true"},
+                                     schema="relationship-read"))["data"]
+    assert gone["isActive"] is False
+    await plant.call("GET", "/apollo/er/relationships/bobs", 403, collection="bob-c")  # still no grant there
 
 
 async def test_deleting_an_entity_needs_the_write_grant(plant):

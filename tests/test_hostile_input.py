@@ -170,12 +170,13 @@ async def test_json_nested_past_the_parser_depth_is_400(site):
     assert body["status"]["message"].startswith("The request body is not valid JSON")
 
 
-@pytest.mark.parametrize("depth", [3, 200])
+@pytest.mark.parametrize("depth", [2, 29])
 async def test_nested_property_values_are_400_at_their_path(site, depth):
+    """Within the nesting limit (tests/test_no_500.py goes past it) the schema names the value too deep."""
     nested = orjson.loads(b'{"a":' * depth + b'"x"' + b"}" * depth)
     body = await refused(site, "POST", "/apollo/er/relationships", 400,
                          "The request body does not match its schema", data=[rel(extra=nested)])
-    assert [error["path"] for error in body["errors"]] == ["/0/extra"]
+    assert [error["path"] for error in body["errors"]] == ["/0/extra/a"]
     assert len(body["errors"][0]["message"]) < 400  # the offending value is not echoed back whole
 
 

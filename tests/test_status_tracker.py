@@ -150,7 +150,7 @@ async def test_start_and_end_time_are_inclusive_bounds_on_the_received_time(site
 async def test_a_time_that_is_not_iso_8601_is_400(site, name, public):
     await write(site, [entity("a")])
     body = await site.call("GET", "/apollo/status/logs", 400, collection="site", params={name: "yesterday"})
-    assert body["status"]["message"] == f"{public} must be an ISO 8601 timestamp"
+    assert body["status"]["message"] == f"{public} must be an ISO 8601 timestamp between 0001-01-01 and 9999-12-31 in UTC"
 
 
 async def test_parameter_names_are_case_insensitive(site):

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from erapi.acl import READ, WRITE, CollectionExists
 from erapi.domain import utc_timestamp
-from erapi.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from erapi.errors import Conflict, Forbidden, InvalidRequest, NotFound, shown
 from erapi.handlers.reads import check_parameters, open_token, page_headers
 from erapi.keys import acl_key, page_tokens_key
 from erapi.logs import audit
@@ -63,7 +63,7 @@ async def get_collection(request: web.Request) -> web.Response:
     principal = await authorize(request, READ_SCOPE)
     acl = await _registered(request)
     if not acl.access_of(principal.subject):
-        raise Forbidden(f"The caller has no grant on ERCollection {request.match_info['collectionId']}")
+        raise Forbidden(f"The caller has no grant on ERCollection {shown(request.match_info['collectionId'])}")
     return envelope(200, "", data=acl.registration)
 
 
@@ -96,7 +96,7 @@ async def _registered(request: web.Request):
     collection_id = request.match_info["collectionId"]
     acl = await request.app[acl_key].collection(collection_id)
     if acl.registration is None:
-        raise NotFound(f"ERCollection {collection_id} not found")
+        raise NotFound(f"ERCollection {shown(collection_id)} not found")
     return acl
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from erapi.acl import WRITE
 from erapi.batch import write_context
+from erapi.errors import shown
 from erapi.domain import (
     DeleteResult,
     WriteContext,
@@ -26,7 +27,7 @@ async def delete_relationship_handler(request: web.Request) -> web.Response:
     relationship_id = request.match_info["relationshipId"]
     context, received_at = await _write_context(request)
     result = await delete_relationship(context, relationship_id, if_match(request))
-    return await _respond(request, context, result, received_at, f"Relationship {relationship_id} deleted")
+    return await _respond(request, context, result, received_at, f"Relationship {shown(relationship_id)} deleted")
 
 
 async def delete_entity_handler(request: web.Request) -> web.Response:
@@ -35,7 +36,7 @@ async def delete_entity_handler(request: web.Request) -> web.Response:
     cascade = boolean_query(request, "cascade")
     result = await delete_entity(context, entity_id, cascade, if_match(request))
     cascaded = len(result.deactivated) - 1
-    message = f"Entity {entity_id} deleted"
+    message = f"Entity {shown(entity_id)} deleted"
     if cascaded:
         message += f" with {cascaded} relationship{'s' if cascaded > 1 else ''} that referenced it"
     return await _respond(request, context, result, received_at, message)

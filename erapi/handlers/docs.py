@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from erapi.errors import NotFound
+from erapi.errors import NotFound, shown
 from erapi.keys import openapi_key
 
 ASSETS_PATH = "/apollo/docs/assets"
@@ -91,6 +91,6 @@ async def get_asset(request: web.Request) -> web.StreamResponse:
     if name == INITIALIZER:
         return web.Response(text=INITIALIZER_SCRIPT, content_type="text/javascript", headers=ASSET_HEADERS)
     if name not in PACKAGE_ASSETS:
-        raise NotFound(f"No documentation asset {name}")
+        raise NotFound(f"No documentation asset {shown(name)}")
     return web.FileResponse(package_assets_dir() / name,
                             headers={**ASSET_HEADERS, "Content-Type": PACKAGE_ASSETS[name]})

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from erapi.acl import READ
 from erapi.domain import read_current
-from erapi.errors import NotFound
+from erapi.errors import NotFound, shown
 from erapi.keys import storage_key
 from erapi.preconditions import etag
 from erapi.web import READ_SCOPE, authorize, boolean_query, collection_header, envelope, require_access
@@ -30,8 +30,8 @@ async def get_document(request: web.Request, kind: str, document_id: str,
     document = await read_current(request.app[storage_key], kind, collection_id, document_id)
     if (document is None or (not include_inactive and not is_active(document))
             or (wanted_types is not None and document.get(TYPE_FIELD[kind]) not in wanted_types)):
-        of_type = f" of type {type_name}" if type_name else ""
-        raise NotFound(f"{LABELS[kind]} {document_id}{of_type} not found in ERCollection {collection_id}")
+        of_type = f" of type {shown(type_name)}" if type_name else ""
+        raise NotFound(f"{LABELS[kind]} {shown(document_id)}{of_type} not found in ERCollection {collection_id}")
     response = envelope(200, "", data=[present(document, include_system_data)])
     response.headers["ETag"] = etag(kind, document)  # its version: what If-Match names on the next write
     return response

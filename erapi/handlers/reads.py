@@ -17,7 +17,7 @@ from aiohttp import web
 from erapi.acl import READ
 from erapi.auth import Principal
 from erapi.catalog import Catalog, spellings
-from erapi.errors import InvalidRequest, NotFound
+from erapi.errors import InvalidRequest, NotFound, shown
 from erapi.handlers.documents import get_document, present
 from erapi.keys import acl_key, catalog_key, page_tokens_key, storage_key
 from erapi.web import COLLECTION_ID, READ_SCOPE, authorize, collection_header, envelope, require_access
@@ -25,7 +25,7 @@ from storage_plugins.base import DocumentQuery, EdgeQuery, version_of
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-PAGE_SIZE_TEXT = re.compile(r"^[0-9]{1,7}$")
+PAGE_SIZE_TEXT = re.compile(r"[0-9]{1,7}")  # fullmatch: "$" would also take a trailing newline
 MAX_TOKEN_CHARS = 4096
 ID_TEXT = re.compile(r"^[^\x00-\x1f]{1,256}$")
 # query parameter -> DocumentQuery field
@@ -65,7 +65,7 @@ async def list_entities_of_type(request: web.Request) -> web.Response:
     catalog = request.app[catalog_key]
     found = catalog.entity_type(request.match_info["type"])
     if found is None:
-        raise NotFound(f"Entity type {request.match_info['type']} not found in the entity type catalog")
+        raise NotFound(f"Entity type {shown(request.match_info['type'])} not found in the entity type catalog")
     check_parameters(request, READ_OPTIONS + ("includeSubtypes",))
     subtypes = _boolean(request, "includeSubtypes", False)
     names = catalog.descendants(found.name) if subtypes else [found.name]
@@ -180,7 +180,7 @@ async def _versions(request: web.Request, kind: str, document_id: str) -> web.Re
     storage = request.app[storage_key]
     versions = await storage.get_versions(kind, collection_id, document_id)
     if not versions:
-        raise NotFound(f"{LABELS[kind]} {document_id} not found in ERCollection {collection_id}")
+        raise NotFound(f"{LABELS[kind]} {shown(document_id)} not found in ERCollection {collection_id}")
     # the newest may be claimed but unpublished (its writer died): publish it, so that GET shows what this lists
     await storage.publish_behind(kind, collection_id, versions[-1:])
     remaining = [v for v in versions if version_of(kind, v) > after] if after is not None else versions
@@ -198,7 +198,7 @@ async def collection_stats(request: web.Request) -> web.Response:
     principal = await authorize(request, READ_SCOPE)
     collection_id = request.match_info["collectionId"]
     if not COLLECTION_ID.match(collection_id):
-        raise InvalidRequest(f"{collection_id} is not a valid ERCollection id")
+        raise InvalidRequest(f"{shown(collection_id)} is not a valid ERCollection id")
     await require_access(request, collection_id, principal, READ)
     check_parameters(request, ("includeSystemData",))
     _boolean(request, "includeSystemData", False)  # accepted everywhere; stats carry no system data
@@ -218,7 +218,7 @@ async def collection_stats(request: web.Request) -> web.Response:
 def _relationship_type(catalog: Catalog, name: str):
     found = catalog.relationship_type(name)
     if found is None:
-        raise NotFound(f"Relationship type {name} not found in the relationship type catalog")
+        raise NotFound(f"Relationship type {shown(name)} not found in the relationship type catalog")
     return found
 
 
@@ -260,7 +260,7 @@ def page_headers(request: web.Request) -> tuple[int, str | None]:
     size = DEFAULT_PAGE_SIZE
     if raw is not None:
         raw = raw.strip()
-        if not PAGE_SIZE_TEXT.match(raw) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        if not PAGE_SIZE_TEXT.fullmatch(raw) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
             raise InvalidRequest(f"The PageSize header must be a whole number from 1 to {MAX_PAGE_SIZE}")
         size = int(raw)
     token = request.headers.get("continuationToken", "").strip() or None

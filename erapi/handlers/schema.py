@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from erapi.catalog import Catalog
-from erapi.errors import InvalidRequest, NotFound
+from erapi.errors import InvalidRequest, NotFound, shown
 from erapi.keys import catalog_key
 from erapi.web import READ_SCOPE, authorize, envelope
 
@@ -24,7 +24,7 @@ async def list_relationship_types(request: web.Request) -> web.Response:
 
 def _known_class(catalog: Catalog, name: str | None, parameter: str) -> str | None:
     if name is not None and catalog.entity_type(name) is None:
-        raise InvalidRequest(f"{parameter} {name} is not in the entity type catalog")
+        raise InvalidRequest(f"{parameter} {shown(name)} is not in the entity type catalog")
     return name
 
 
@@ -48,7 +48,7 @@ async def get_relationship_type_entity_types(request: web.Request) -> web.Respon
 def _relationship_type(request: web.Request):
     found = request.app[catalog_key].relationship_type(request.match_info["type"])
     if found is None:
-        raise NotFound(f"Relationship type {request.match_info['type']} not found")
+        raise NotFound(f"Relationship type {shown(request.match_info['type'])} not found")
     return found
 
 
@@ -62,7 +62,7 @@ async def get_entity_type(request: web.Request) -> web.Response:
     catalog = request.app[catalog_key]
     found = catalog.entity_type(request.match_info["type"])
     if found is None:
-        raise NotFound(f"Entity type {request.match_info['type']} not found")
+        raise NotFound(f"Entity type {shown(request.match_info['type'])} not found")
     return envelope(200, "", data=[{
         **found.document,
         "ancestors": sorted(found.ancestors),

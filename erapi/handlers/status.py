@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 from aiohttp import web
@@ -23,6 +24,8 @@ FILTERS = {
     "endtime": "end_time",
 }
 DEFAULT_LIMIT = 100
+# ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and Arabic-Indic digits (which it reads)
+LIMIT_TEXT = re.compile(r"[0-9]{1,7}")
 MAX_LIMIT = 1000
 
 
@@ -75,17 +78,20 @@ def _filters(parameters: dict[str, str]) -> dict[str, str]:
 
 def _timestamp(name: str, value: str) -> str:
     try:
+        if not value.isascii():
+            raise ValueError(value)
         moment = datetime.fromisoformat(value)
-    except ValueError as error:
-        raise InvalidRequest(f"{name.replace('_t', 'T')} must be an ISO 8601 timestamp") from error
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return utc_timestamp(moment)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return utc_timestamp(moment)
+    except (ValueError, OverflowError) as error:  # OverflowError: an offset pushes it past year 1 or 9999
+        raise InvalidRequest(f"{name.replace('_t', 'T')} must be an ISO 8601 timestamp between 0001-01-01 and "
+                             "9999-12-31 in UTC") from error
 
 
 def _limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_LIMIT
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+    if not LIMIT_TEXT.fullmatch(value) or not 1 <= int(value) <= MAX_LIMIT:
         raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(value)
