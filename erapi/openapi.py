@@ -183,7 +183,7 @@ ERROR = "error"
 
 def errors(*codes: int, **descriptions: str) -> dict[int, Response]:
     """Error responses, each with the error envelope; ``e413="..."`` overrides one description."""
-    headers = {401: ("WWW-Authenticate",), 429: ("Retry-After",)}
+    headers = {401: ("WWW-Authenticate",), 429: ("Retry-After",), 503: ("Retry-After",)}
     return {
         code: Response(ERROR, descriptions.get(f"e{code}", ""), headers.get(code, ()))
         for code in codes
@@ -192,7 +192,7 @@ def errors(*codes: int, **descriptions: str) -> dict[int, Response]:
 
 AUTHENTICATED = (401, 403, 429)  # 429: only when rate limiting is enabled ([ratelimit] in the config)
 STORAGE = (503,)
-WRITE_REQUEST = (400, 413, 415)
+WRITE_REQUEST = (400, 408, 413, 415)  # 408: the body did not arrive within server.body_timeout_seconds
 
 
 CREATE_INVERSE = Parameter(
@@ -452,7 +452,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/readyz"): Operation(
         summary="Readiness: the storage backend answers", tag="Probes",
-        responses={200: Response("envelope", "Ready"), 503: Response("envelope", "Storage is not answering")},
+        responses={200: Response("envelope", "Ready"), 503: Response("envelope", "Storage is not answering", ("Retry-After",))},
         operation_id="readyz",
     ),
     ("GET", "/metrics"): Operation(
