@@ -8,7 +8,7 @@ from aiohttp import web
 
 from erapi.acl import READ
 from erapi.auth import Principal
-from erapi.errors import NotFound
+from erapi.errors import NotFound, shown
 from erapi.graph import (DIRECTIONS, Key, Subgraph, Visibility, ends, entities_of, entity_classes, invalid,
                          relationship_types, step, transitive, traverse)
 from erapi.handlers.documents import present
@@ -19,7 +19,7 @@ from erapi.web import READ_SCOPE, authorize, boolean_query, collection_header, e
 MAX_DEPTH = 5
 DEFAULT_NODE_LIMIT = 1000
 MAX_NODE_LIMIT = 10000
-WHOLE_NUMBER = re.compile(r"^[0-9]{1,6}$")
+WHOLE_NUMBER = re.compile(r"[0-9]{1,6}")  # ASCII digits, whole value (fullmatch): no "²", no "5\n"
 GRAPH_PARAMETERS = ("depth", "direction", "relationshipType", "entityType", "limit", "transitive",
                     "includeSystemData")
 
@@ -66,7 +66,7 @@ def _whole_number(request: web.Request, name: str, default: int, low: int, high:
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not WHOLE_NUMBER.match(raw.strip()) or not low <= int(raw) <= high:
+    if not WHOLE_NUMBER.fullmatch(raw) or not low <= int(raw) <= high:
         raise invalid(name, f"must be a whole number from {low} to {high}")
     return int(raw)
 
@@ -84,7 +84,7 @@ async def _answer(request: web.Request, graph: Subgraph, start: Key, classes: fr
                   include_system_data: bool) -> web.Response:
     documents = await entities_of(request.app[storage_key], graph.depth)
     if start not in documents:
-        raise NotFound(f"Entity {start[1]} not found in ERCollection {start[0]}")
+        raise NotFound(f"Entity {shown(start[1])} not found in ERCollection {start[0]}")
     kept = {key for key, document in documents.items()
             if key == start or classes is None or document.get("entityType") in classes}
     nodes = [{"erCollectionId": key[0], "id": key[1], "depth": graph.depth[key],
