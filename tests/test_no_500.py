@@ -330,6 +330,7 @@ async def test_slow_clients_are_cut_after_the_timeouts_while_others_are_served(s
         async with session.post("/apollo/er/entities", json=[entity("e1")],
                                 headers={"ercollectionid": COLLECTION}) as response:
             assert response.status == 207
+        assert not all(connection.done() for connection in slow), "served only once the slow ones were gone"
         answers = await asyncio.gather(*slow)
     assert None not in answers, "a slow connection was held for the whole minute"
     heads, bodies = answers[1::2], answers[0::2]
