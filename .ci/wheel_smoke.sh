@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
-python=${1:-python3}
+python=$(command -v "${1:-python3}")  # an absolute path: PATH leads to the new virtualenv below
 
 work=$(mktemp -d)
 server_pid=""
@@ -57,6 +57,20 @@ erapi config example mongodb >"$work/mongodb.toml"
 grep -q '^storage = "mongodb"' "$work/mongodb.toml" || fail "erapi config example mongodb printed no mongodb config"
 python -c 'import erapi, storage_plugins, sys; sys.exit(0 if erapi.__file__.startswith(sys.prefix) else 1)' \
     || fail "erapi is imported from outside the virtualenv"
+
+# py.typed: a third-party storage plugin type-checks against the installed storage_plugins.base (without the
+# marker mypy would skip the module, and the wrong type below would pass unseen)
+"$python" -m pip --python "$work/venv/bin/python" install --quiet "mypy>=1.10"
+cat >"$work/third_party_plugin.py" <<'PLUGIN'
+from storage_plugins.base import Storage
+
+
+class ThirdPartyStorage(Storage):
+    name = 42
+PLUGIN
+mypy --no-incremental "$work/third_party_plugin.py" >"$work/mypy.out" 2>&1 && fail "mypy found nothing: $(cat "$work/mypy.out")"
+grep -q 'base class "Storage" defined the type as "str"' "$work/mypy.out" \
+    || fail "mypy did not check against storage_plugins.base: $(cat "$work/mypy.out")"
 
 port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 erapi serve --port "$port" >"$work/serve.stdout" 2>"$work/serve.stderr" &
