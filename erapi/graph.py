@@ -40,16 +40,16 @@ class Step:
         return FrontierQuery(frozenset(frontier), outgoing=self.outgoing, incoming=self.incoming,
                              outgoing_types=self.outgoing_types, incoming_types=self.incoming_types, limit=limit)
 
-    def reached(self, edge: Document, frontier: set[Key] | dict[Key, object]) -> list[Key]:
-        """The ends of ``edge`` this step reaches from ``frontier``: the destination of an edge followed
-        outgoing, the source of one followed incoming (both, for an edge between two frontier entities)."""
+    def follow(self, edge: Document, frontier: set[Key] | dict[Key, object]) -> list[tuple[Key, Key]]:
+        """(from, to) for each way this step follows ``edge`` from ``frontier``: to its destination when followed
+        outgoing, to its source when followed incoming (both, for an edge between two frontier entities)."""
         source, destination = ends(edge)
-        reached = []
+        pairs = []
         if self.outgoing and source in frontier and _typed(edge, self.outgoing_types):
-            reached.append(destination)
+            pairs.append((source, destination))
         if self.incoming and destination in frontier and _typed(edge, self.incoming_types):
-            reached.append(source)
-        return reached
+            pairs.append((destination, source))
+        return pairs
 
 
 def _typed(edge: Document, types: frozenset[str] | None) -> bool:
@@ -154,7 +154,7 @@ class Subgraph:
         """Record one hop's edges; return the entities reached for the first time (the next frontier)."""
         reached: set[Key] = set()
         for edge in edges:
-            for key in how.reached(edge, frontier):
+            for _, key in how.follow(edge, frontier):
                 if key in self.depth:
                     continue
                 if len(self.depth) >= node_limit:

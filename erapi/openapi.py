@@ -549,6 +549,24 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                     "collections, are left out at every hop. Depth d costs d + 1 storage calls.",
         operation_id="getEntityGraph",
     ),
+    ("POST", "/apollo/er/graph/query"): Operation(
+        summary="Match a path pattern: a start, then hops; the distinct end entities or every path, in pages",
+        tag="Graph",
+        scopes=(READ_SCOPE,),
+        parameters=(ERCOLLECTION, *PAGED),
+        request=schema("graph-query"),
+        request_example={"start": {"entityId": "ahu_A1"},
+                         "hops": [{"relationshipType": "feeds", "direction": "outgoing", "entityType": "VAV"},
+                                  {"relationshipType": "hasPoint", "entityType": "Point"}]},
+        responses={200: Response("graph-matches", "One page of entities (`return: entities`) or paths (`paths`)"),
+                   **errors(400, *AUTHENTICATED, 404, 413, 415, *STORAGE,
+                            e400="The pattern is not valid: the message starts with the JSON pointer of the field",
+                            e404="The start entity is not in the collection")},
+        description="Each hop follows its relationship (and its inverse stored the other way round) from every "
+                    "entity the previous hop matched, in one storage call; collections the caller may not read "
+                    "contribute nothing.",
+        operation_id="queryGraph",
+    ),
     ("DELETE", "/apollo/er/entities/{entityId}"): delete(
         "entities", "Entities", CASCADE,
         description="Refused with 409 while active relationships reference the entity from any collection, "

@@ -34,6 +34,7 @@ ROUTES = [
     web.get("/apollo/er/entities/{entityId}/versions", reads.entity_versions),
     web.get("/apollo/er/entities/{entityId}/relationships", reads.list_entity_relationships),
     web.get("/apollo/er/entities/{entityId}/graph", graph.get_entity_graph),
+    web.post("/apollo/er/graph/query", graph.query_graph),
     web.get("/apollo/er/entitytypes/{type}/entities", reads.list_entities_of_type),
     web.post("/apollo/er/relationships", relationships.post_relationships),
     web.get("/apollo/er/relationships", reads.list_relationships),

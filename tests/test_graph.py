@@ -155,3 +155,91 @@ async def test_depth_d_costs_d_plus_1_storage_calls_whatever_the_frontier(counte
         storage_calls = Counter({name: n for name, n in calls.items() if name != "get_acl"})
         assert storage_calls == Counter(find_frontier_edges=depth, get_current_across=1)
         assert calls["get_acl"] <= 2  # the header's collection, and "far" once it is met
+
+
+# ---- POST /apollo/er/graph/query ------------------------------------------------------------------------------------
+
+async def match(api, pattern: dict, collection: str = "plant", expect: int = 200, **kwargs) -> dict:
+    return await api.call("POST", "/apollo/er/graph/query", expect, collection=collection, json_body=pattern,
+                          schema="graph-matches" if expect == 200 else None, **kwargs)
+
+
+def ids(body: dict) -> list[tuple[str, str]]:
+    return [(item["erCollectionId"], item["id"]) for item in body["data"]]
+
+
+async def test_a_pattern_answers_the_distinct_end_entities(plant):
+    points_of_vavs = {"start": {"entityId": "ahu1"},
+                      "hops": [{"relationshipType": "feeds", "entityType": "VAV"},
+                               {"relationshipType": "BRICK_1_4__hasPoint", "entityType": "Point"}]}
+    body = await match(plant, points_of_vavs)
+    assert ids(body) == [("points", "pt1")] and body["data"][0]["entity"]["entityType"].endswith("Sensor")
+    assert body["paging"] == {"totalCount": 1, "continuationToken": None}
+    downstream_zones = {"start": {"entityId": "ahu1"},
+                        "hops": [{"relationshipType": "feeds", "transitive": True, "entityType": "HVAC_Zone"}]}
+    assert ids(await match(plant, downstream_zones)) == [("floors", "z1")]
+    upstream = {"start": {"entityId": "z1"}, "hops": [{"relationshipType": "feeds", "direction": "incoming",
+                                                        "transitive": True}]}
+    assert ids(await match(plant, upstream, "floors")) == [("plant", "ahu1"), ("plant", "vav1"), ("plant", "vav2")]
+
+
+async def test_a_pattern_answers_paths_and_each_caller_sees_only_what_it_may_read(plant):
+    from_every_ahu = {"start": {"entityType": "AHU"}, "hops": [{"relationshipType": "feeds"}], "return": "paths"}
+    body = await match(plant, from_every_ahu)
+    assert body["data"] == [{"entities": [{"erCollectionId": "plant", "id": "ahu1"},
+                                          {"erCollectionId": "plant", "id": "vav1"}],
+                             "relationships": [{"sourceERCollectionId": "plant", "id": "f1"}]}]
+    carol = await match(plant.as_("carol"), from_every_ahu)
+    assert [[entity["id"] for entity in path["entities"]] for path in carol["data"]] == [["ahu1", "vav1"],
+                                                                                         ["ahu2", "s1"]]
+    chain = {"start": {"entityId": "ahu1"}, "return": "paths",
+             "hops": [{"relationshipType": "feeds", "transitive": True}, {"relationshipType": "hasPoint"}]}
+    body = await match(plant, chain)
+    assert body["data"] == [{"entities": [{"erCollectionId": "plant", "id": "ahu1"},
+                                          {"erCollectionId": "plant", "id": "vav1"},
+                                          {"erCollectionId": "points", "id": "pt1"}],
+                             "relationships": [None, {"sourceERCollectionId": "plant", "id": "p1"}]}]
+    assert (await match(plant.as_("carol"), chain))["data"] == []  # carol cannot read the points
+
+
+async def test_pattern_matches_page_with_signed_tokens_bound_to_the_pattern(plant):
+    pattern = {"start": {"entityId": "ahu1"}, "hops": [{"relationshipType": "feeds", "transitive": True}]}
+    seen, token = [], None
+    while True:
+        body = await match(plant, pattern, headers={"PageSize": "1", **({"continuationToken": token} if token else {})})
+        seen += ids(body)
+        assert body["paging"]["totalCount"] == 4
+        token = body["paging"]["continuationToken"]
+        if token is None:
+            break
+    assert seen == [("floors", "z1"), ("plant", "ahu1"), ("plant", "vav1"), ("plant", "vav2")]
+    first = await match(plant, pattern, headers={"PageSize": "1"})
+    other = {**pattern, "return": "paths"}
+    body = await match(plant, other, expect=400, headers={"continuationToken": first["paging"]["continuationToken"]})
+    assert body["status"]["message"] == "continuationToken was issued for another collection or query"
+
+
+@pytest.mark.parametrize("pattern, where", [
+    ({"hops": [{"relationshipType": "feeds"}]}, "/"),
+    ({"start": {"entityId": "ahu1"}, "hops": []}, "/hops"),
+    ({"start": {"entityId": "ahu1", "entityType": "AHU"}, "hops": [{"relationshipType": "feeds"}]}, "/start"),
+    ({"start": {"entityId": "ahu1"}, "hops": [{"relationshipType": "flows"}]}, "/hops/0/relationshipType"),
+    ({"start": {"entityId": "ahu1"}, "hops": [{"relationshipType": "feeds"}, {"relationshipType": "hasPoint",
+                                                                              "entityType": "Unicorn"}]},
+     "/hops/1/entityType"),
+    ({"start": {"entityId": "ahu1"}, "hops": [{"relationshipType": "hasPoint", "transitive": True}]},
+     "/hops/0/transitive"),
+    ({"start": {"entityId": "ahu1"}, "hops": [{"relationshipType": "feeds", "direction": "up"}]}, "/hops/0/direction"),
+    ({"start": {"entityType": "Unicorn"}, "hops": [{"relationshipType": "feeds"}]}, "/start/entityType"),
+    ({"start": {"entityId": "ahu1"}, "hops": [{"relationshipType": "feeds", "depth": 2}]}, "/hops/0"),
+])
+async def test_a_bad_pattern_is_400_naming_the_field(plant, pattern, where):
+    body = await match(plant, pattern, expect=400)
+    assert body["status"]["message"].startswith(f"{where}: ") and body["errors"][0]["path"] in (where, "")
+
+
+async def test_pattern_refusals_outside_the_body(plant):
+    pattern = {"start": {"entityId": "nobody"}, "hops": [{"relationshipType": "feeds"}]}
+    await match(plant, pattern, expect=404)
+    await match(plant, {**pattern, "start": {"entityId": "ahu1"}}, expect=400, params={"depth": "2"})
+    await match(plant.as_("mallory"), pattern, expect=403)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
+import orjson
 from aiohttp import web
 
 from erapi.acl import READ
 from erapi.auth import Principal
-from erapi.errors import NotFound, shown
+from erapi.errors import InvalidRequest, NotFound, shown
 from erapi.graph import (DIRECTIONS, Key, Subgraph, Visibility, ends, entities_of, entity_classes, invalid,
                          relationship_types, step, transitive, traverse)
 from erapi.handlers.documents import present
-from erapi.handlers.reads import check_parameters
-from erapi.keys import acl_key, catalog_key, storage_key
-from erapi.web import READ_SCOPE, authorize, boolean_query, collection_header, envelope, require_access
+from erapi.handlers.reads import check_parameters, open_token, page_headers
+from erapi.keys import acl_key, catalog_key, page_tokens_key, storage_key, validator_key
+from erapi.pattern import Matcher, compile_pattern, paths
+from erapi.web import READ_SCOPE, authorize, boolean_query, collection_header, envelope, read_json, require_access
 
 MAX_DEPTH = 5
 DEFAULT_NODE_LIMIT = 1000
@@ -93,3 +96,57 @@ async def _answer(request: web.Request, graph: Subgraph, start: Key, classes: fr
     edges = [present(edge, include_system_data) for key, edge in sorted(graph.edges.items())
              if all(end in kept for end in ends(edge))]
     return envelope(200, "", data={"nodes": nodes, "edges": edges, "truncated": graph.truncated})
+
+
+# ---- path patterns ----------------------------------------------------------------------------------------------
+
+
+async def query_graph(request: web.Request) -> web.Response:
+    """The distinct end entities, or every path, matching a pattern (schemas/graph-query.json), in pages."""
+    principal = await authorize(request, READ_SCOPE)
+    collection_id = collection_header(request)
+    await require_access(request, collection_id, principal, READ)
+    body = await read_json(request)
+    errors = request.app[validator_key].errors("graph-query", body)
+    if errors:
+        where = errors[0]["path"] or "/"
+        raise InvalidRequest(f"{where}: {errors[0]['message']}", errors=errors)
+    pattern = compile_pattern(request.app[catalog_key], body)
+    size, token = page_headers(request)
+    # bound to a digest of the pattern: the pattern itself could outgrow a token
+    digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    binding = {"list": "graph/query", "pattern": digest}
+    after = open_token(request, token, collection_id, binding)
+    matcher = Matcher(request.app[storage_key], readable_by(request, principal, collection_id))
+    starts = await matcher.starts(pattern, collection_id)
+    if pattern.start_id is not None and not await entities_of(request.app[storage_key], starts):
+        raise NotFound(f"Entity {shown(pattern.start_id)} not found in ERCollection {collection_id}")
+    matched = await matcher.links(pattern, starts)
+    if pattern.paths:
+        items = [({"entities": [_key(key) for key in entities],
+                   "relationships": [_relationship_key(key) for key in relationships]},
+                  [list(key) for key in entities]) for entities, relationships in paths(matched, starts)]
+    else:
+        items = [({"erCollectionId": key[0], "id": key[1], "entity": present(document, False)}, list(key))
+                 for key, document in await matcher.entities(matched)]
+    return _page_of(request, collection_id, binding, items, after, size)
+
+
+def _key(key: Key) -> dict:
+    return {"erCollectionId": key[0], "id": key[1]}
+
+
+def _relationship_key(key: Key | None) -> dict | None:
+    return None if key is None else {"sourceERCollectionId": key[0], "id": key[1]}
+
+
+def _page_of(request: web.Request, collection_id: str, binding: dict, items: list[tuple[dict, list]],
+             after, size: int) -> web.Response:
+    """One page of ``items`` (each with its sort position), strictly after the token's position."""
+    remaining = [item for item in items if after is None or item[1] > after]
+    page = remaining[:size]
+    next_token = None
+    if len(remaining) > size:
+        next_token = request.app[page_tokens_key].issue(collection_id, binding, page[-1][1])
+    return envelope(200, "", data=[item for item, _ in page],
+                    paging={"totalCount": len(items), "continuationToken": next_token})
