@@ -40,6 +40,7 @@ if ! podman image exists "$BASE"; then
 fi
 
 echo "== container smoke: podman build"
+podman rmi --ignore "$IMAGE" >/dev/null  # the previous run's image: a rebuild would leave it dangling
 ca_options=()
 ca_bundle=${PIP_CERT:-${REQUESTS_CA_BUNDLE:-}}
 if [[ -z $ca_bundle && -f /etc/ssl/certs/ca-certificates.crt ]]; then
