@@ -41,6 +41,8 @@ setup(
             "hypothesis>=6.100",
             "schemathesis>=4,<5",
             "openapi-spec-validator>=0.7",
+            "rdflib>=7.1.4",  # tests/test_graph_brick.py asks its questions of the source model in SPARQL
+            "brickschema>=0.7.9",  # ... with the Brick 1.4 ontology for rdfs:subClassOf
         ],
     },
     entry_points={
