@@ -434,6 +434,19 @@ async def test_a_delete_finds_a_claimed_version_a_read_would_show(building):
     assert [v["isActive"] for v in versions["data"]] == [True, False]
 
 
+async def test_concurrent_writers_after_a_dead_writers_claim_get_versions_2_to_11(building):
+    await claimed_never_published(building, "r-claimed")
+    writers = [building.relationships("august_14_81", cross("r-claimed", relationshipName=f"writer-{n}"))
+               for n in range(10)]
+    assert all(len(r["data"]["responses"]["success"]) == 1 for r in await asyncio.gather(*writers))
+    versions = await building.call("GET", "/apollo/er/relationships/r-claimed/versions", 200,
+                                   collection="august_14_81", schema="relationship-list")
+    assert version_numbers(versions) == list(range(1, 12))
+    assert sorted(v["relationshipName"] for v in versions["data"][1:]) == sorted(f"writer-{n}" for n in range(10))
+    [current] = (await building.relationship("august_14_81", "r-claimed"))["data"]
+    assert current["relationshipName"] == versions["data"][-1]["relationshipName"]
+
+
 class PublishFails:
     """The app's storage, but publishing fails (a 503) while ``failing``: the storage lost between a claim and
     its publish."""

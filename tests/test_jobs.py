@@ -197,6 +197,22 @@ async def test_a_chunk_reapplied_after_a_crash_bumps_no_version_and_logs_one_com
     assert await storage.finish_chunk(chunk["id"], "crashed", "done") is False
 
 
+async def test_a_job_publishes_what_a_dead_writer_claimed_before_writing_the_next_version(jobs_api):
+    # r1 as a synchronous writer killed between its claim and its publish leaves it: version 1, unpublished
+    storage = jobs_api.client.app[storage_key]
+    await jobs_api.relationships("c1", relationship("template", "e0", "e1"))
+    [written] = await storage.get_versions("relationships", "c1", "template")
+    await storage.claim_versions("relationships", "c1", [{**written, "id": "r1", "relationshipName": "claimed"}])
+    body = await submit(jobs_api, [relationship("r1", "e0", "e1", relationshipName="from the job")])
+    job = await wait_for_job(jobs_api, body["transactionId"])
+    assert job["jobData"] == {"total": 1, "done": 1, "failed": 0, "pending": 0}
+    versions = await storage.get_versions("relationships", "c1", "r1")
+    assert [(v["sysData"]["sysRelationshipVersion"], v["relationshipName"]) for v in versions] == [
+        (1, "claimed"), (2, "from the job")]
+    [current] = (await jobs_api.relationship("c1", "r1"))["data"]
+    assert current["relationshipName"] == "from the job"
+
+
 async def test_a_chunk_is_failed_with_the_reason_after_max_attempts(app_factory):
     api = await app_factory(jobs={**FAST_JOBS, "workers": 0, "max_attempts": 2})
     await api.register("c1")
