@@ -38,6 +38,9 @@ setup(
             "pytest-asyncio>=0.24",
             "jsonschema>=4.23",
             "pymongo>=4.13",
+            # the second MongoDB server of the tests (.ci/secantusdb.sh); only pre-releases exist, which this
+            # lower bound, itself a pre-release, lets pip choose without --pre
+            "secantusdb>=0.7.0b3",
             "hypothesis>=6.100",
             "schemathesis>=4,<5",
             "openapi-spec-validator>=0.7",

@@ -25,6 +25,8 @@ if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 fi
 
 log() { echo "ferretdb.sh: $*" >&2; }
+# shellcheck source=.ci/server_process.sh
+source "$(dirname "${BASH_SOURCE[0]}")/server_process.sh"
 
 has_version() {
     local reported
@@ -56,12 +58,8 @@ build() {
     echo "$FERRETDB_BIN"
 }
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 start() {
-    local dir=${1:?usage: ferretdb.sh start STATE_DIR} port pid
+    local dir=${1:?usage: ferretdb.sh start STATE_DIR} port
     build >/dev/null
     mkdir -p "$dir/data"
     dir=$(cd "$dir" && pwd)
@@ -69,37 +67,12 @@ start() {
     "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$dir/data/?_pragma=synchronous(OFF)" --state-dir="$dir" \
         --listen-addr="127.0.0.1:$port" --debug-addr=- --telemetry=disable --log-level=ERROR \
         </dev/null >"$dir/ferretdb.log" 2>&1 &
-    pid=$!
-    echo "$pid" >"$dir/pid"
-    for _ in $(seq 300); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            log "FerretDB exited at start; its log:"
-            cat "$dir/ferretdb.log" >&2
-            exit 1
-        fi
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "mongodb://127.0.0.1:$port/" | tee "$dir/uri"
-            return
-        fi
-        sleep 0.1
-    done
-    log "FerretDB did not answer on 127.0.0.1:$port within 30 s"
-    kill "$pid" 2>/dev/null || true
-    exit 1
+    echo "$!" >"$dir/pid"
+    await_server FerretDB "$!" "$port" "$dir" "$dir/ferretdb.log" 300
 }
 
 stop() {
-    local dir=${1:?usage: ferretdb.sh stop STATE_DIR} pid
-    [[ -f $dir/pid ]] || return 0
-    pid=$(cat "$dir/pid")
-    if kill "$pid" 2>/dev/null; then
-        for _ in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$dir/pid"
+    stop_server "${1:?usage: ferretdb.sh stop STATE_DIR}"
 }
 
 case ${1:-} in
