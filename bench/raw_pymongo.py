@@ -11,7 +11,8 @@ indexes and document shapes:
 3. ``insert_many`` the new versions into ``relationships_history`` (unordered);
 4. the current view (``relationships``), as the plugin's ``put_current`` writes it on this server:
 
-   - MongoDB: one ``update`` command of 100 conditional upserts (replace if the stored version is lower);
+   - MongoDB: one unordered ``bulk_write`` (an ``update`` command) of 100 upserts on the unique key, each
+     replacing the document by a pipeline if the stored version is lower;
    - FerretDB (its SQLite backend uses no index except for an exact ``{_id: value}`` filter, so a
      conditional upsert scans the collection): under a process-wide lock, a ``find`` of the ids' stored
      versions (projection ``_id``, ``id``, ``sysData``), ``insert_many`` of the ids not stored (unordered),
@@ -174,10 +175,17 @@ async def one_batch(db: Any, collection: str, batch: Batch, server: Server,
     await db[f"{KIND}_history"].insert_many(current, ordered=False)
     # put_current: publish the claimed versions to the current view
     if server.atomic_updates:
-        statements = [{"q": {"ercollectionid": collection, "id": document["id"],
-                             VERSION: {"$lt": document["sysData"][VERSION_FIELD[KIND]]}},
-                       "u": document, "upsert": True} for document in current]
-        await _update(db, KIND, statements, server.update_statements)
+        # one unordered bulk_write of upserts on the unique key, the version compared inside the update
+        from pymongo import UpdateOne
+
+        newer = {document["id"]: {"$lt": [f"${VERSION}", document["sysData"][VERSION_FIELD[KIND]]]}
+                 for document in current}
+        await db[KIND].bulk_write([
+            UpdateOne({"ercollectionid": collection, "id": document["id"]}, [{"$replaceWith": {"$cond": [
+                newer[document["id"]], {"$mergeObjects": [{"_id": "$_id"}, {"$literal": document}]}, "$$ROOT"]}}],
+                upsert=True)
+            for document in current
+        ], ordered=False)
     else:
         async with update_lock:
             cursor = db[KIND].find({"ercollectionid": collection, "id": {"$in": batch.ids}},

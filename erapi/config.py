@@ -100,6 +100,7 @@ class MongoConfig:
     write_concern: str = "majority"  # "majority" or a number of nodes as a string, e.g. "1"
     journal: bool = True
     timeout_ms: int = 5000
+    operation_timeout_ms: int = 30000  # one database operation as a whole, retries included (PyMongo timeoutMS)
     # Server quirks the plugin works around (storage_plugins/mongodb_dialect.py): "auto" picks by server version
     dialect: str = "auto"
 
@@ -220,6 +221,7 @@ def _check(config: Config) -> None:
         "server.body_timeout_seconds": config.server.body_timeout_seconds,
         "auth.token_ttl_seconds": config.auth.token_ttl_seconds,
         "mongodb.timeout_ms": config.mongodb.timeout_ms,
+        "mongodb.operation_timeout_ms": config.mongodb.operation_timeout_ms,
         "jobs.max_items": config.jobs.max_items,
         "jobs.lease_seconds": config.jobs.lease_seconds,
         "jobs.max_attempts": config.jobs.max_attempts,

@@ -33,7 +33,18 @@ from urllib.parse import urlsplit
 import structlog
 
 try:
-    from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReplaceOne, ReturnDocument, WriteConcern
+    import pymongo
+    from bson.errors import BSONError
+    from pymongo import (
+        ASCENDING,
+        DESCENDING,
+        AsyncMongoClient,
+        IndexModel,
+        ReplaceOne,
+        ReturnDocument,
+        UpdateOne,
+        WriteConcern,
+    )
     from pymongo import errors as mongo_errors
 except ImportError as missing:  # told by create_storage as a configuration error, with this text
     raise ImportError(f"PyMongo is not installed ({missing}); install the mongodb extra: "
@@ -75,6 +86,8 @@ DUPLICATE_KEY = 11000
 _update_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
 )
+# Most type names in one list query (see _split_types): MongoDB's internalQueryMaxScansToExplode
+TYPES_PER_QUERY = 200
 # Keys of ACL records in the logs' unique (ercollectionid, id) index; status record ids are UUIDs.
 REGISTRATION_KEY = "acl:collection"
 GRANT_KEY_PREFIX = "acl:grant:"
@@ -88,36 +101,51 @@ def redact_uri(uri: str) -> str:
     return _URI_SECRET_OPTION.sub(r"\1***", _URI_PASSWORD.sub(r"\1:***@", uri))
 
 
-def _timeouts(uri: str, timeout_ms: int) -> dict[str, int]:
-    """Client timeouts from ``timeout_ms``, except those the URI sets itself.
+def _timeouts(uri: str, timeout_ms: int, operation_timeout_ms: int) -> dict[str, int]:
+    """Client timeouts, except those the URI sets itself.
 
-    A down server fails server selection after ``timeout_ms``; a server that takes a request and never
-    answers (hung, partitioned) fails it after six times that, long enough for a large majority write.
+    Every operation as a whole (server selection, retries, the server's work and its wait for the write
+    concern) is bounded by ``operation_timeout_ms``: PyMongo's client-side operation timeout (``timeoutMS``),
+    which also sends the remaining time as ``maxTimeMS`` so that the server stops too. Connecting, and server
+    selection where no operation timeout applies, are bounded by ``timeout_ms`` (see ``_fail_fast``).
     """
     given = {option.split("=", 1)[0].lower() for option in urlsplit(uri).query.split("&") if option}
     timeouts = {
         "serverSelectionTimeoutMS": timeout_ms,
         "connectTimeoutMS": timeout_ms,
-        "socketTimeoutMS": 6 * timeout_ms,
+        "timeoutMS": operation_timeout_ms,
     }
     return {name: value for name, value in timeouts.items() if name.lower() not in given}
 
 
-def _write_concern(w: str, journal: bool) -> WriteConcern:
+def _write_concern(w: str, journal: bool, wtimeout_ms: int) -> WriteConcern:
+    """The write concern, with ``wtimeout``: how long the primary waits for the members to acknowledge.
+
+    PyMongo leaves ``wtimeout`` out of the commands it sends while a client-side operation timeout applies (the
+    ``maxTimeMS`` it sends bounds that wait instead); it is sent when ``timeoutMS=0`` in the URI turns that off.
+    """
     if w == "majority":
-        return WriteConcern(w="majority", j=journal)
+        return WriteConcern(w="majority", j=journal, wtimeout=wtimeout_ms)
     if w.isdigit() and int(w) >= 1:
-        return WriteConcern(w=int(w), j=journal)
+        return WriteConcern(w=int(w), j=journal, wtimeout=wtimeout_ms)
     raise ConfigurationError(f"config key mongodb.write_concern must be 'majority' or a number >= 1, got {w!r}")
 
 
 @contextlib.contextmanager
 def _driver_errors(action: str) -> Iterator[None]:
-    """Turn every driver failure into the interface's StorageError (a 503 for the client)."""
+    """Turn every driver failure into the interface's StorageError (a 503 for the client).
+
+    That includes a document BSON cannot encode (``bson.errors.BSONError``: InvalidDocument, DocumentTooLarge)
+    and an integer beyond BSON's 64 bits (``OverflowError`` from the encoder): the service validates client data
+    before it gets here, so what remains is the server's limit, not the client's error, and nothing is written
+    (the encoder fails before the command is sent).
+    """
     try:
         yield
     except mongo_errors.PyMongoError as error:
         raise StorageError(f"MongoDB {action} failed: {error}") from error
+    except (BSONError, OverflowError) as error:
+        raise StorageError(f"MongoDB {action} failed: a document cannot be encoded as BSON: {error}") from error
 
 
 def _text(value: Any, what: str) -> str:
@@ -166,12 +194,13 @@ class MongoStorage(Storage):
         write_concern: str = "majority",
         journal: bool = True,
         timeout_ms: int = 5000,
+        operation_timeout_ms: int = 30000,
         dialect: str | MongoDialect = AUTO,
     ) -> None:
         self._uri = uri
         self._database_name = database
-        self._write_concern = _write_concern(write_concern, journal)
-        self._timeout_ms = timeout_ms
+        self._write_concern = _write_concern(write_concern, journal, operation_timeout_ms)
+        self._timeouts = _timeouts(uri, timeout_ms, operation_timeout_ms)
         if isinstance(dialect, str) and dialect != AUTO:
             dialect_named(dialect)  # refuse an unknown name before connecting
         self._configured_dialect = dialect
@@ -192,7 +221,7 @@ class MongoStorage(Storage):
             write_concern=self._write_concern.document,
         )
         try:
-            self._client = AsyncMongoClient(self._uri, appname="erapi", **_timeouts(self._uri, self._timeout_ms))
+            self._client = AsyncMongoClient(self._uri, appname="erapi", **self._timeouts)
             self._db = self._client.get_database(self._database_name, write_concern=self._write_concern)
         except (mongo_errors.ConfigurationError, mongo_errors.InvalidName) as error:
             await self.close()
@@ -202,12 +231,13 @@ class MongoStorage(Storage):
             ) from error
         try:
             with _driver_errors("start-up"):
-                build = await self._build_info()
+                with self._fail_fast():
+                    build = await self._build_info()
                 choice = choose_dialect(build, self._configured_dialect)
                 self.dialect = choice.dialect
                 log = structlog.get_logger().info if choice.dialect is MONGODB else structlog.get_logger().warning
                 log("storage.mongodb.dialect", dialect=choice.dialect.name, reason=choice.reason)
-                await self._create_indexes()
+                await self._check_indexes()
                 self._atomic_unavailable = _transactions_unavailable(
                     self.dialect, await self._client.admin.command("hello"))
         except BaseException:
@@ -225,12 +255,62 @@ class MongoStorage(Storage):
             raise StorageError(f"no MongoDB server answered at {uri} within {seconds:g} s (server selection timeout: "
                                f"mongodb.timeout_ms, or serverSelectionTimeoutMS in the URI)") from error
 
-    async def _create_indexes(self) -> None:
-        # createIndexes leaves an index that exists with the same keys and options alone. One index per command:
-        # FerretDB 1.24 drops the connection (a panic in validateIndexesForCreation) when one createIndexes
-        # names several indexes that already exist, i.e. on every start but the first.
+    async def _missing_indexes(self) -> dict[str, list[IndexModel]]:
+        """The indexes of ``_indexes()`` that the database lacks, by collection (one listIndexes each)."""
+        present: dict[str, set[str]] = {}
+        missing: dict[str, list[IndexModel]] = {}
         for collection, index in _indexes():
+            if collection not in present:
+                present[collection] = {existing["name"] async for existing in await self._db[collection].list_indexes()}
+            if index.document["name"] not in present[collection]:
+                missing.setdefault(collection, []).append(index)
+        return missing
+
+    async def _check_indexes(self) -> None:
+        """Build the missing indexes of empty collections (a new database: instant); on a collection that holds
+        data, leave the build to ``erapi storage init-indexes``, which may take long and must not hold up or
+        time out a start: refuse to start without a unique index (writes rely on them), warn about the others
+        (reads work, more slowly)."""
+        for collection, indexes in (await self._missing_indexes()).items():
+            if await self._db[collection].find_one({}, {"_id": True}) is None:
+                await self._create(collection, indexes)
+                continue
+            names = [index.document["name"] for index in indexes]
+            if any(index.document.get("unique") for index in indexes):
+                raise StorageError(
+                    f"MongoDB collection {self._database_name}.{collection} holds data but lacks the unique "
+                    f"index(es) {', '.join(names)}: run `erapi storage init-indexes` first (docs/OPERATIONS.md)"
+                )
+            structlog.get_logger().warning(
+                "storage.mongodb.indexes_missing", collection=collection, indexes=names,
+                note="queries work, more slowly; run `erapi storage init-indexes` (docs/OPERATIONS.md)",
+            )
+
+    async def _create(self, collection: str, indexes: list[IndexModel]) -> None:
+        # One index per command: FerretDB 1.24 drops the connection (a panic in validateIndexesForCreation) when
+        # one createIndexes names several indexes that already exist (another process may just have made them).
+        for index in indexes:
             await self._db[collection].create_indexes([index])
+
+    async def init_indexes(self) -> list[str]:
+        """Build every missing index, however long it takes, then drop the indexes they supersede; what was done,
+        one line each. For ``erapi storage init-indexes``: opens and closes its own connection."""
+        report = []
+        self._client = AsyncMongoClient(self._uri, appname="erapi-init-indexes", **self._timeouts)
+        self._db = self._client.get_database(self._database_name, write_concern=self._write_concern)
+        try:
+            with _driver_errors("index build"), pymongo.timeout(None):
+                for collection, indexes in (await self._missing_indexes()).items():
+                    await self._create(collection, indexes)
+                    report.extend(f"built {collection}.{index.document['name']}" for index in indexes)
+                for collection, names in SUPERSEDED_INDEXES.items():
+                    present = {existing["name"] async for existing in await self._db[collection].list_indexes()}
+                    for name in sorted(present.intersection(names)):
+                        await self._db[collection].drop_index(name)
+                        report.append(f"dropped {collection}.{name} (superseded)")
+        finally:
+            await self.close()
+        return report or ["every index is present"]
 
     async def close(self) -> None:
         client, self._client, self._db = self._client, None, None
@@ -242,7 +322,29 @@ class MongoStorage(Storage):
         if self._db is None:
             raise StorageError("MongoDB storage is not open")
         with _driver_errors("ping"):
-            await self._db.command("ping")
+            with self._fail_fast():  # readiness says at once that the server is down
+                await self._db.command("ping")
+
+    @contextlib.contextmanager
+    def _operation(self, action: str) -> Iterator[None]:
+        """One plugin call: driver errors become StorageError, and its time is bounded.
+
+        By ``operation_timeout_ms`` (the client's) while the client knows a primary; when it knows none (the
+        server is down, or was found down by the last call), by ``timeout_ms``, so that requests keep failing
+        fast while it is down. PyMongo gives server selection all of an operation's timeout, so without this
+        every request would wait ``operation_timeout_ms`` for a server that is not coming back.
+        """
+        with _driver_errors(action):
+            if self._client is not None and not self._client.topology_description.has_writable_server():
+                with self._fail_fast():
+                    yield
+            else:
+                yield
+
+    def _fail_fast(self) -> contextlib.AbstractContextManager:
+        """The server selection timeout (``timeout_ms``, or serverSelectionTimeoutMS in the URI) for this block
+        instead of ``operation_timeout_ms``: PyMongo gives server selection all of an operation's timeout."""
+        return pymongo.timeout(self._client.options.server_selection_timeout)
 
     def _one_update_at_a_time(self) -> contextlib.AbstractAsyncContextManager:
         if self.dialect.atomic_updates:
@@ -257,7 +359,7 @@ class MongoStorage(Storage):
         if not wanted:
             return {}
         query = {"ercollectionid": _text(collection_id, "collection id"), "id": {"$in": wanted}}
-        with _driver_errors(f"read of {kind}"):
+        with self._operation(f"read of {kind}"):
             found = await self._db[kind].find(query).to_list()
         return {document["id"]: _returned(document) for document in found}
 
@@ -268,7 +370,7 @@ class MongoStorage(Storage):
         type_field = TYPE_FIELD[kind]
         query = {"ercollectionid": _text(collection_id, "collection id"), "id": {"$in": wanted},
                  "isActive": {"$ne": False}}
-        with _driver_errors(f"read of {kind}"):
+        with self._operation(f"read of {kind}"):
             found = await self._db[kind].find(query, {"_id": False, "id": True, type_field: True}).to_list()
         return {document["id"]: document.get(type_field) for document in found}
 
@@ -281,7 +383,7 @@ class MongoStorage(Storage):
         version = f"sysData.{VERSION_FIELD[kind]}"
         history = self._db[f"{kind}_history"]
         query = {"ercollectionid": _text(collection_id, "collection id"), "id": {"$in": wanted}}
-        with _driver_errors(f"read of {kind} history"):
+        with self._operation(f"read of {kind} history"):
             if self.dialect.group_first:
                 # Walks the unique (ercollectionid, id, version) index backwards and keeps each id's first.
                 pipeline = [
@@ -307,7 +409,7 @@ class MongoStorage(Storage):
             _version(kind, document)
         batch = [_stored(document, collection_id) for document in documents]
         conflicted: set[int] = set()
-        with _driver_errors(f"claim of {kind} versions"):
+        with self._operation(f"claim of {kind} versions"):
             try:
                 await self._db[f"{kind}_history"].insert_many(batch, ordered=False)
             except mongo_errors.BulkWriteError as error:
@@ -323,7 +425,7 @@ class MongoStorage(Storage):
         for document in documents:
             _text(document["id"], "id")
             _version(kind, document)
-        with _driver_errors(f"write of current {kind}"):
+        with self._operation(f"write of current {kind}"):
             async with self._one_update_at_a_time():
                 if self.dialect.atomic_updates:
                     await self._put_current_conditionally(kind, collection_id, documents)
@@ -331,27 +433,32 @@ class MongoStorage(Storage):
                     await self._put_current_by_id(kind, collection_id, documents)
 
     async def _put_current_conditionally(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
-        """One unordered update command: each document replaces its id's if the stored version is lower."""
-        version = f"sysData.{VERSION_FIELD[kind]}"
-        statements = [
-            {
-                "q": {
-                    "ercollectionid": collection_id,
-                    "id": document["id"],
-                    version: {"$lt": _version(kind, document)},
-                },
-                "u": _stored(document, collection_id),
-                "upsert": True,
-            }
-            for document in documents
-        ]
+        """One unordered batch of upserts: each document replaces its id's if the stored version is lower."""
+        statements = [self._conditional_put(kind, collection_id, document) for document in documents]
         lost = await self._upsert(kind, statements)
         if lost:
-            # A duplicate key means the filter matched nothing although the id exists: either a newer or equal
-            # version is stored (nothing to do), or a concurrent writer inserted an older version between our
-            # match and our insert. Once more, now that the id exists, tells them apart; a duplicate the second
+            # A duplicate key means the filter matched nothing although the id exists: a concurrent writer
+            # inserted it between our match and our insert, or (a filter comparing versions) a newer or equal
+            # version is stored. Once more, now that the id exists, tells them apart; a duplicate the second
             # time is a newer or equal version, and versions never go back.
             await self._upsert(kind, lost)
+
+    def _conditional_put(self, kind: str, collection_id: str, document: Document) -> Document:
+        """The upsert statement that stores ``document`` unless its id holds an equal or newer version.
+
+        With pipeline updates (MongoDB): matched on the unique key alone, a point lookup whatever else the index
+        holds, and the version compared by the update itself (``$literal``: the document's strings are data,
+        never field paths). Otherwise (FerretDB 1.x has no pipeline updates) the version is compared by the
+        filter.
+        """
+        version = f"sysData.{VERSION_FIELD[kind]}"
+        key = {"ercollectionid": collection_id, "id": document["id"]}
+        stored = _stored(document, collection_id)
+        if not self.dialect.pipeline_updates:
+            return {"q": {**key, version: {"$lt": _version(kind, document)}}, "u": stored, "upsert": True}
+        newer = {"$lt": [f"${version}", _version(kind, document)]}  # a missing version (a new id) is lower
+        replace = {"$mergeObjects": [{"_id": "$_id"}, {"$literal": stored}]}
+        return {"q": key, "u": [{"$replaceWith": {"$cond": [newer, replace, "$$ROOT"]}}], "upsert": True}
 
     async def _put_current_by_id(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
         """Without atomic updates (dialect ferretdb1): read the stored versions once, decide here, then insert new
@@ -408,11 +515,18 @@ class MongoStorage(Storage):
         return lost
 
     async def _update(self, collection: str, statements: list[Document]) -> list[tuple[Document, list[Document]]]:
-        """Run ``update`` statements unordered: one command, unless the server caps it (FerretDB).
+        """Run ``update`` statements unordered; return each reply (``n``, ``nModified``, ``writeErrors``) with its
+        statements.
 
-        A plain command rather than ``bulk_write``, because PyMongo's bulk API cannot parse FerretDB's reply
-        to a batch with a write error (KeyError 'nModified'). Returns each reply with its statements.
+        Through ``bulk_write`` where the dialect allows: single-document writes, so PyMongo retries the batch
+        once across a failover (retryable writes), and splits it to the server's batch and message limits.
+        Otherwise (FerretDB 1.x, whose reply to a batch with a write error PyMongo cannot parse: KeyError
+        'nModified') as plain commands of at most the dialect's ``update_statements`` statements each.
         """
+        if not statements:
+            return []
+        if self.dialect.bulk_write:
+            return [(await self._bulk_update(collection, statements), statements)]
         size = self.dialect.update_statements or len(statements)
         replies = []
         for start in range(0, len(statements), size):
@@ -425,9 +539,21 @@ class MongoStorage(Storage):
             replies.append((reply, batch))
         return replies
 
+    async def _bulk_update(self, collection: str, statements: list[Document]) -> Document:
+        """One unordered ``bulk_write`` of update statements, its result in the shape of an ``update`` reply."""
+        requests = [_bulk_request(statement) for statement in statements]
+        try:
+            result = (await self._db[collection].bulk_write(requests, ordered=False)).bulk_api_result
+        except mongo_errors.BulkWriteError as error:
+            result = error.details
+        if result.get("writeConcernErrors"):
+            raise StorageError(f"MongoDB write concern failed on {collection}: {result['writeConcernErrors'][0]}")
+        return {"n": result.get("nMatched", 0) + result.get("nUpserted", 0), "nModified": result.get("nModified", 0),
+                "writeErrors": result.get("writeErrors", [])}
+
     async def get_versions(self, kind: str, collection_id: str, document_id: str) -> list[Document]:
         query = {"ercollectionid": _text(collection_id, "collection id"), "id": _text(document_id, "id")}
-        with _driver_errors(f"read of {kind} history"):
+        with self._operation(f"read of {kind} history"):
             cursor = self._db[f"{kind}_history"].find(query).sort(f"sysData.{VERSION_FIELD[kind]}", ASCENDING)
             return [_returned(document) for document in await cursor.to_list()]
 
@@ -445,7 +571,7 @@ class MongoStorage(Storage):
             ]
         projection = {"_id": False, "ercollectionid": True, "id": True, version: True}
         order = [("ercollectionid", ASCENDING), ("id", ASCENDING), (version, ASCENDING)]
-        with _driver_errors(f"scan of {kind} history"):  # the unique (ercollectionid, id, version) index, in order
+        with self._operation(f"scan of {kind} history"):  # the unique (ercollectionid, id, version) index, in order
             cursor = self._db[f"{kind}_history"].find(selector, projection).sort(order).limit(limit)
             found = await cursor.to_list()
         return [(stored["ercollectionid"], stored["id"], stored["sysData"][VERSION_FIELD[kind]]) for stored in found]
@@ -463,7 +589,7 @@ class MongoStorage(Storage):
             "sysData.sysTransactionId": _text(transaction_id, "transaction id"),
         }
         found: dict[str, Document] = {}
-        with _driver_errors(f"read of {kind} history"):
+        with self._operation(f"read of {kind} history"):
             async for document in self._db[f"{kind}_history"].find(query).sort(version, ASCENDING):
                 found[document["id"]] = document
         return {doc_id: _returned(document) for doc_id, document in found.items()}
@@ -476,15 +602,19 @@ class MongoStorage(Storage):
             return []
         if query.after_id is not None:
             selector["id"] = {"$gt": _text(query.after_id, "after id")}
-        with _driver_errors(f"list of {kind}"):
-            cursor = self._db[kind].find(selector).sort("id", ASCENDING).limit(query.limit)
-            return [_returned(document) for document in await cursor.to_list()]
+        page: list[Document] = []
+        with self._operation(f"list of {kind}"):
+            for part in _split_types(selector, TYPE_FIELD[kind]):
+                cursor = self._db[kind].find(part).sort("id", ASCENDING).limit(query.limit)
+                page.extend(await cursor.to_list())
+        page.sort(key=lambda document: document["id"])
+        return [_returned(document) for document in page[: query.limit]]
 
     async def count_current(self, kind: str, collection_id: str, query: DocumentQuery) -> int:
         selector = _document_selector(kind, collection_id, query)
         if selector is None:
             return 0
-        with _driver_errors(f"count of {kind}"):
+        with self._operation(f"count of {kind}"):
             return await self._db[kind].count_documents(selector)
 
     async def find_edges(self, query: EdgeQuery) -> list[Document]:
@@ -497,7 +627,7 @@ class MongoStorage(Storage):
                 {"ercollectionid": {"$gt": after_collection}},
                 {"ercollectionid": after_collection, "id": {"$gt": after_id}},
             ]}]}
-        with _driver_errors("read of edges"):
+        with self._operation("read of edges"):
             cursor = self._db["relationships"].find(selector).sort([("ercollectionid", ASCENDING), ("id", ASCENDING)])
             if query.limit is not None:
                 cursor = cursor.limit(query.limit)
@@ -508,7 +638,7 @@ class MongoStorage(Storage):
         if selector is None:
             return {}
         pipeline = [{"$match": selector}, {"$group": {"_id": "$ercollectionid", "count": {"$sum": 1}}}]
-        with _driver_errors("count of edges"):
+        with self._operation("count of edges"):
             groups = await (await self._db["relationships"].aggregate(pipeline)).to_list()
         return {group["_id"]: group["count"] for group in groups}
 
@@ -540,7 +670,7 @@ class MongoStorage(Storage):
             {"$match": {"ercollectionid": _text(collection_id, "collection id"), "isActive": {"$ne": False}}},
             {"$group": {"_id": f"${TYPE_FIELD[kind]}", "count": {"$sum": 1}}},
         ]
-        with _driver_errors(f"count of {kind} by type"):
+        with self._operation(f"count of {kind} by type"):
             groups = await (await self._db[kind].aggregate(pipeline)).to_list()
         return {group["_id"]: group["count"] for group in groups}
 
@@ -559,7 +689,7 @@ class MongoStorage(Storage):
     async def _insert_new(self, collection: str, batch: list[Document], originals: Sequence[Document],
                           what: str) -> None:
         """Insert unordered; DuplicateError naming the ids of ``originals`` whose key already existed."""
-        with _driver_errors(f"insert of {what}"):
+        with self._operation(f"insert of {what}"):
             try:
                 await self._db[collection].insert_many(batch, ordered=False)
             except mongo_errors.BulkWriteError as error:
@@ -578,12 +708,12 @@ class MongoStorage(Storage):
                 {"receivedTimestamp": after_time, "id": {"$gt": after_id}},
             ]
         order = [("receivedTimestamp", ASCENDING), ("id", ASCENDING)]
-        with _driver_errors("read of status records"):
+        with self._operation("read of status records"):
             cursor = self._db[LOGS].find(selector).sort(order).limit(query.limit)
             return [_returned(record) for record in await cursor.to_list()]
 
     async def count_logs(self, query: LogQuery) -> int:
-        with _driver_errors("count of status records"):
+        with self._operation("count of status records"):
             return await self._db[LOGS].count_documents(_log_selector(query))
 
     async def transition_logs(self, collection_id: str, transitions: Sequence[LogTransition]) -> int:
@@ -594,7 +724,7 @@ class MongoStorage(Storage):
             _text(transition.record_id, "record id")
             for state in transition.from_states:
                 _text(state, "state")
-        with _driver_errors("transition of status records"):
+        with self._operation("transition of status records"):
             async with self._one_update_at_a_time():
                 if self.dialect.atomic_updates:
                     statements = [
@@ -641,7 +771,7 @@ class MongoStorage(Storage):
             },
             {"$group": {"_id": "$state", "count": {"$sum": 1}}},
         ]
-        with _driver_errors("count of status records"):
+        with self._operation("count of status records"):
             groups = await (await self._db[LOGS].aggregate(pipeline)).to_list()
         return {group["_id"]: group["count"] for group in groups}
 
@@ -667,7 +797,7 @@ class MongoStorage(Storage):
                      "leaseExpiresAt": now + lease_seconds},
             "$inc": {"attempts": 1},
         }
-        with _driver_errors("claim of a job chunk"):
+        with self._operation("claim of a job chunk"):
             # No projection: FerretDB 1.24 does not implement findAndModify's "fields".
             async with self._one_update_at_a_time():
                 claimed = await self._db[JOBS].find_one_and_update(
@@ -679,7 +809,7 @@ class MongoStorage(Storage):
         return claimed
 
     async def renew_chunk(self, chunk_id: str, worker_id: str, lease_expires_at: float) -> bool:
-        with _driver_errors("renewal of a job lease"):
+        with self._operation("renewal of a job lease"):
             async with self._one_update_at_a_time():
                 result = await self._db[JOBS].update_one(
                     _owned(chunk_id, worker_id), {"$set": {"leaseExpiresAt": lease_expires_at}}
@@ -688,14 +818,14 @@ class MongoStorage(Storage):
 
     async def finish_chunk(self, chunk_id: str, worker_id: str, state: str) -> bool:
         # Nothing reads a finished chunk again (its items' status records tell the outcome): it is removed.
-        with _driver_errors("finish of a job chunk"):
+        with self._operation("finish of a job chunk"):
             async with self._one_update_at_a_time():
                 result = await self._db[JOBS].delete_one(_owned(chunk_id, worker_id))
         return result.deleted_count == 1
 
     async def release_chunk(self, chunk_id: str, worker_id: str) -> bool:
         release = {"$set": {"state": "pending", "leaseOwner": None, "leaseExpiresAt": 0.0}, "$inc": {"attempts": -1}}
-        with _driver_errors("release of a job chunk"):
+        with self._operation("release of a job chunk"):
             async with self._one_update_at_a_time():
                 result = await self._db[JOBS].update_one(_owned(chunk_id, worker_id), release)
         return result.matched_count == 1
@@ -705,7 +835,7 @@ class MongoStorage(Storage):
         if collection_id is not None:
             match["ercollectionid"] = _text(collection_id, "collection id")
         pipeline = [{"$match": match}, {"$group": {"_id": None, "items": {"$sum": "$itemCount"}}}]
-        with _driver_errors("count of pending job items"):
+        with self._operation("count of pending job items"):
             groups = await (await self._db[JOBS].aggregate(pipeline)).to_list()
         return groups[0]["items"] if groups else 0
 
@@ -736,7 +866,7 @@ class MongoStorage(Storage):
     async def claim_idempotency_key(self, record: Document) -> Document | None:
         key_id = _text(record["id"], "idempotency key id")
         stored = {**record, "_id": key_id}
-        with _driver_errors("claim of an idempotency key"):
+        with self._operation("claim of an idempotency key"):
             self._idempotency_claims += 1
             if self._idempotency_claims % IDEMPOTENCY_SWEEP_EVERY == 0:
                 await self._db[IDEMPOTENCY].delete_many({"expiresAt": {"$lt": time.time()}})
@@ -751,7 +881,7 @@ class MongoStorage(Storage):
         return held
 
     async def get_idempotency_key(self, key_id: str) -> Document | None:
-        with _driver_errors("read of an idempotency key"):
+        with self._operation("read of an idempotency key"):
             held = await self._db[IDEMPOTENCY].find_one({"_id": _text(key_id, "idempotency key id")})
         if held is not None:
             held.pop("_id", None)
@@ -760,14 +890,14 @@ class MongoStorage(Storage):
     async def finish_idempotency_key(self, key_id: str, owner: str, fields: Document) -> bool:
         held = {"_id": _text(key_id, "idempotency key id"), "owner": _text(owner, "owner")}
         update = {key: value for key, value in fields.items() if key not in {"id", "_id", "owner"}}
-        with _driver_errors("write of an idempotency answer"):
+        with self._operation("write of an idempotency answer"):
             async with self._one_update_at_a_time():
                 result = await self._db[IDEMPOTENCY].update_one(held, {"$set": update})
         return result.matched_count == 1
 
     async def release_idempotency_key(self, key_id: str, owner: str) -> bool:
         held = {"_id": _text(key_id, "idempotency key id"), "owner": _text(owner, "owner")}
-        with _driver_errors("release of an idempotency key"):
+        with self._operation("release of an idempotency key"):
             async with self._one_update_at_a_time():
                 result = await self._db[IDEMPOTENCY].delete_one(held)
         return result.deleted_count == 1
@@ -778,7 +908,7 @@ class MongoStorage(Storage):
         collection_id = _text(record["collectionId"], "collectionId")
         stored = {"ercollectionid": collection_id, "id": REGISTRATION_KEY, "recordKind": REGISTRATION,
                   "record": record}
-        with _driver_errors("registration of a collection"):
+        with self._operation("registration of a collection"):
             try:
                 await self._db[LOGS].insert_one(stored)
             except mongo_errors.DuplicateKeyError as error:
@@ -788,7 +918,7 @@ class MongoStorage(Storage):
         key = {"ercollectionid": _text(collection_id, "collection id"),
                "id": GRANT_KEY_PREFIX + _text(principal, "principal")}
         stored = {**key, "recordKind": GRANT, "principal": principal, "record": record}
-        with _driver_errors("write of a grant"):
+        with self._operation("write of a grant"):
             async with self._one_update_at_a_time():
                 try:
                     await self._db[LOGS].replace_one(key, stored, upsert=True)
@@ -800,7 +930,7 @@ class MongoStorage(Storage):
     async def get_acl(self, collection_id: str) -> tuple[Document | None, list[Document]]:
         query = {"ercollectionid": _text(collection_id, "collection id"),
                  "recordKind": {"$in": [REGISTRATION, GRANT]}}
-        with _driver_errors("read of the ACL"):
+        with self._operation("read of the ACL"):
             found = await self._db[LOGS].find(query).sort("id", ASCENDING).to_list()
         registration = next((item["record"] for item in found if item["recordKind"] == REGISTRATION), None)
         return registration, [item["record"] for item in found if item["recordKind"] == GRANT]
@@ -809,7 +939,7 @@ class MongoStorage(Storage):
         granted = {"recordKind": GRANT, "principal": _text(principal, "principal"),
                    "record.access.0": {"$exists": True}}  # a revocation leaves a grant with no access
         page_filter = granted if after is None else {**granted, "ercollectionid": {"$gt": _text(after, "after")}}
-        with _driver_errors("list of granted collections"):
+        with self._operation("list of granted collections"):
             grants = await self._db[LOGS].find(page_filter).sort("ercollectionid", ASCENDING).limit(limit).to_list()
             ids = [grant["ercollectionid"] for grant in grants]
             found = await self._db[LOGS].find({"ercollectionid": {"$in": ids}, "id": REGISTRATION_KEY}).to_list()
@@ -895,17 +1025,19 @@ def _indexes() -> list[tuple[str, IndexModel]]:
     # the collections a principal holds a grant on; sparse: only grant records have a principal field, so the
     # status records (most of this collection) stay out of it
     indexes.append((LOGS, IndexModel([("principal", ASCENDING)], name="grant_principal", sparse=True)))
-    # the status tracker's queries: one filter (or none) and the (receivedTimestamp, id) sort
+    # the status tracker's queries: one filter (or none) and the (receivedTimestamp, id) sort. recordKind second:
+    # a count of status records is answered from the index alone, and the ACL records of a collection (get_acl:
+    # recordKind in collection, grant) are one index range, not a walk through its status records
+    head = [("ercollectionid", ASCENDING), ("recordKind", ASCENDING)]
     tail = [("receivedTimestamp", ASCENDING), ("id", ASCENDING)]
-    indexes.append((LOGS, IndexModel([("ercollectionid", ASCENDING), *tail], name="collection_time")))
+    indexes.append((LOGS, IndexModel([*head, *tail], name="collection_kind_time")))
     for name, field in (
         ("transaction", "transactionId"),
         ("correlation", "correlationId"),
         ("relationship", "serviceData.relationshipId"),
         ("entity", "serviceData.entityId"),
     ):
-        indexes.append((LOGS, IndexModel([("ercollectionid", ASCENDING), (field, ASCENDING), *tail],
-                                         name=f"collection_{name}_time")))
+        indexes.append((LOGS, IndexModel([*head, (field, ASCENDING), *tail], name=f"collection_kind_{name}_time")))
     # lists and edges: an entity's outgoing relationships, and incoming ones from any collection
     indexes.append(("relationships", IndexModel(
         [("ercollectionid", ASCENDING), ("sourceEntityId", ASCENDING), ("id", ASCENDING)], name="collection_source")))
@@ -913,14 +1045,16 @@ def _indexes() -> list[tuple[str, IndexModel]]:
         [("destinationERCollectionId", ASCENDING), ("destinationEntityId", ASCENDING), ("ercollectionid", ASCENDING),
          ("id", ASCENDING)], name="destination")))
     # the other list filters: the field after ercollectionid, then id, so a page is an index range already in
-    # order (a type filter's $in merges one range per name); (ercollectionid, isActive) counts without fetching
+    # order (a type filter's $in merges one range per name, at most TYPES_PER_QUERY of them); (ercollectionid,
+    # isActive, type) answers the active count and the count by type from the index alone
     for kind, fields in (("relationships", ("destinationEntityId", "destinationERCollectionId", "relationshipType")),
                          ("entities", ("entityType",))):
         for field in fields:
             indexes.append((kind, IndexModel([("ercollectionid", ASCENDING), (field, ASCENDING), ("id", ASCENDING)],
                                              name=f"collection_{field}")))
-        indexes.append((kind, IndexModel([("ercollectionid", ASCENDING), ("isActive", ASCENDING)],
-                                         name="collection_active")))
+        indexes.append((kind, IndexModel(
+            [("ercollectionid", ASCENDING), ("isActive", ASCENDING), (TYPE_FIELD[kind], ASCENDING)],
+            name="collection_active_type")))
     # the job queue: not per collection (see the job queue methods)
     indexes.append((JOBS, IndexModel([("id", ASCENDING)], name="id", unique=True)))
     indexes.append((IDEMPOTENCY, IndexModel([("expiresAt", ASCENDING)], name="expiry")))
@@ -929,6 +1063,24 @@ def _indexes() -> list[tuple[str, IndexModel]]:
     indexes.append((JOBS, IndexModel([("ercollectionid", ASCENDING), ("state", ASCENDING)],
                                      name="collection_state")))
     return indexes
+
+
+# Indexes of earlier versions that an index above replaces: `erapi storage init-indexes` drops them once their
+# replacements exist.
+SUPERSEDED_INDEXES = {
+    LOGS: ("collection_time", "collection_transaction_time", "collection_correlation_time",
+           "collection_relationship_time", "collection_entity_time"),
+    "entities": ("collection_active",),
+    "relationships": ("collection_active",),
+}
+
+
+def _bulk_request(statement: Document) -> ReplaceOne | UpdateOne:
+    """The bulk_write request of an ``update`` statement: a replacement, or an update (operators, a pipeline)."""
+    upsert = statement.get("upsert", False)
+    if isinstance(statement["u"], list) or any(name.startswith("$") for name in statement["u"]):
+        return UpdateOne(statement["q"], statement["u"], upsert=upsert)
+    return ReplaceOne(statement["q"], statement["u"], upsert=upsert)
 
 
 def _transition(transition: LogTransition) -> Document:
@@ -954,6 +1106,22 @@ def _document_selector(kind: str, collection_id: str, query: DocumentQuery) -> D
     if query.active_only:
         selector["isActive"] = {"$ne": False}
     return selector
+
+
+def _split_types(selector: Document, type_field: str) -> list[Document]:
+    """The selector as one query per TYPES_PER_QUERY type names, so that each page stays an index walk.
+
+    MongoDB serves ``{type: {$in: names}}`` sorted by ``id`` from the (ercollectionid, type, id) index by merging
+    one sorted range per name, but only up to 200 names (``internalQueryMaxScansToExplode``); beyond that it
+    either walks every match of every name and sorts them, or walks the collection in id order filtering by
+    type. A type with its subtypes can name ~950 (Point). Each part here is a merge of at most 200 ranges that
+    stops after ``limit`` documents; the caller merges the parts' pages and keeps the first ``limit``.
+    """
+    names = selector.get(type_field, {}).get("$in")
+    if names is None or len(names) <= TYPES_PER_QUERY:
+        return [selector]
+    return [{**selector, type_field: {"$in": names[start : start + TYPES_PER_QUERY]}}
+            for start in range(0, len(names), TYPES_PER_QUERY)]
 
 
 def _edge_selector(query: EdgeQuery) -> Document | None:
@@ -1027,7 +1195,10 @@ def _log_selector(query: LogQuery) -> Document:
     if query.start_time is not None:
         received["$gte"] = _text(query.start_time, "start time")
     if query.end_time is not None:
-        received["$lte"] = _text(query.end_time, "end time")
+        # "at most end_time", written as "below the next string" (end_time + NUL): the same set of strings, and the
+        # same index bounds on MongoDB; SecantusDB 0.7.0b3 drops the keys equal to an inclusive upper bound on a
+        # compound index field that is not the last (docs/OPERATIONS.md)
+        received["$lt"] = _text(query.end_time, "end time") + "\x00"
     if received:
         selector["receivedTimestamp"] = received
     return selector

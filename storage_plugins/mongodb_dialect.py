@@ -28,6 +28,13 @@ class MongoDialect:
     update_statements: int | None = None
     # Multi-document transactions (on a replica set or a sharded cluster): what atomic=true batches need
     transactions: bool = True
+    # PyMongo's bulk_write can read the server's replies to unordered batches with write errors, so conditional
+    # writes go through it: retryable writes, split into batches by the driver. False: raw update commands whose
+    # replies the plugin reads itself (not retried by the driver across a failover)
+    bulk_write: bool = True
+    # Updates may be aggregation pipelines (MongoDB 4.2+): the current view's conditional replacement matches on
+    # the unique key alone and compares versions inside the update. False: the version is compared in the filter
+    pipeline_updates: bool = True
 
 
 MONGODB = MongoDialect("mongodb")
@@ -39,6 +46,8 @@ FERRETDB1 = MongoDialect(
     atomic_updates=False,  # updates read, then write by _id outside a transaction; no index but _id is used
     update_statements=25,  # ~100 matching statements in one update command deadlock its SQLite pool of 100
     transactions=False,  # no multi-document transactions in 1.x: atomic=true batches are refused
+    bulk_write=False,  # its reply to an unordered batch with a write error lacks nModified (FerretDB#2612)
+    pipeline_updates=False,  # "BSON field 'update.updates.u' is the wrong type 'array'"
 )
 
 DIALECTS = {dialect.name: dialect for dialect in (MONGODB, FERRETDB1)}

@@ -607,6 +607,24 @@ async def test_lists_page_with_filters_and_types_together(storage, kind):
     assert await storage.find_edges(EdgeQuery("c1", "e1", source_collections=frozenset())) == []
 
 
+async def test_a_type_filter_of_950_names_pages_like_one_of_few(storage, kind):
+    # a Brick class with its subtypes can name ~950 types (Point); the matches fall in several hundred-name parts
+    type_field = TYPE_FIELD[kind]
+    names = [f"T{n:03d}" for n in range(950)]
+    await store(storage, kind, "c1", *(doc(kind, f"d{n:03d}", 1, **{type_field: names[(n * 37) % 950]})
+                                       for n in range(60)))
+    wanted = frozenset(names[::2] + ["not-stored"])
+    expected = [f"d{n:03d}" for n in range(60) if ((n * 37) % 950) % 2 == 0]
+    query = DocumentQuery(types=wanted, limit=7)
+    walked, after = [], None
+    while page := await storage.list_current(kind, "c1", replace(query, after_id=after)):
+        assert len(page) <= 7
+        walked.extend(d["id"] for d in page)
+        after = page[-1]["id"]
+    assert walked == expected
+    assert await storage.count_current(kind, "c1", query) == len(expected)
+
+
 # ---- isolation and copies ------------------------------------------------------------------------------------
 
 
