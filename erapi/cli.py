@@ -151,6 +151,11 @@ def _parser() -> argparse.ArgumentParser:
         action = storage_commands.add_parser(name, help=text)
         action.add_argument("--config", help="TOML config file (default: $ERAPI_CONFIG, else built-in defaults)")
         action.set_defaults(run=_storage, repair=name == "repair")
+    init_indexes = storage_commands.add_parser(
+        "init-indexes", help="build every missing index (however long it takes) and drop the ones they supersede; "
+                             "run it after installing or upgrading, before starting the service")
+    init_indexes.add_argument("--config", help="TOML config file (default: $ERAPI_CONFIG, else built-in defaults)")
+    init_indexes.set_defaults(run=_storage_init_indexes)
 
     catalog = commands.add_parser("catalog", help="type catalog tools")
     catalog_commands = catalog.add_subparsers(required=True, metavar="ACTION")
@@ -431,6 +436,23 @@ def _storage(arguments: argparse.Namespace) -> int:
                                  f"store for erapi storage {'repair' if arguments.repair else 'check'} to open")
     configure_logging(config.log.level, sys.stderr.buffer)  # standard output is the report's
     return asyncio.run(repair.run(config, arguments.repair, sys.stdout))
+
+
+def _storage_init_indexes(arguments: argparse.Namespace) -> int:
+    import asyncio
+
+    from erapi.logs import configure_logging
+    from storage_plugins.base import create_storage
+
+    config = load_config(arguments.config)
+    storage = create_storage(config.storage, config.storage_settings())
+    if not hasattr(storage, "init_indexes"):
+        raise ConfigurationError(f"the {config.storage} plugin keeps no indexes in a database; erapi storage "
+                                 f"init-indexes is for mongodb")
+    configure_logging(config.log.level, sys.stderr.buffer)  # standard output is the report's
+    for line in asyncio.run(storage.init_indexes()):
+        print(line, flush=True)
+    return 0
 
 
 def _token(arguments: argparse.Namespace) -> int:

@@ -71,7 +71,12 @@ def storage_backend(request) -> Backend:
     return request.param
 
 
-@pytest.fixture(params=[backend for backend in BACKENDS if backend.values[0].uri_variable])
+# for a MongoDB-only test that takes storage_settings: @pytest.mark.parametrize("storage_backend", MONGODB_BACKENDS,
+# indirect=True)
+MONGODB_BACKENDS = [backend for backend in BACKENDS if backend.values[0].uri_variable]
+
+
+@pytest.fixture(params=MONGODB_BACKENDS)
 def mongodb_server_uri(request) -> str:
     """The URI of each MongoDB server in turn (FerretDB, SecantusDB), for the MongoDB plugin's own tests."""
     return server_uri(request.param)

@@ -4,6 +4,8 @@ like MongoDB), retryable publishing, the operation timeout, BSON errors, and the
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -236,3 +238,22 @@ async def test_start_up_warns_of_a_missing_index_that_is_not_unique_and_starts(m
     finally:
         await storage._client.drop_database(settings["database"])
         await storage.close()
+
+
+async def test_erapi_storage_init_indexes_says_what_it_built(mongodb_server_uri, tmp_path):
+    database = f"erapi_test_{uuid.uuid4().hex[:12]}"
+    client = AsyncMongoClient(mongodb_server_uri)
+    config = tmp_path / "erapi.toml"
+    config.write_text(f'storage = "mongodb"\n[mongodb]\nuri = "{mongodb_server_uri}"\ndatabase = "{database}"\n')
+    command = [sys.executable, "-m", "erapi.cli", "storage", "init-indexes", "--config", str(config)]
+    try:
+        await client[database]["jobs"].insert_one({"id": "chunk-1"})
+        built = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        assert built.returncode == 0, built.stderr
+        assert "built jobs.id" in built.stdout.splitlines()
+        assert len(built.stdout.splitlines()) == len(_indexes())  # each index once, nothing dropped
+        again = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        assert (again.returncode, again.stdout) == (0, "every index is present\n"), again.stderr
+    finally:
+        await client.drop_database(database)
+        await client.close()

@@ -11,6 +11,7 @@ import pytest
 
 from erapi.repair import check_store
 from storage_plugins.base import create_storage
+from tests.storage_fixtures import MONGODB_BACKENDS
 from tests.test_storage_contract import doc, store
 
 
@@ -55,7 +56,7 @@ def erapi_storage(action: str, config_path) -> subprocess.CompletedProcess:
 
 @pytest.mark.mongodb
 @pytest.mark.slow
-@pytest.mark.parametrize("storage_name", ["mongodb"])
+@pytest.mark.parametrize("storage_backend", MONGODB_BACKENDS, indirect=True)
 async def test_the_commands_on_mongodb_say_what_they_found_and_did(storage_name, storage_settings, tmp_path):
     storage = create_storage(storage_name, storage_settings)
     await storage.open()
