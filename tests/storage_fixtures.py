@@ -94,7 +94,10 @@ async def storage_settings(storage_backend) -> dict:
         return
     uri = server_uri(storage_backend)
     database = f"erapi_test_{uuid.uuid4().hex[:12]}"
-    yield {"uri": uri, "database": database, "write_concern": "majority", "journal": True, "timeout_ms": 5000}
+    # operations get 120 s, not the default 30: FerretDB scans its collections for every query (docs/OPERATIONS.md),
+    # and on a loaded 2-core CI machine a read of a 10,000-document test collection can take longer than 30 s
+    yield {"uri": uri, "database": database, "write_concern": "majority", "journal": True, "timeout_ms": 5000,
+           "operation_timeout_ms": 120000}
     from pymongo import AsyncMongoClient
 
     client = AsyncMongoClient(uri, serverSelectionTimeoutMS=5000)
