@@ -646,7 +646,7 @@ class MongoStorage(Storage):
         selector = _frontier_selector(query)
         if selector is None or (query.limit is not None and query.limit <= 0):
             return []
-        with _driver_errors("read of a frontier's edges"):
+        with self._operation("read of a frontier's edges"):
             cursor = self._db["relationships"].find(selector).sort([("ercollectionid", ASCENDING), ("id", ASCENDING)])
             if query.limit is not None:
                 cursor = cursor.limit(query.limit)
@@ -661,7 +661,7 @@ class MongoStorage(Storage):
         # one clause per collection, each a range of the unique (ercollectionid, id) index
         clauses = [{"ercollectionid": collection_id, "id": {"$in": sorted(ids)}}
                    for collection_id, ids in sorted(grouped.items())]
-        with _driver_errors(f"read of {kind} across collections"):
+        with self._operation(f"read of {kind} across collections"):
             found = await self._db[kind].find(clauses[0] if len(clauses) == 1 else {"$or": clauses}).to_list()
         return {(document["ercollectionid"], document["id"]): _returned(document) for document in found}
 
