@@ -8,6 +8,7 @@ DATA_PACKAGES = {
     "erapi.schemas.catalog": ["*.json"],
     "erapi.schemas.responses": ["*.json"],
     "erapi.config_examples": ["*.toml"],
+    "erapi.explorer_assets": ["*.html", "*.js", "*.css", "*.txt"],  # the explorer page; Cytoscape.js from npm
 }
 
 setup(

@@ -636,11 +636,17 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         operation_id="getDocs",
     ),
     ("GET", "/apollo/docs/assets/{asset}"): Operation(
-        summary="A static file of the documentation page", tag="Documentation",
+        summary="A static file of the documentation page or of the graph explorer", tag="Documentation",
         parameters=(path_parameter("asset", {"type": "string", "enum": sorted(docs.ASSETS)}),),
         responses={200: Response(None, "The file", media_type="*/*"),
                    404: Response(ERROR, "No such asset")},
         operation_id="getDocsAsset",
+    ),
+    ("GET", "/apollo/explorer"): Operation(
+        summary="The graph explorer: draws an entity's neighbourhood from this API with a pasted token",
+        tag="Documentation",
+        responses={200: Response(None, "The explorer page", media_type="text/html")},
+        operation_id="getExplorer",
     ),
 }
 

@@ -9,6 +9,7 @@ from erapi.handlers import (
     deletes,
     docs,
     entities,
+    explorer,
     graph,
     health,
     metrics,
@@ -53,4 +54,5 @@ ROUTES = [
     web.get("/apollo/openapi.json", docs.get_openapi),
     web.get("/apollo/docs", docs.get_docs),
     web.get("/apollo/docs/assets/{asset}", docs.get_asset),
+    web.get("/apollo/explorer", explorer.get_explorer),
 ]

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from erapi.errors import NotFound, shown
 from erapi.keys import openapi_key
+from erapi.packaged import package_dir
 
 ASSETS_PATH = "/apollo/docs/assets"
 INITIALIZER = "erapi-docs.js"
@@ -26,7 +27,14 @@ PACKAGE_ASSETS = {
     "favicon-16x16.png": "image/png",
     "LICENSE": "text/plain",
 }
-ASSETS = frozenset({*PACKAGE_ASSETS, INITIALIZER})
+# the graph explorer's files (erapi/handlers/explorer.py), shipped in erapi/explorer_assets
+EXPLORER_ASSETS = {
+    "explorer.js": "text/javascript",
+    "explorer.css": "text/css",
+    "cytoscape.min.js": "text/javascript",
+    "cytoscape-LICENSE.txt": "text/plain",
+}
+ASSETS = frozenset({*PACKAGE_ASSETS, *EXPLORER_ASSETS, INITIALIZER})
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -90,6 +98,9 @@ async def get_asset(request: web.Request) -> web.StreamResponse:
     name = request.match_info["asset"]
     if name == INITIALIZER:
         return web.Response(text=INITIALIZER_SCRIPT, content_type="text/javascript", headers=ASSET_HEADERS)
+    if name in EXPLORER_ASSETS:
+        return web.FileResponse(package_dir("explorer_assets") / name,
+                                headers={**ASSET_HEADERS, "Content-Type": EXPLORER_ASSETS[name]})
     if name not in PACKAGE_ASSETS:
         raise NotFound(f"No documentation asset {shown(name)}")
     return web.FileResponse(package_assets_dir() / name,
