@@ -138,7 +138,7 @@ async def accept(request: web.Request, context: WriteContext, kind: str, items: 
         202,
         f"Request {context.transaction_id} is processed and can be tracked by URL {tracker}",
         transactionId=context.transaction_id,
-        data={},
+        data={"transactionId": context.transaction_id, "tracker": tracker},
     )
     response.headers["X-Transaction-Id"] = context.transaction_id
     return response

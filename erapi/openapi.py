@@ -1,9 +1,10 @@
 """The OpenAPI 3.1 description of the service, built at start-up from the route table and the schema files.
 
 Bodies are never described here: every request and response schema is a file of ``schemas/`` (the same
-files the service validates with), copied into ``components.schemas`` with its ``$ref``s rewritten to
-point inside the document. What this module adds is what the files cannot say: which operation takes
-which headers, parameters, scopes and body, and answers with which codes.
+files the service validates with), turned into ``components.schemas`` by ``erapi.schema_components`` (one
+component per file and per ``$defs`` entry, in the form client generators take). What this module adds
+is what the files cannot say: which operation takes which headers, parameters, scopes and body, and
+answers with which codes.
 
 An endpoint joins the description by adding one entry to ``OPERATIONS``, keyed by the method and path of
 its route in ``erapi/routes.py``; ``tests/test_openapi.py`` fails for a route without an entry and for an
@@ -12,18 +13,16 @@ entry without a route.
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any, Iterable, Mapping
-from urllib.parse import urljoin
 
-import orjson
 import structlog
 
 from erapi.catalog import SCHEMAS_DIR
+from erapi.config import JobsConfig, ServerConfig
 from erapi.handlers import docs
+from erapi.schema_components import COMPONENTS, component_name, load_components
 from erapi.web import READ_SCOPE, WRITE_SCOPE
 
 logger = structlog.get_logger("erapi.openapi")
@@ -31,12 +30,14 @@ logger = structlog.get_logger("erapi.openapi")
 OPENAPI_VERSION = "3.1.0"
 RESPONSES_DIR = SCHEMAS_DIR / "responses"
 SECURITY_SCHEME = "bearerAuth"
-BOOLEAN_TEXT = r"^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"  # true/false in any letter case
+# the item limits of the default configuration (server.max_items, jobs.max_items), stated by the description
+SYNC_ITEM_LIMIT = ServerConfig().max_items
+ASYNC_ITEM_LIMIT = JobsConfig().max_items
 
 
-def schema(name: str, pointer: str = "") -> dict[str, str]:
-    """A reference to a schema file's component: ``schema("common", "/$defs/id")``."""
-    return {"$ref": f"#/components/schemas/{name}{pointer}"}
+def schema(stem: str, definition: str = "") -> dict[str, str]:
+    """A reference to a schema file's component, or to one of its $defs: ``schema("common", "id")``."""
+    return {"$ref": COMPONENTS + component_name(stem, definition)}
 
 
 def one_or_many(item: str, array: str) -> dict[str, Any]:
@@ -50,7 +51,6 @@ class Parameter:
     schema: Mapping[str, Any]
     description: str = ""
     required: bool = False
-    style: str | None = None  # "form" with explode for a query object whose properties are the parameters
     example: Any = None
 
     def document(self) -> dict[str, Any]:
@@ -61,17 +61,15 @@ class Parameter:
             document["example"] = self.example
         if self.required or self.location == "path":
             document["required"] = True
-        if self.style:
-            document.update(style=self.style, explode=True)
         return document
 
 
 @dataclass(frozen=True)
 class Response:
-    schema: str | None = None  # a file of schemas/responses, or None for a body described by media_type alone
+    schema: str | None = None  # a file of schemas/responses, or None for a body described by media_types alone
     description: str = ""
     headers: tuple[str, ...] = ()  # names from RESPONSE_HEADERS, always sent with this response
-    media_type: str = "application/json"
+    media_types: tuple[str, ...] = ("application/json",)
 
 
 @dataclass(frozen=True)
@@ -88,16 +86,8 @@ class Operation:
 
     @property
     def query_names(self) -> frozenset[str]:
-        """Query parameter names this operation takes; exploded objects contribute their properties."""
-        names = set()
-        for parameter in self.parameters:
-            if parameter.location != "query":
-                continue
-            if parameter.style == "form":
-                names.update(parameter.schema.get("properties", {}))
-            else:
-                names.add(parameter.name)
-        return frozenset(names)
+        """Query parameter names this operation takes."""
+        return frozenset(parameter.name for parameter in self.parameters if parameter.location == "query")
 
 
 # ---- shared pieces ------------------------------------------------------------------------------------------------
@@ -118,54 +108,54 @@ EXAMPLE_RELATIONSHIP = {
 EXAMPLES = {"entities": EXAMPLE_ENTITY, "relationships": EXAMPLE_RELATIONSHIP}
 
 ERCOLLECTION = Parameter(
-    "ercollectionid", "header", schema("common", "/$defs/collectionId"), required=True,
+    "ercollectionid", "header", schema("common", "collectionId"), required=True,
     description="The ERCollection (partition) the request works in; the caller needs a grant on it.",
     example=EXAMPLE_COLLECTION,
 )
-ASYNC = Parameter(
-    "async", "header", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
-    description="`false` (default): apply the batch now and answer 207. `true`: accept it as a job and "
-                "answer 202 with a tracker. Case-insensitive.",
+
+
+def boolean_parameter(name: str, location: str, description: str, default: bool = False) -> Parameter:
+    """A true/false parameter; the service also takes the words in any letter case (`TRUE`, `False`)."""
+    return Parameter(name, location, {"type": "boolean", "default": default},
+                     description=f"{description} Case-insensitive.")
+
+
+ASYNC = boolean_parameter(
+    "async", "header",
+    f"`false` (default): apply the batch now and answer 207; at most {SYNC_ITEM_LIMIT} items "
+    f"(`server.max_items`). `true`: store it as a job and answer 202 with `data.transactionId` and "
+    f"`data.tracker`; at most {ASYNC_ITEM_LIMIT:,} items (`jobs.max_items`). Over the limit: 413. The limits "
+    "are those of the default configuration.",
 )
 CORRELATION = Parameter(
     "X-Correlation-Id", "header", {"type": "string"},
     description="Echoed into every status record of the transaction when it is 1-256 printable characters; "
                 "otherwise (or when absent) the transaction id stands in for it.",
 )
-INCLUDE_SYSTEM_DATA = Parameter(
-    "includeSystemData", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
-    description="`true` adds `sysData` (versions, timestamps, who wrote it). Case-insensitive.",
-)
+INCLUDE_SYSTEM_DATA = boolean_parameter(
+    "includeSystemData", "query", "`true` adds `sysData` (versions, timestamps, who wrote it).")
 
 
 def path_parameter(name: str, value_schema: Mapping[str, Any], description: str = "", example: Any = None) -> Parameter:
     return Parameter(name, "path", value_schema, description=description, required=True, example=example)
 
 
-STATUS_FILTERS = Parameter(
-    "filters", "query",
-    {
-        "type": "object",
-        "description": "At least one of the filters transactionid, relationshipid, entityid, correlationid, "
-                       "startTime, endTime is required. Names are case-insensitive.",
-        "properties": {
-            "transactionid": {"type": "string", "minLength": 1, "maxLength": 256},
-            "relationshipid": {"type": "string", "minLength": 1, "maxLength": 256},
-            "entityid": {"type": "string", "minLength": 1, "maxLength": 256},
-            "correlationid": {"type": "string", "minLength": 1, "maxLength": 256},
-            "startTime": {"type": "string", "format": "date-time", "description": "inclusive, ISO 8601"},
-            "endTime": {"type": "string", "format": "date-time", "description": "inclusive, ISO 8601"},
-            "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-            "continuationToken": {"type": "string", "minLength": 1, "maxLength": 2048,
-                                  "description": "`paging.continuationToken` of the previous page"},
-        },
-        "additionalProperties": False,
-        "anyOf": [{"required": [name]} for name in
-                  ("transactionid", "relationshipid", "entityid", "correlationid", "startTime", "endTime")],
-    },
-    required=True,
-    style="form",
-    example={"entityid": EXAMPLE_ENTITY["id"]},
+STATUS_ID = {"type": "string", "minLength": 1, "maxLength": 256}
+STATUS_TIME = {"type": "string", "format": "date-time"}
+# the tracker's query, exactly what erapi/handlers/status.py reads; at least one of the first six is required
+STATUS_QUERY = (
+    Parameter("transactionid", "query", STATUS_ID, "Records of this transaction (`transactionId` of a write)."),
+    Parameter("relationshipid", "query", STATUS_ID, "Records of this relationship id."),
+    Parameter("entityid", "query", STATUS_ID, "Records of this entity id.", example=EXAMPLE_ENTITY["id"]),
+    Parameter("correlationid", "query", STATUS_ID, "Records of this correlation id (`X-Correlation-Id` of a write)."),
+    Parameter("startTime", "query", STATUS_TIME, "Records received at or after this moment (ISO 8601; UTC when "
+                                                  "it has no offset)."),
+    Parameter("endTime", "query", STATUS_TIME, "Records received at or before this moment (ISO 8601; UTC when "
+                                                "it has no offset)."),
+    Parameter("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+              "Records per page, 1-1000 (default 100)."),
+    Parameter("continuationToken", "query", {"type": "string", "minLength": 1, "maxLength": 2048},
+              "`paging.continuationToken` of the previous page, with the same filters."),
 )
 
 RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
@@ -195,15 +185,14 @@ STORAGE = (503,)
 WRITE_REQUEST = (400, 408, 413, 415)  # 408: the body did not arrive within server.body_timeout_seconds
 
 
-CREATE_INVERSE = Parameter(
-    "createInverse", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
-    description="`true`: also write the inverse of every relationship written, in the collection of its source "
-                "end, with an id derived from the original; reported as an item of its own. Synchronous only.",
-)
+CREATE_INVERSE = boolean_parameter(
+    "createInverse", "query",
+    "`true`: also write the inverse of every relationship written, in the collection of its source end, with an "
+    "id derived from the original; reported as an item of its own. Synchronous only.")
 CLASS_FILTERS = (
-    Parameter("sourceEntityType", "query", schema("common", "/$defs/typeName"), example="BRICK_0_4__AHU",
+    Parameter("sourceEntityType", "query", schema("common", "typeName"), example="BRICK_0_4__AHU",
               description="Only types an entity of this class (or a subclass) may have as source."),
-    Parameter("destinationEntityType", "query", schema("common", "/$defs/typeName"), example="BRICK_0_4__AHU",
+    Parameter("destinationEntityType", "query", schema("common", "typeName"), example="BRICK_0_4__AHU",
               description="Only types an entity of this class (or a subclass) may have as destination."),
 )
 
@@ -248,7 +237,8 @@ def batch_write(kind: str, label: str) -> Operation:
     singular = kind[:-1] if kind == "relationships" else "entity"
     extra = (CREATE_INVERSE,) if kind == "relationships" else ()
     return Operation(
-        summary=f"Upsert {label.lower()} (one object or an array of 1-100)",
+        summary=f"Upsert {label.lower()}: one object or an array, up to {SYNC_ITEM_LIMIT} (sync) or "
+                f"{ASYNC_ITEM_LIMIT:,} (async: true)",
         tag=label,
         scopes=(WRITE_SCOPE,),
         parameters=(ERCOLLECTION, ASYNC, CORRELATION, *extra, *WRITE_OPTIONS),
@@ -266,9 +256,13 @@ def batch_write(kind: str, label: str) -> Operation:
                           "Retry-After)",
                      e412="If-Match / If-None-Match: the stored version is not the one expected; nothing written",
                      e422="Idempotency-Key: the key was used with a different request",
-                     e413="More than 100 items (sync), more than the job limit (async), or over the byte limit",
+                     e413=f"More than {SYNC_ITEM_LIMIT} items without async, more than {ASYNC_ITEM_LIMIT:,} "
+                          "with async: true, or over the byte limit",
                      e429="Rate limit of the caller, or job backpressure"),
         },
+        description=f"The body schema allows {ASYNC_ITEM_LIMIT:,} items, the async limit; a synchronous "
+                    f"request (no `async: true`) takes at most {SYNC_ITEM_LIMIT} and answers 413 beyond. Both "
+                    "limits are settings (`server.max_items`, `jobs.max_items`); these are their defaults.",
         operation_id=f"upsert{label}",
     )
 
@@ -276,9 +270,9 @@ def batch_write(kind: str, label: str) -> Operation:
 def document_read(kind: str, label: str, id_name: str) -> Operation:
     return Operation(
         summary=f"Read one {label.lower()} by id",
-        tag=f"{label}s" if label == "Entity" else "Relationships",
+        tag="Entities" if label == "Entity" else "Relationships",
         scopes=(READ_SCOPE,),
-        parameters=(path_parameter(id_name, schema("common", "/$defs/id"), example=EXAMPLES[kind]["id"]),
+        parameters=(path_parameter(id_name, schema("common", "id"), example=EXAMPLES[kind]["id"]),
                     ERCOLLECTION, INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
         responses={
             200: Response(f"{label.lower()}-read", f"`data` holds the {label.lower()}", ("ETag",)),
@@ -304,7 +298,7 @@ def catalog_item(label: str, response: str) -> Operation:
         summary=f"Read one {label} of the type catalog",
         tag="Type catalog",
         scopes=(READ_SCOPE,),
-        parameters=(path_parameter("type", schema("common", "/$defs/typeName"), example=example),),
+        parameters=(path_parameter("type", schema("common", "typeName"), example=example),),
         responses={200: Response(response, f"`data` holds the {label}"), **errors(*AUTHENTICATED, 404)},
         operation_id=f"get{label.title().replace(' ', '')}",
     )
@@ -323,20 +317,16 @@ CONTINUATION_TOKEN = Parameter(
                 "collection, path and filters; a tampered or foreign token is a 400. Absent or empty: the first "
                 "page.",
 )
-INCLUDE_INACTIVE = Parameter(
-    "includeInactive", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
-    description="`true` also shows soft-deleted documents (`isActive: false`). Case-insensitive.",
-)
-INCLUDE_SUBTYPES = Parameter(
-    "includeSubtypes", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
-    description="`true` also lists entities of every subclass of the type. Case-insensitive.",
-)
+INCLUDE_INACTIVE = boolean_parameter(
+    "includeInactive", "query", "`true` also shows soft-deleted documents (`isActive: false`).")
+INCLUDE_SUBTYPES = boolean_parameter(
+    "includeSubtypes", "query", "`true` also lists entities of every subclass of the type.")
 RELATIONSHIP_FILTERS = (
-    Parameter("sourceEntityId", "query", schema("common", "/$defs/id"), example=EXAMPLE_RELATIONSHIP["sourceEntityId"],
+    Parameter("sourceEntityId", "query", schema("common", "id"), example=EXAMPLE_RELATIONSHIP["sourceEntityId"],
               description="Only relationships from this entity."),
-    Parameter("destinationEntityId", "query", schema("common", "/$defs/id"),
+    Parameter("destinationEntityId", "query", schema("common", "id"),
               description="Only relationships to this entity (in whichever collection)."),
-    Parameter("destinationERCollectionId", "query", schema("common", "/$defs/collectionId"),
+    Parameter("destinationERCollectionId", "query", schema("common", "collectionId"),
               description="Only relationships whose destination lives in this collection."),
 )
 DIRECTION = Parameter(
@@ -345,11 +335,10 @@ DIRECTION = Parameter(
                 "collection with the entity as destination, shown only from collections the caller may read. "
                 "`both` (default): either, each relationship once.",
 )
-CASCADE = Parameter(
-    "cascade", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
-    description="`true`: also deactivate every active relationship referencing the entity, in whichever "
-                "collection it lives (a write grant on each is needed). Case-insensitive.",
-)
+CASCADE = boolean_parameter(
+    "cascade", "query",
+    "`true`: also deactivate every active relationship referencing the entity, in whichever collection it lives "
+    "(a write grant on each is needed).")
 PAGED = (PAGE_SIZE, CONTINUATION_TOKEN)
 GRAPH_PARAMETERS = (
     Parameter("depth", "query", {"type": "integer", "minimum": 1, "maximum": 5, "default": 1},
@@ -397,12 +386,12 @@ def document_list(kind: str, label: str, summary: str, *extra: Parameter, operat
 
 
 def type_parameter(kind: str) -> Parameter:
-    return path_parameter("type", schema("common", "/$defs/typeName"), example=TYPE_EXAMPLES[kind])
+    return path_parameter("type", schema("common", "typeName"), example=TYPE_EXAMPLES[kind])
 
 
 def id_parameter(kind: str) -> Parameter:
     name = "relationshipId" if kind == "relationships" else "entityId"
-    return path_parameter(name, schema("common", "/$defs/id"), example=EXAMPLES[kind]["id"])
+    return path_parameter(name, schema("common", "id"), example=EXAMPLES[kind]["id"])
 
 
 def versions(kind: str, label: str) -> Operation:
@@ -413,8 +402,8 @@ def versions(kind: str, label: str) -> Operation:
         tag=label,
         scopes=(READ_SCOPE,),
         parameters=(id_parameter(kind), ERCOLLECTION, *PAGED,
-                    replace(INCLUDE_SYSTEM_DATA, schema={**INCLUDE_SYSTEM_DATA.schema, "default": "true"},
-                            description="`false` leaves out `sysData` (shown by default here).")),
+                    boolean_parameter("includeSystemData", "query", "`false` leaves out `sysData` (shown by "
+                                      "default here).", default=True)),
         responses={200: Response(f"{singular}-list", "One page of versions"),
                    **errors(400, *AUTHENTICATED, 404, *STORAGE, e404="The id never existed in the collection")},
         operation_id=f"get{singular.title()}Versions",
@@ -441,7 +430,7 @@ def delete(kind: str, label: str, *extra: Parameter, description: str) -> Operat
 
 
 RELATIONSHIP_TYPES = catalog_list("relationship types", "relationship-types")
-COLLECTION_ID = path_parameter("collectionId", schema("common", "/$defs/collectionId"), example=EXAMPLE_COLLECTION)
+COLLECTION_ID = path_parameter("collectionId", schema("common", "collectionId"), example=EXAMPLE_COLLECTION)
 
 # ---- the operations: one entry per route --------------------------------------------------------------------------
 
@@ -609,9 +598,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/apollo/status/logs"): Operation(
         summary="Status tracker: the status records of a collection's transactions", tag="Status",
         scopes=(READ_SCOPE, WRITE_SCOPE),
-        parameters=(ERCOLLECTION, STATUS_FILTERS),
+        parameters=(ERCOLLECTION, *STATUS_QUERY),
         responses={200: Response("status-logs", "One page of records, oldest first"),
                    **errors(400, *AUTHENTICATED, 404, *STORAGE, e404="No record matches")},
+        description="At least one of transactionid, relationshipid, entityid, correlationid, startTime and "
+                    "endTime is required (400 without); the names are case-insensitive. The tracker URLs the "
+                    "writes return are such queries.",
         operation_id="getStatusLogs",
     ),
     ("GET", "/apollo/schema/relationshiptypes"): replace(
@@ -632,13 +624,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/apollo/docs"): Operation(
         summary="Interactive documentation (Swagger UI, served by the service itself)", tag="Documentation",
-        responses={200: Response(None, "The documentation page", media_type="text/html")},
+        responses={200: Response(None, "The documentation page", media_types=("text/html",))},
         operation_id="getDocs",
     ),
     ("GET", "/apollo/docs/assets/{asset}"): Operation(
         summary="A static file of the documentation page or of the graph explorer", tag="Documentation",
         parameters=(path_parameter("asset", {"type": "string", "enum": sorted(docs.ASSETS)}),),
-        responses={200: Response(None, "The file", media_type="*/*"),
+        responses={200: Response(None, "The file", media_types=tuple(sorted({"text/javascript",
+                                                                              *docs.PACKAGE_ASSETS.values()}))),
                    404: Response(ERROR, "No such asset")},
         operation_id="getDocsAsset",
     ),
@@ -653,56 +646,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 
 # ---- building the document ----------------------------------------------------------------------------------------
 
-@dataclass
-class SchemaFiles:
-    """The JSON Schema files as components: request files by name, response files by name too."""
-
-    components: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, request_dir: Path = SCHEMAS_DIR, response_dir: Path = RESPONSES_DIR) -> "SchemaFiles":
-        documents = {}
-        for directory in (request_dir, response_dir):
-            for path in sorted(directory.glob("*.json")):
-                if path.stem in documents:
-                    raise ValueError(f"schema name {path.stem} is used in both {request_dir} and {response_dir}")
-                documents[path.stem] = orjson.loads(path.read_bytes())
-        names_by_id = {document["$id"]: name for name, document in documents.items()}
-        return cls({name: _as_component(document, names_by_id) for name, document in documents.items()})
-
-
-def _as_component(document: dict, names_by_id: Mapping[str, str]) -> dict:
-    """The file's schema with ``$id``/``$schema`` dropped and every ``$ref`` pointing into the components."""
-    base = document["$id"]
-
-    def rewrite(node: Any) -> Any:
-        if isinstance(node, dict):
-            out = {key: rewrite(value) for key, value in node.items() if key not in ("$id", "$schema")}
-            if isinstance(node.get("$ref"), str):
-                out["$ref"] = _component_ref(urljoin(base, node["$ref"]), names_by_id)
-            return out
-        if isinstance(node, list):
-            return [rewrite(value) for value in node]
-        return node
-
-    return rewrite(copy.deepcopy(document))
-
-
-def _component_ref(absolute: str, names_by_id: Mapping[str, str]) -> str:
-    target, _, fragment = absolute.partition("#")
-    if target not in names_by_id:
-        raise ValueError(f"$ref to {absolute} names no schema file")
-    return f"#/components/schemas/{names_by_id[target]}{fragment}"
-
-
-def build_document(routes: Iterable[tuple[str, str]], *, schema_files: SchemaFiles | None = None,
-                   version: str = "") -> dict[str, Any]:
+def build_document(routes: Iterable[tuple[str, str]], *, version: str = "") -> dict[str, Any]:
     """The OpenAPI document of ``routes`` ((method, path) pairs).
 
     A route without an entry in OPERATIONS is left out (and logged) rather than stopping the service;
     tests/test_openapi.py is where a missing entry fails.
     """
-    schema_files = schema_files or SchemaFiles.load()
+    components = load_components((SCHEMAS_DIR, RESPONSES_DIR))
     paths: dict[str, dict[str, Any]] = {}
     for method, path in routes:
         operation = OPERATIONS.get((method, path))
@@ -711,7 +661,7 @@ def build_document(routes: Iterable[tuple[str, str]], *, schema_files: SchemaFil
             continue
         paths.setdefault(path, {})[method.lower()] = _operation(operation)
     for name in _referenced_components(paths):
-        if name not in schema_files.components:
+        if name not in components:
             raise ValueError(f"OPERATIONS references schema {name!r}, which is no file of schemas/")
     return {
         "openapi": OPENAPI_VERSION,
@@ -727,7 +677,7 @@ def build_document(routes: Iterable[tuple[str, str]], *, schema_files: SchemaFil
         "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in OPERATIONS.values())],
         "paths": paths,
         "components": {
-            "schemas": schema_files.components,
+            "schemas": components,
             "securitySchemes": {
                 SECURITY_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                                   "description": "`erapi token` mints local tokens; production tokens come "
@@ -759,10 +709,8 @@ def _operation(operation: Operation) -> dict[str, Any]:
 
 def _response(code: int, response: Response) -> dict[str, Any]:
     document: dict[str, Any] = {"description": response.description or HTTPStatus(code).phrase}
-    if response.schema is not None:
-        document["content"] = {response.media_type: {"schema": schema(response.schema)}}
-    else:
-        document["content"] = {response.media_type: {}}
+    media = {"schema": schema(response.schema)} if response.schema is not None else {}
+    document["content"] = {media_type: media for media_type in response.media_types}
     if response.headers:
         document["headers"] = {name: {**RESPONSE_HEADERS[name], "required": True} for name in response.headers}
     return document
@@ -772,7 +720,7 @@ def _referenced_components(node: Any) -> set[str]:
     found = set()
     if isinstance(node, dict):
         ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        if isinstance(ref, str) and ref.startswith(COMPONENTS):
             found.add(ref.split("/")[3])
         for value in node.values():
             found |= _referenced_components(value)

@@ -75,7 +75,9 @@ async def test_a_10000_item_job_completes_with_every_item_tracked(jobs_api, stor
     assert body["status"]["code"] == "202"
     assert body["status"]["message"].startswith(f"Request {transaction_id} is processed and can be tracked by URL ")
     assert body["status"]["message"].endswith(tracker)
-    assert body["data"] == {}
+    assert body["data"]["transactionId"] == transaction_id
+    assert body["data"]["tracker"].endswith(tracker)
+    assert body["status"]["message"].endswith(body["data"]["tracker"])
     assert body["_headers"]["X-Transaction-Id"] == transaction_id
 
     job = await wait_for_job(jobs_api, transaction_id)

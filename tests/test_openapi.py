@@ -12,7 +12,9 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from erapi.app import create_app
 from erapi.handlers.docs import ASSETS, CONTENT_SECURITY_POLICY
-from erapi.openapi import OPERATIONS, SchemaFiles, route_table
+from erapi.config import JobsConfig, ServerConfig
+from erapi.openapi import OPERATIONS, route_table
+from erapi.schema_components import component_name
 from erapi.validation import REQUEST_SCHEMAS
 from tests.api_fixtures import make_config, token
 
@@ -50,26 +52,98 @@ async def test_every_route_is_documented_and_every_documented_operation_is_a_rou
     assert set(OPERATIONS) == routes, "OPERATIONS entries without a route"
 
 
-async def test_components_are_the_schema_files_with_refs_pointing_inside_the_document(document):
+async def test_components_are_the_schema_files_and_their_definitions_each_by_a_short_name(document):
+    """Generators resolve only #/components/schemas/Name: every file and every $defs entry is one, by name."""
     components = document["components"]["schemas"]
     files = sorted(SCHEMAS.glob("*.json")) + sorted((SCHEMAS / "responses").glob("*.json"))
-    assert set(components) == {path.stem for path in files}
+    sources = {}  # component name -> (file, the schema it is made from)
     for path in files:
         original = json.loads(path.read_text())
-        component = components[path.stem]
-        # the same schema, key for key, apart from $id/$schema and where references point
-        assert _without_refs(component) == _without_refs(original, drop=("$id", "$schema")), path.name
+        for definition, subschema in original.get("$defs", {}).items():
+            sources[component_name(path.stem, definition)] = (path, subschema)
+        if set(original) - {"$schema", "$id", "title", "description", "$defs"}:
+            sources[component_name(path.stem)] = (path, original)
+    assert {"Entity", "Relationship", "RelationshipsRequest", "CollectionId", "Id", "SystemData", "JobAccepted",
+            "Error", "StatusLogs"} <= set(sources)
+    assert set(components) == set(sources)
+    for name, (path, original) in sources.items():
+        assert re.fullmatch(r"[A-Z][A-Za-z0-9]{1,31}", name), name
+        component = components[name]
+        # the same schema once every $ref is replaced by what it points at, titles and descriptions aside
+        assert _inlined(document, component) == _inlined_file(path, original), name
+        if isinstance(original, dict) and "title" in original:
+            assert component["description"].startswith(original["title"]), name
     for ref in _refs(document):
-        assert ref.startswith("#/"), f"$ref {ref} leaves the document"
+        assert re.fullmatch(r"#/components/schemas/[A-Za-z0-9]+", ref), f"$ref {ref} is not a whole component"
         _resolve(document, ref)
+
+
+async def test_no_schema_is_a_boolean_and_no_title_is_a_sentence(document):
+    """openapi-generator and openapi-typescript stop on a schema that is the literal false."""
+    booleans = [where for where, schema in _schemas(document) if isinstance(schema, bool)]
+    assert booleans == []
+    titles = [where for where, schema in _schemas(document) if isinstance(schema, dict) and "title" in schema]
+    assert titles == []
+    assert json.loads((SCHEMAS / "common.json").read_text())["$defs"]["systemData"] is False
+    assert document["components"]["schemas"]["SystemData"] == {"not": {}}
+
+
+async def test_true_false_parameters_are_typed_boolean(document):
+    found = set()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] in BOOLEAN_PARAMETERS:
+                    assert parameter["schema"]["type"] == "boolean", (method, path, parameter["name"])
+                    assert isinstance(parameter["schema"]["default"], bool)
+                    found.add(parameter["name"])
+                assert "pattern" not in parameter["schema"] or parameter["schema"].get("type") != "boolean"
+    assert found == BOOLEAN_PARAMETERS
+
+
+async def test_the_status_trackers_filters_are_query_parameters_of_their_own(document):
+    parameters = document["paths"]["/apollo/status/logs"]["get"]["parameters"]
+    assert [(p["name"], p["in"]) for p in parameters] == [("ercollectionid", "header")] + [
+        (name, "query") for name in ("transactionid", "relationshipid", "entityid", "correlationid", "startTime",
+                                     "endTime", "limit", "continuationToken")]
+    assert all(p["schema"].get("type") in ("string", "integer") for p in parameters[1:])
+
+
+async def test_the_item_limits_are_stated_for_each_mode(document):
+    """100 items without async, 10,000 with async: true (the defaults); the schema can hold only the larger."""
+    sync_limit, async_limit = ServerConfig().max_items, JobsConfig().max_items
+    assert (sync_limit, async_limit) == (100, 10_000)
+    components = document["components"]["schemas"]
+    for path, array in (("/apollo/er/entities", "EntitiesRequest"), ("/apollo/er/relationships",
+                                                                     "RelationshipsRequest")):
+        operation = document["paths"][path]["post"]
+        assert components[array]["maxItems"] == async_limit
+        assert "up to 100 (sync) or 10,000 (async: true)" in operation["summary"]
+        assert "More than 100 items without async, more than 10,000 with async: true" in \
+            operation["responses"]["413"]["description"]
+        async_header = next(p for p in operation["parameters"] if p["name"] == "async")
+        assert "at most 100 items" in async_header["description"]
+        assert "at most 10,000 items" in async_header["description"]
+
+
+async def test_the_202_schema_carries_the_transaction_and_its_tracker(document):
+    data = document["components"]["schemas"]["JobAccepted"]["properties"]["data"]
+    assert set(data["required"]) == {"transactionId", "tracker"}
+
+
+async def test_tags_are_named_in_plain_english(document):
+    tags = [tag["name"] for tag in document["tags"]]
+    assert tags == ["Probes", "Collections", "Entities", "Relationships", "Status", "Type catalog", "Documentation"]
+    used = {tag for item in document["paths"].values() for operation in item.values() for tag in operation["tags"]}
+    assert used == set(tags)
 
 
 async def test_request_bodies_are_the_files_the_service_validates_with(document):
     referenced = {ref.split("/")[3] for ref in _refs(document["paths"])}
-    assert set(REQUEST_SCHEMAS) <= referenced
+    assert {component_name(stem) for stem in REQUEST_SCHEMAS} <= referenced
     body = document["paths"]["/apollo/er/relationships"]["post"]["requestBody"]["content"]["application/json"]
-    assert body["schema"] == {"oneOf": [{"$ref": "#/components/schemas/relationship"},
-                                        {"$ref": "#/components/schemas/relationships-request"}]}
+    assert body["schema"] == {"oneOf": [{"$ref": "#/components/schemas/Relationship"},
+                                        {"$ref": "#/components/schemas/RelationshipsRequest"}]}
 
 
 async def test_each_operation_states_its_scopes_and_its_refusals(document):
@@ -138,6 +212,70 @@ async def test_the_document_is_public_but_authenticated_answers_are_not_cached(c
 
 
 # ---- helpers --------------------------------------------------------------------------------------------------------
+
+BOOLEAN_PARAMETERS = {"async", "includeSystemData", "includeInactive", "includeSubtypes", "createInverse", "cascade"}
+ONE_SCHEMA = {"items", "not", "propertyNames", "contains", "if", "then", "else", "additionalProperties"}
+SCHEMA_LIST = {"allOf", "anyOf", "oneOf", "prefixItems"}
+SCHEMA_MAP = {"properties", "patternProperties", "$defs"}
+
+
+def _schemas(document: dict):
+    """(where, schema) for every schema of the document: components, parameters, bodies, their subschemas."""
+    found = [(f"components/{name}", schema) for name, schema in document["components"]["schemas"].items()]
+    found += [(f"{path} {method} {parameter['name']}", parameter["schema"])
+              for path, item in document["paths"].items() for method, operation in item.items()
+              for parameter in operation.get("parameters", [])]
+    found += [(f"{path} {method} {part}", media["schema"])
+              for path, item in document["paths"].items() for method, operation in item.items()
+              for part, body in [("request", operation.get("requestBody", {})), *operation["responses"].items()]
+              for media in body.get("content", {}).values() if "schema" in media]
+    return [pair for where, schema in found for pair in _subschemas(where, schema)]
+
+
+def _subschemas(where: str, schema):
+    yield where, schema
+    if not isinstance(schema, dict):
+        return
+    for key, value in schema.items():
+        if key == "additionalProperties" and value is False:
+            continue  # "no other properties": the boolean form every generator reads
+        if key in ONE_SCHEMA:
+            yield from _subschemas(f"{where}/{key}", value)
+        elif key in SCHEMA_LIST:
+            for index, item in enumerate(value):
+                yield from _subschemas(f"{where}/{key}/{index}", item)
+        elif key in SCHEMA_MAP:
+            for name, item in value.items():
+                yield from _subschemas(f"{where}/{key}/{name}", item)
+
+
+def _inlined(document: dict, node):
+    """``node`` with every $ref replaced by its (inlined) target; the false schema's object form as false."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _inlined(document, _resolve(document, node["$ref"]))
+        if node == {"not": {}} or (set(node) == {"not", "description"} and node["not"] == {}):
+            return False
+        return {key: _inlined(document, value) for key, value in node.items() if key not in ("title", "description")}
+    if isinstance(node, list):
+        return [_inlined(document, value) for value in node]
+    return node
+
+
+def _inlined_file(path: Path, node):
+    """The same for a schema of a file: its $refs resolved against the files, $id/$schema/$defs dropped."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target, _, pointer = node["$ref"].partition("#")
+            source = path.parent / target if target else path
+            schema = json.loads(source.read_text())
+            return _inlined_file(source, _resolve(schema, "#" + pointer) if pointer else schema)
+        return {key: _inlined_file(path, value) for key, value in node.items()
+                if key not in ("title", "description", "$id", "$schema", "$defs")}
+    if isinstance(node, list):
+        return [_inlined_file(path, value) for value in node]
+    return node
+
 
 def _refs(node) -> list[str]:
     if isinstance(node, dict):
