@@ -47,6 +47,9 @@ setup(
             "openapi-spec-validator>=0.7",
             "rdflib>=7.1.4",  # tests/test_graph_brick.py asks its questions of the source model in SPARQL
             "brickschema>=0.7.9",  # ... with the Brick 1.4 ontology for rdfs:subClassOf
+            # client generators that must accept the OpenAPI document (tests/test_generated_client.py, .ci/)
+            "openapi-python-client>=0.29",
+            "openapi-generator-cli>=7.26",
         ],
     },
     entry_points={
