@@ -196,12 +196,11 @@ CLASS_FILTERS = (
               description="Only types an entity of this class (or a subclass) may have as destination."),
 )
 
-VALIDATE_ONLY = Parameter(
-    "validateOnly", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
-    description="`true`: a dry run. Answers the 207 the same request would get now (sync or async: the per-item "
-                "outcomes a job would record), with `validateOnly: true` and null trackers, and writes nothing: "
-                "no document, version, status record or job. A concurrent writer may change the real outcome.",
-)
+VALIDATE_ONLY = boolean_parameter(
+    "validateOnly", "query",
+    "`true`: a dry run. Answers the 207 the same request would get now (sync or async: the per-item outcomes a "
+    "job would record), with `validateOnly: true` and null trackers, and writes nothing: no document, version, "
+    "status record or job. A concurrent writer may change the real outcome.")
 IF_MATCH = Parameter(
     "If-Match", "header", {"type": "string", "pattern": r'^(\*|(W/)?"[1-9][0-9]{0,15}")$'},
     description="One-item synchronous writes only: write only if the stored version is this ETag (from a read, "
@@ -223,13 +222,12 @@ IDEMPOTENCY_KEY = Parameter(
                 "answers are not kept. Ignored by a dry run, which stores nothing.",
     example="3f6c1b9e-2a1d-4c8e-9a57-0b6a1c2d3e4f",
 )
-ATOMIC = Parameter(
-    "atomic", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
-    description="`true`, synchronous requests only: all or nothing. If any item fails, nothing is written and every "
-                "other item is reported as `Not written: the batch is atomic (atomic=true) and N of its items "
-                "failed`; readers never see part of the batch. A backend without the means (a standalone MongoDB, "
-                "FerretDB 1.x) refuses with 400 naming the reason. Case-insensitive.",
-)
+ATOMIC = boolean_parameter(
+    "atomic", "query",
+    "`true`, synchronous requests only: all or nothing. If any item fails, nothing is written and every other item "
+    "is reported as `Not written: the batch is atomic (atomic=true) and N of its items failed`; readers never see "
+    "part of the batch. A backend without the means (a standalone MongoDB, FerretDB 1.x) refuses with 400 naming "
+    "the reason.")
 WRITE_OPTIONS = (VALIDATE_ONLY, ATOMIC, IF_MATCH, IF_NONE_MATCH, IDEMPOTENCY_KEY)
 
 

@@ -97,7 +97,8 @@ async def test_true_false_parameters_are_typed_boolean(document):
                     assert parameter["schema"]["type"] == "boolean", (method, path, parameter["name"])
                     assert isinstance(parameter["schema"]["default"], bool)
                     found.add(parameter["name"])
-                assert "pattern" not in parameter["schema"] or parameter["schema"].get("type") != "boolean"
+                # a true/false parameter written as a string (the generated client would send any text)
+                assert parameter["schema"].get("default") not in ("true", "false"), (method, path, parameter["name"])
     assert found == BOOLEAN_PARAMETERS
 
 
@@ -213,7 +214,8 @@ async def test_the_document_is_public_but_authenticated_answers_are_not_cached(c
 
 # ---- helpers --------------------------------------------------------------------------------------------------------
 
-BOOLEAN_PARAMETERS = {"async", "includeSystemData", "includeInactive", "includeSubtypes", "createInverse", "cascade"}
+BOOLEAN_PARAMETERS = {"async", "includeSystemData", "includeInactive", "includeSubtypes", "createInverse", "cascade",
+                      "validateOnly", "atomic"}
 ONE_SCHEMA = {"items", "not", "propertyNames", "contains", "if", "then", "else", "additionalProperties"}
 SCHEMA_LIST = {"allOf", "anyOf", "oneOf", "prefixItems"}
 SCHEMA_MAP = {"properties", "patternProperties", "$defs"}
