@@ -9,7 +9,9 @@ OpenAPI form from them at start-up:
   generators resolve ``#/components/schemas/Name`` and nothing deeper;
 - a boolean schema becomes its object form (``false`` -> ``{"not": {}}``, ``true`` -> ``{}``); only
   ``additionalProperties`` keeps ``false``, the form every generator reads as "no other properties";
-- a ``title`` is folded into the ``description``: generators name classes after titles, and ours are sentences.
+- a ``title`` is folded into the ``description``: generators name classes after titles, and ours are sentences;
+- a boolean ``const`` becomes ``"type": "boolean", "enum": [value]`` (the same set of values): for an optional
+  property with a boolean ``const``, openapi-python-client 0.29 writes Python that does not parse.
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ def _converted(node: Any, base: str, names: Mapping[str, str]) -> Any:
             out[key] = [_converted(item, base, names) for item in value]
         elif key in SCHEMA_MAP:
             out[key] = {name: _converted(item, base, names) for name, item in value.items()}
+        elif key == "const" and isinstance(value, bool):
+            out.update(type="boolean", enum=[value])
         else:
             out[key] = value
     if isinstance(node.get("title"), str):

@@ -252,12 +252,15 @@ def _subschemas(where: str, schema):
 
 
 def _inlined(document: dict, node):
-    """``node`` with every $ref replaced by its (inlined) target; the false schema's object form as false."""
+    """``node`` with every $ref replaced by its (inlined) target, false and boolean consts spelt as in the files."""
     if isinstance(node, dict):
         if "$ref" in node:
             return _inlined(document, _resolve(document, node["$ref"]))
         if node == {"not": {}} or (set(node) == {"not", "description"} and node["not"] == {}):
             return False
+        if node.get("type") == "boolean" and len(node.get("enum", ())) == 1:  # a boolean const, spelt as an enum
+            node = {**{key: value for key, value in node.items() if key not in ("type", "enum")},
+                    "const": node["enum"][0]}
         return {key: _inlined(document, value) for key, value in node.items() if key not in ("title", "description")}
     if isinstance(node, list):
         return [_inlined(document, value) for value in node]
