@@ -209,7 +209,7 @@ IF_MATCH = Parameter(
     example='"1"',
 )
 IF_NONE_MATCH = Parameter(
-    "If-None-Match", "header", {"type": "string", "const": "*"},
+    "If-None-Match", "header", {"type": "string", "enum": ["*"]},  # not const: generators refuse a const header
     description="`*`, one-item synchronous writes only: create only — 412 if the id already has a version.",
 )
 IDEMPOTENCY_KEY = Parameter(
