@@ -447,7 +447,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         description="Requests, items written and failed, pending job items, storage calls: docs/OPERATIONS.md, "
                     "Metrics. Open unless `metrics.token` is set; then `Authorization: Bearer <metrics.token>` "
                     "(a static token, not a JWT) or 401. 404 when `metrics.enabled` is false.",
-        responses={200: Response(None, "The metrics", media_type="text/plain"),
+        responses={200: Response(None, "The metrics", media_types=("text/plain",)),
                    401: Response("error", "The metrics token is set and was not sent"),
                    404: Response("error", "Metrics are turned off")},
         operation_id="metrics",
