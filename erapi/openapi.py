@@ -344,19 +344,19 @@ GRAPH_PARAMETERS = (
     replace(DIRECTION, description="Which way each hop follows relationships. With `relationshipType`, a type "
                                    "is also followed as its inverse stored the other way round (`A feeds B` and "
                                    "`B isFedBy A` are one fact)."),
-    Parameter("relationshipType", "query", {"type": "array", "items": schema("common", "/$defs/typeName")},
+    Parameter("relationshipType", "query", {"type": "array", "items": schema("common", "typeName")},
               example=["feeds"],
               description="Follow only these (repeatable): a relationship type or alias, or a Brick relationship "
                           "(`feeds`, `BRICK_1_4__feeds`) meaning each of its types. Unknown → 400."),
-    Parameter("entityType", "query", {"type": "array", "items": schema("common", "/$defs/typeName")},
+    Parameter("entityType", "query", {"type": "array", "items": schema("common", "typeName")},
               example=["Point"],
               description="Answer only entities of these classes or their subclasses (repeatable; a type, alias "
                           "or Brick class name such as `VAV`); the walk still passes through the others."),
     Parameter("limit", "query", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000},
               description="At most this many entities are visited; `truncated` says the limit cut the walk."),
-    Parameter("transitive", "query", {"type": "string", "pattern": BOOLEAN_TEXT, "default": "false"},
-              description="`true`: follow the `relationshipType`s, which must all be transitive Brick relationships "
-                          "(feeds, isFedBy, hasPart, isPartOf, hasLocation, isLocationOf), as far as they go."),
+    boolean_parameter("transitive", "query",
+                      "`true`: follow the `relationshipType`s, which must all be transitive Brick relationships "
+                      "(feeds, isFedBy, hasPart, isPartOf, hasLocation, isLocationOf), as far as they go."),
     INCLUDE_SYSTEM_DATA,
 )
 
