@@ -259,8 +259,9 @@ def _subschemas(where: str, schema):
 def _inlined(document: dict, node):
     """``node`` with every $ref replaced by its (inlined) target, false and boolean consts spelt as in the files."""
     if isinstance(node, dict):
-        if "$ref" in node:
-            return _inlined(document, _resolve(document, node["$ref"]))
+        if "$ref" in node:  # the target in place of the reference, next to the keywords beside it
+            return {**_inlined(document, {key: value for key, value in node.items() if key != "$ref"}),
+                    "$ref": _inlined(document, _resolve(document, node["$ref"]))}
         if node == {"not": {}} or (set(node) == {"not", "description"} and node["not"] == {}):
             return False
         if node.get("type") == "boolean" and len(node.get("enum", ())) == 1:  # a boolean const, spelt as an enum
@@ -279,7 +280,8 @@ def _inlined_file(path: Path, node):
             target, _, pointer = node["$ref"].partition("#")
             source = path.parent / target if target else path
             schema = json.loads(source.read_text())
-            return _inlined_file(source, _resolve(schema, "#" + pointer) if pointer else schema)
+            return {**_inlined_file(path, {key: value for key, value in node.items() if key != "$ref"}),
+                    "$ref": _inlined_file(source, _resolve(schema, "#" + pointer) if pointer else schema)}
         return {key: _inlined_file(path, value) for key, value in node.items()
                 if key not in ("title", "description", "$id", "$schema", "$defs")}
     if isinstance(node, list):
