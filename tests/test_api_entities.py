@@ -103,6 +103,22 @@ async def test_full_object_update_increments_the_version_and_keeps_the_first(sit
     assert versions[0]["note"] == "first"
 
 
+async def test_an_entity_a_dead_writer_claimed_is_shown_by_get_and_deleted_by_delete(site):
+    from erapi.keys import storage_key
+
+    await site.entities("site", entity("template"))
+    storage = site.client.app[storage_key]
+    [written] = await storage.get_versions("entities", "site", "template")
+    # what a writer killed between its claim and its publish leaves: version 1 in the history only
+    await storage.claim_versions("entities", "site", [{**written, "id": "ahu-9", "entityName": "claimed"}])
+    [found] = (await site.call("GET", "/apollo/er/entities/ahu-9", 200, collection="site"))["data"]
+    assert found["entityName"] == "claimed"
+    await storage.claim_versions("entities", "site", [{**written, "id": "ahu-8", "entityName": "claimed"}])
+    await site.call("DELETE", "/apollo/er/entities/ahu-8", 200, collection="site")
+    versions = await storage.get_versions("entities", "site", "ahu-8")
+    assert [(v["sysData"]["sysEntityVersion"], v["isActive"]) for v in versions] == [(1, True), (2, False)]
+
+
 async def test_echoing_the_derived_fields_unchanged_is_accepted(site):
     item = entity("ahu-1", brickEntityType="BRICK_0_4__Equipment", brickEntitySubType=AHU)
     body = await site.entities("site", item)
