@@ -3,8 +3,8 @@
 After the crashes: no id has a version in the history that reads cannot see (``/versions`` lists the history,
 ``GET`` shows its newest, and once those reads are made nothing is left unpublished), no item answered with a
 207 success is lost, and a retry of every unanswered item succeeds with gap-free versions (docs/OPERATIONS.md,
-*Claimed versions*). The batches are of 20 items rather than 100: FerretDB scans a collection for every filtered
-statement, and smaller batches give more rounds in the time.
+*Claimed versions*). The batches are of 10 items rather than 100: FerretDB scans a collection for every filtered
+statement, and smaller batches give more rounds in the time (a round lasts until some batch is acknowledged).
 """
 
 from __future__ import annotations
