@@ -636,7 +636,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/apollo/explorer"): Operation(
         summary="The graph explorer: draws an entity's neighbourhood from this API with a pasted token",
         tag="Documentation",
-        responses={200: Response(None, "The explorer page", media_type="text/html")},
+        responses={200: Response(None, "The explorer page", media_types=("text/html",))},
         operation_id="getExplorer",
     ),
 }
