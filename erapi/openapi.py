@@ -628,8 +628,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/apollo/docs/assets/{asset}"): Operation(
         summary="A static file of the documentation page or of the graph explorer", tag="Documentation",
         parameters=(path_parameter("asset", {"type": "string", "enum": sorted(docs.ASSETS)}),),
-        responses={200: Response(None, "The file", media_types=tuple(sorted({"text/javascript",
-                                                                              *docs.PACKAGE_ASSETS.values()}))),
+        responses={200: Response(None, "The file", media_types=tuple(sorted({
+                       "text/javascript", *docs.PACKAGE_ASSETS.values(), *docs.EXPLORER_ASSETS.values()}))),
                    404: Response(ERROR, "No such asset")},
         operation_id="getDocsAsset",
     ),
