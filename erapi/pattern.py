@@ -127,7 +127,7 @@ def _bounded(over: bool, index: int) -> None:
 
 
 def paths(matched: list[dict[Key, list[Link]]], starts: set[Key]) -> list[tuple[list[Key], list[Key | None]]]:
-    """Every path through the matches, as (entities, relationships followed), sorted by its entities."""
+    """Every path through the matches, as (entities, relationships followed), sorted by ``path_position``."""
     partial: dict[Key, list[tuple[list[Key], list[Key | None]]]] = {key: [([key], [])] for key in starts}
     for index, links in enumerate(matched):
         extended: dict[Key, list[tuple[list[Key], list[Key | None]]]] = {}
@@ -139,4 +139,10 @@ def paths(matched: list[dict[Key, list[Link]]], starts: set[Key]) -> list[tuple[
                     count += 1
             _bounded(count > MAX_MATCHES, index)
         partial = extended
-    return sorted((path for found in partial.values() for path in found), key=lambda path: path[0])
+    return sorted((path for found in partial.values() for path in found), key=lambda path: path_position(*path))
+
+
+def path_position(entities: list[Key], relationships: list[Key | None]) -> list[list[str]]:
+    """A path's sort key and paging position: its entities, then its relationships (two relationships may join
+    the same two entities), a transitive hop's None as ["", ""] so that every part compares."""
+    return [list(key) for key in entities] + [list(key) if key else ["", ""] for key in relationships]

@@ -219,6 +219,19 @@ async def test_pattern_matches_page_with_signed_tokens_bound_to_the_pattern(plan
     assert body["status"]["message"] == "continuationToken was issued for another collection or query"
 
 
+async def test_paths_over_parallel_relationships_page_one_by_one_without_loss(plant):
+    await write(plant, "plant", [brick("f0", "ahu1", "feeds", "vav1")])  # a second relationship AHU-1 -> VAV-1
+    pattern = {"start": {"entityId": "ahu1"}, "hops": [{"relationshipType": "feeds"}], "return": "paths"}
+    seen, token = [], None
+    while True:
+        body = await match(plant, pattern, headers={"PageSize": "1", **({"continuationToken": token} if token else {})})
+        seen += [(path["entities"][1]["id"], path["relationships"][0]["id"]) for path in body["data"]]
+        token = body["paging"]["continuationToken"]
+        if token is None:
+            break
+    assert seen == [("vav1", "f0"), ("vav1", "f1")]
+
+
 @pytest.mark.parametrize("pattern, where", [
     ({"hops": [{"relationshipType": "feeds"}]}, "/"),
     ({"start": {"entityId": "ahu1"}, "hops": []}, "/hops"),

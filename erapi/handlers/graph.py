@@ -16,7 +16,7 @@ from erapi.graph import (DIRECTIONS, Key, Subgraph, Visibility, ends, entities_o
 from erapi.handlers.documents import present
 from erapi.handlers.reads import check_parameters, open_token, page_headers
 from erapi.keys import acl_key, catalog_key, page_tokens_key, storage_key, validator_key
-from erapi.pattern import Matcher, compile_pattern, paths
+from erapi.pattern import Matcher, compile_pattern, path_position, paths
 from erapi.web import READ_SCOPE, authorize, boolean_query, collection_header, envelope, read_json, require_access
 
 MAX_DEPTH = 5
@@ -125,7 +125,7 @@ async def query_graph(request: web.Request) -> web.Response:
     if pattern.paths:
         items = [({"entities": [_key(key) for key in entities],
                    "relationships": [_relationship_key(key) for key in relationships]},
-                  [list(key) for key in entities]) for entities, relationships in paths(matched, starts)]
+                  path_position(entities, relationships)) for entities, relationships in paths(matched, starts)]
     else:
         items = [({"erCollectionId": key[0], "id": key[1], "entity": present(document, False)}, list(key))
                  for key, document in await matcher.entities(matched)]
