@@ -8,6 +8,7 @@ Loaded once at start-up from every ``*.json`` file in ``schemas/catalog/``. Each
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -72,6 +73,10 @@ class Catalog:
             self.by_brick_relationship.setdefault(relationship_type.brick_relationship_type, []).append(
                 relationship_type)
         self._depths: dict[str, int] = {}
+        self._class_names: dict[str, list[str]] = {}  # per name prefix (BRICK_1_4), the class part of each name
+        for name in self.entity_types:
+            prefix, _, class_name = name.rpartition("__")
+            self._class_names.setdefault(prefix, []).append(class_name)
 
     def entity_type(self, name: str) -> EntityType | None:
         return self.entity_types.get(name) or self.entity_types.get(self.aliases.get(name, ""))
@@ -94,6 +99,15 @@ class Catalog:
                 found.add(current)
                 pending.extend(self.children.get(current, []))
         return sorted(found)
+
+    def closest_entity_types(self, name: str, count: int = 3) -> list[str]:
+        """The known entity type names nearest to an unknown one, in the scheme of ``name`` when it has one
+        (``BRICK_1_4__Electrical_Power_Sensor`` -> ``BRICK_1_4__Electric_Power_Sensor``, ...)."""
+        prefix, _, class_name = name.rpartition("__")
+        known = self._class_names.get(prefix)
+        if known is None:
+            prefix, known = next(iter(self._class_names.items()), ("", []))
+        return [f"{prefix}__{found}" for found in difflib.get_close_matches(class_name, known, count, 0.75)]
 
     def depth(self, name: str) -> int:
         """The number of ``rdfs:subClassOf`` steps on the longest path from the class up to a root class."""

@@ -366,8 +366,26 @@ def build_catalog(graph: Graph, version: str = DEFAULT_BRICK_VERSION) -> dict[st
         ),
         "entityTypes": entity_types,
         "relationshipTypes": relationship_types,
-        "aliases": starter_aliases(entity_types, relationship_types, ancestors, prefix),
+        "aliases": {**deprecated_aliases(ontology, prefix),
+                    **starter_aliases(entity_types, relationship_types, ancestors, prefix)},
     }
+
+
+def deprecated_aliases(ontology: _Ontology, prefix: str) -> dict[str, str]:
+    """Names the ontology marks ``owl:deprecated`` with a ``brick:isReplacedBy`` class, and no longer defines as
+    a class: old name -> the replacement's name (``Condenser`` -> ``Condensing_Unit``). Deprecated terms that
+    are still classes stay classes (docs/CATALOG.md)."""
+    from rdflib.namespace import OWL
+
+    classes = set(ontology.classes)
+    aliases = {}
+    for term, replacement in ontology.graph.subject_objects(ontology.uri("isReplacedBy")):
+        deprecated = ontology.graph.value(term, OWL.deprecated)
+        if (ontology.is_brick(term) and ontology.is_brick(replacement) and deprecated is not None
+                and deprecated.toPython() is True and ontology.local(term) not in classes
+                and ontology.local(replacement) in classes):
+            aliases[prefix + ontology.local(term)] = prefix + ontology.local(replacement)
+    return dict(sorted(aliases.items()))
 
 
 def starter_aliases(entity_types: list[dict], relationship_types: list[dict], ancestors: dict[str, dict[str, int]],

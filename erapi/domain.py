@@ -70,6 +70,21 @@ class ItemResult:
     details: dict[str, Any] = field(default_factory=dict)  # extra fields of the item's success entry
 
 
+@dataclass(frozen=True)
+class Unchanged:
+    """An upsert whose content equals the current version: nothing is written, the item still succeeds."""
+
+    document: Document
+
+
+UNCHANGED_NOTE = " (unchanged: no new version written)"
+
+
+def tracker_message(item: ItemResult) -> str:
+    """The item's status record message: the success entry's, and says so when nothing was written."""
+    return item.message + UNCHANGED_NOTE if item.details.get("unchanged") else item.message
+
+
 @dataclass
 class BatchResult:
     kind: str  # "entities" or "relationships"
@@ -164,7 +179,7 @@ async def _upsert_relationship_batch(ctx: WriteContext, sent: list[dict[str, Any
     now = utc_timestamp()
     outcomes = await _upsert_versioned(
         ctx, "relationships", candidates,
-        lambda item, previous: _relationship_document(ctx, types, item, previous, now),
+        _unless_unchanged(lambda item, previous: _relationship_document(ctx, types, item, previous, now)),
     )
     result = _batch_result(ctx, "relationships", items, failures, outcomes, "Relationship upserted successfully")
     for item, outcome in zip(sent, result.results):
@@ -344,17 +359,32 @@ async def upsert_entities(ctx: WriteContext, items: list[dict[str, Any]]) -> Bat
     for index in unique:
         entity_type = ctx.catalog.entity_type(items[index]["entityType"])
         if entity_type is None:
-            failures[index] = f"Entity type {items[index]['entityType']} not found in the entity type catalog"
+            failures[index] = _unknown_entity_type_message(ctx.catalog, items[index]["entityType"])
             continue
-        problem = _derived_field_problem(items[index], _entity_derived_fields(ctx.catalog, items[index]))
+        problem = _unknown_additional_type(ctx.catalog, items[index]) or _derived_field_problem(
+            items[index], _entity_derived_fields(ctx.catalog, items[index]))
         if problem:
             failures[index] = problem
     candidates = {items[i]["id"]: items[i] for i in unique if i not in failures}
     now = utc_timestamp()
     outcomes = await _upsert_versioned(
-        ctx, "entities", candidates, lambda item, previous: _entity_document(ctx, item, previous, now)
+        ctx, "entities", candidates,
+        _unless_unchanged(lambda item, previous: _entity_document(ctx, item, previous, now)),
     )
     return _batch_result(ctx, "entities", items, failures, outcomes, "Entity upserted successfully")
+
+
+def _unknown_additional_type(catalog: Catalog, item: Mapping[str, Any]) -> str | None:
+    for name in item.get("additionalEntityTypes", ()):
+        if catalog.entity_type(name) is None:
+            return _unknown_entity_type_message(catalog, name, " (additionalEntityTypes)")
+    return None
+
+
+def _unknown_entity_type_message(catalog: Catalog, name: str, where: str = "") -> str:
+    closest = catalog.closest_entity_types(name)
+    hint = f"; closest known names: {', '.join(closest)}" if closest else ""
+    return f"Entity type {name}{where} not found in the entity type catalog{hint}"
 
 
 def _entity_document(ctx: WriteContext, item: dict, previous: Document | None, now: str) -> Document | str:
@@ -593,19 +623,37 @@ def _system_data(ctx: WriteContext, kind: str, previous: Document | None, now: s
     }
 
 
-Builder = Callable[[dict, Document | None], "Document | str"]
+Builder = Callable[[dict, Document | None], "Document | Unchanged | str"]
+
+
+def _unless_unchanged(build: Builder) -> Builder:
+    """``build``, except that a document equal to the current version in everything but ``sysData`` is not
+    written again: re-sending the same data (a re-import) makes no new version."""
+
+    def build_if_changed(item: dict, previous: Document | None) -> Document | Unchanged | str:
+        built = build(item, previous)
+        if previous is not None and isinstance(built, dict) and _content(built) == _content(previous):
+            return Unchanged(previous)
+        return built
+
+    return build_if_changed
+
+
+def _content(document: Document) -> Document:
+    return {key: value for key, value in document.items() if key != "sysData"}
 
 
 async def _upsert_versioned(
     ctx: WriteContext, kind: str, candidates: dict[str, dict], build: Builder
-) -> dict[str, Document | str]:
-    """Write each candidate as the next version of its id; a str outcome is the item's failure message.
+) -> dict[str, Document | Unchanged | str]:
+    """Write each candidate as the next version of its id; a str outcome is the item's failure message, an
+    Unchanged one an item equal to its current version (nothing written).
 
     Claims the versions in the history (exactly one concurrent writer wins each version), publishes the
     winners to the current view, and builds the losers again on top of the version that beat them, once that
     version is published too.
     """
-    outcomes: dict[str, Document | str] = {}
+    outcomes: dict[str, Document | Unchanged | str] = {}
     pending = candidates
     if ctx.reapply and pending:
         pending = await _skip_applied(ctx, kind, pending, outcomes)
@@ -615,7 +663,7 @@ async def _upsert_versioned(
         for document_id, item in pending.items():
             stored = previous.get(document_id)
             built = version_problem(kind, LABEL[kind], item, stored) or build(item, stored)
-            if isinstance(built, str):
+            if not isinstance(built, dict):
                 outcomes[document_id] = built
             else:
                 documents.append(built)
@@ -653,7 +701,7 @@ def _batch_result(
     kind: str,
     items: list[Mapping[str, Any]],
     failures: dict[int, str],
-    outcomes: dict[str, Document | str],
+    outcomes: dict[str, Document | Unchanged | str],
     success_message: str,
 ) -> BatchResult:
     result = BatchResult(kind=kind, transaction_id=ctx.transaction_id)
@@ -661,6 +709,9 @@ def _batch_result(
         outcome = failures.get(index) or outcomes[item["id"]]
         if isinstance(outcome, str):
             result.results.append(ItemResult(id=item["id"], ok=False, message=outcome))
+        elif isinstance(outcome, Unchanged):
+            result.results.append(ItemResult(id=item["id"], ok=True, message=success_message,
+                                             document=outcome.document, details={"unchanged": True}))
         else:
             result.results.append(ItemResult(id=item["id"], ok=True, message=success_message, document=outcome))
     return result
@@ -696,7 +747,7 @@ def status_records(ctx: WriteContext, result: BatchResult, received_at: datetime
                 "requestAction": "Upsert",
                 "requestObject": request_object,
                 "state": final_state,
-                "message": item.message,
+                "message": tracker_message(item),
                 "serviceData": service_data(ctx.collection_id, result.kind, item.id),
                 "receivedTimestamp": received,
                 "stateHistory": [requested, processing, final_entry],

@@ -31,6 +31,7 @@ from erapi.domain import (
     item_record_id,
     service_data,
     state_entry,
+    tracker_message,
     upsert_entities,
     upsert_relationships,
     utc_timestamp,
@@ -241,7 +242,7 @@ class JobWorker:
         finished = datetime.now(timezone.utc)
         await storage.transition_logs(collection_id, [
             LogTransition(item_record_id(transaction_id, index), "Completed" if item.ok else "Failed",
-                          item.message, finished)
+                          tracker_message(item), finished)
             for index, item in zip(chunk["indexes"], result.results)
         ])
         await storage.finish_chunk(chunk["id"], self.worker_id, "done" if given_up is None else "failed")

@@ -74,8 +74,8 @@ async def test_create_inverse_writes_the_inverse_with_a_derived_id(api):
     assert stored["relationshipType"] == "BRICK_1_4__isFedBy_Equipment_Equipment"
     assert stored["inverseOf"] == "f1"
     assert stored["sysData"]["sysRelationshipVersion"] == 1
-    # the same request again updates the same inverse: the id is derived, not random
-    again = await api.relationships("b1", item, params={"createInverse": "true"})
+    # the request again, changed, updates the same inverse: the id is derived, not random
+    again = await api.relationships("b1", {**item, "relationshipName": "second"}, params={"createInverse": "true"})
     assert outcome(again) == (["f1", inverse], {})
     [stored] = (await api.relationship("b1", inverse, params={"includeSystemData": "true"}))["data"]
     assert stored["sysData"]["sysRelationshipVersion"] == 2

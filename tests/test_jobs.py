@@ -178,7 +178,7 @@ async def test_a_chunk_reapplied_after_a_crash_bumps_no_version_and_logs_one_com
     await api.register("c1")
     await api.entities("c1", [entity(f"e{i}") for i in range(100)])
     await api.relationships("c1", chain(10))  # version 1 of r0..r9 exists before the job
-    body = await submit(api, chain(10))
+    body = await submit(api, [{**item, "relationshipName": "second"} for item in chain(10)])  # a change
     storage = api.client.app[storage_key]
 
     crashed = _worker(api, {**FAST_JOBS, "lease_seconds": 0.2}, "crashed")

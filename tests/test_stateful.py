@@ -84,6 +84,13 @@ entity_items = st.lists(entity_item(), min_size=1, max_size=4)
 relationship_items = st.lists(relationship_item(), min_size=1, max_size=3)
 
 
+def next_version(previous: tuple[dict, int] | None, document: dict) -> int:
+    """A write makes a new version, unless it sends what the current version holds (no version then)."""
+    if previous is None:
+        return 1
+    return previous[1] if previous[0] == document else previous[1] + 1
+
+
 class Model:
     """What the service must hold: grants, and per (collection, id) the client's document and its version."""
 
@@ -189,7 +196,7 @@ class ServiceMachine(RuleBasedStateMachine):
                 expected_failed.append(item["id"])
             else:
                 expected_ok.append(item["id"])
-                self.model.documents["entities"][key] = (item, (previous[1] if previous else 0) + 1)
+                self.model.documents["entities"][key] = (item, next_version(previous, item))
             seen.add(item["id"])
         self._check_outcome(answer, expected_ok, expected_failed)
 
@@ -212,7 +219,7 @@ class ServiceMachine(RuleBasedStateMachine):
                 key = (collection, item["id"])
                 previous = self.model.documents["relationships"].get(key)
                 document = {**item, "sourceERCollectionId": collection}
-                self.model.documents["relationships"][key] = (document, (previous[1] if previous else 0) + 1)
+                self.model.documents["relationships"][key] = (document, next_version(previous, document))
                 expected_ok.append(item["id"])
             else:
                 expected_failed.append(item["id"])

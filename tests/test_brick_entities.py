@@ -1,0 +1,77 @@
+"""What Brick says about an entity, kept: every class (``additionalEntityTypes``) and ``brickStatements``."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api_fixtures import entity
+
+COLLECTION = "c1"
+BRICK = "https://brickschema.org/schema/Brick#"
+LABEL = {"predicate": "http://www.w3.org/2000/01/rdf-schema#label", "literal": "Supply air temp", "language": "en"}
+UNIT = {"predicate": BRICK + "hasUnit", "iri": "http://qudt.org/vocab/unit/DEG_F"}
+TIMESERIES = {"predicate": "https://brickschema.org/schema/Brick/ref#hasExternalReference", "node": [
+    {"predicate": "http://www.w3.org/1999/02/22-rdf-syntax-ns#type",
+     "iri": "https://brickschema.org/schema/Brick/ref#TimeseriesReference"},
+    {"predicate": "https://brickschema.org/schema/Brick/ref#hasTimeseriesId", "literal": "a7f1-33"},
+]}
+VALUE = {"predicate": BRICK + "value", "literal": "21.5", "datatype": "http://www.w3.org/2001/XMLSchema#decimal"}
+
+
+@pytest.fixture
+async def collection(api):
+    await api.register(COLLECTION)
+    return api
+
+
+async def test_classes_and_statements_are_stored_and_read_back(collection):
+    sent = entity("sat-1", "BRICK_1_4__Supply_Air_Temperature_Sensor",
+                  additionalEntityTypes=["BRICK_1_4__Discharge_Air_Temperature_Sensor"],
+                  brickStatements=[LABEL, UNIT, TIMESERIES, VALUE])
+    body = await collection.entities(COLLECTION, sent)
+    assert [s["id"] for s in body["data"]["responses"]["success"]] == ["sat-1"]
+    [stored] = (await collection.call("GET", "/apollo/er/entities/sat-1", 200, collection=COLLECTION))["data"]
+    assert stored["additionalEntityTypes"] == ["BRICK_1_4__Discharge_Air_Temperature_Sensor"]
+    assert stored["brickStatements"] == [LABEL, UNIT, TIMESERIES, VALUE]
+
+
+async def test_an_additional_class_outside_the_catalog_fails_the_item(collection):
+    body = await collection.entities(COLLECTION, [
+        entity("a", "BRICK_1_4__AHU", additionalEntityTypes=["BRICK_1_4__Flux_Capacitor"]), entity("b")])
+    [failure] = body["data"]["responses"]["failure"]
+    assert failure == {**failure, "id": "a", "message":
+                       "Entity type BRICK_1_4__Flux_Capacitor (additionalEntityTypes) not found in the entity type catalog"}
+    await collection.call("GET", "/apollo/er/entities/a", 404, collection=COLLECTION)
+
+
+@pytest.mark.parametrize("statement, path", [
+    ({"predicate": "not an iri", "literal": "x"}, "/0/brickStatements/0/predicate"),
+    ({"predicate": BRICK + "value", "literal": "1", "iri": BRICK + "AHU"}, "/0/brickStatements/0"),
+    ({"predicate": BRICK + "value", "literal": "1", "datatype": BRICK + "x", "language": "en"}, "/0/brickStatements/0"),
+    ({"predicate": BRICK + "value", "iri": BRICK + "x", "language": "en"}, "/0/brickStatements/0"),
+    ({"predicate": BRICK + "a", "node": [{"predicate": BRICK + "b", "node": [
+        {"predicate": BRICK + "c", "node": [{"predicate": BRICK + "d", "literal": "too deep"}]}]}]},
+     "/0/brickStatements/0/node/0/node/0"),
+])
+async def test_a_statement_of_the_wrong_shape_is_400_with_its_path(collection, statement, path):
+    body = await collection.entities(COLLECTION, entity("a", brickStatements=[statement]), expect=400)
+    assert path in {error["path"] for error in body["errors"]}
+    await collection.call("GET", "/apollo/er/entities/a", 404, collection=COLLECTION)
+
+
+async def test_a_deprecated_name_is_accepted_stored_as_sent_and_checked_as_its_replacement(collection):
+    # Brick 1.4 marks Condenser owl:deprecated, brick:isReplacedBy Condensing_Unit, and no longer defines it
+    await collection.entities(COLLECTION, [entity("c-1", "BRICK_1_4__Condenser"), entity("room", "BRICK_1_4__Room")])
+    [stored] = (await collection.call("GET", "/apollo/er/entities/c-1", 200, collection=COLLECTION))["data"]
+    assert (stored["entityType"], stored["brickEntitySubType"], stored["brickEntityType"]) == (
+        "BRICK_1_4__Condenser", "BRICK_1_4__Condensing_Unit", "BRICK_1_4__Equipment")
+    body = await collection.relationships(COLLECTION, {
+        "id": "r1", "sourceEntityId": "c-1", "destinationEntityId": "room", "brickRelationshipType": "BRICK_1_4__hasLocation"})
+    assert body["data"]["responses"]["success"][0]["relationshipType"] == "BRICK_1_4__hasLocation_Equipment_Location"
+
+
+async def test_an_unknown_name_is_refused_with_the_closest_known_names(collection):
+    body = await collection.entities(COLLECTION, entity("m-1", "BRICK_1_4__Electrical_Power_Sensor"))
+    assert body["data"]["responses"]["failure"][0]["message"] == (
+        "Entity type BRICK_1_4__Electrical_Power_Sensor not found in the entity type catalog; closest known names: "
+        "BRICK_1_4__Electric_Power_Sensor, BRICK_1_4__Electric_Energy_Sensor, BRICK_1_4__Thermal_Power_Sensor")
