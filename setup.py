@@ -28,6 +28,8 @@ setup(
         "sortedcontainers>=2.4",  # the memory plugin's id order: O(log n) inserts, so writes do not slow as data grows
         "swagger-ui-py>=25.7",  # Swagger UI 5 assets for /apollo/docs, served by the service itself
         "prometheus-client>=0.20",  # /metrics; its multiprocess mode sums the processes of `erapi serve --workers N`
+        "rdflib>=7.1.4",  # the Brick export (imported on the first export, never at start-up) and erapi import
+        "rich>=13.7",  # erapi import's progress bar
     ],
     extras_require={
         "mongodb": ["pymongo>=4.13"],

@@ -153,6 +153,14 @@ def version(package: str) -> str:
         return "not installed"
 
 
+def peer_line(peer: dict) -> str:
+    """brickschema's timings and verdict, in one line."""
+    return (f"brickschema {peer['brickschema']} (pyshacl {peer['pyshacl']}), Brick 1.4: load ontology "
+            f"{peer['load_brick_s']:.2f} s, parse model {peer['parse_model_s']:.2f} s, "
+            f"validate() {peer['validate_s']:.2f} s over {peer['triples']:,} triples; conforms={peer['conforms']}, "
+            f"results {peer['results']}")
+
+
 def brickschema_side(model: Path, limit: float) -> dict:
     child = subprocess.Popen([sys.executable, "-m", "bench.brick_compare", "--validate-only", str(model)],
                              cwd=harness.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -199,10 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"brickschema: load + validate() did not finish within {arguments.validate_limit:.0f} s (stopped); "
               f"the service took {total:.2f} s")
         return 0
-    print(f"brickschema {peer['brickschema']} (pyshacl {peer['pyshacl']}), Brick 1.4: load ontology "
-          f"{peer['load_brick_s']:.2f} s, parse model {peer['parse_model_s']:.2f} s, "
-          f"validate() {peer['validate_s']:.2f} s over {peer['triples']:,} triples; conforms={peer['conforms']}, "
-          f"results {peer['results']}")
+    print(peer_line(peer))
     model_violations = sum(n for key, n in peer["results_on_model"].items() if key.startswith("Violation"))
     print(f"  results on the model's own nodes by shape: {peer['results_on_model'] or 'none'}; violations on "
           f"the model's nodes: {model_violations} (the others are on the ontology's own nodes)")

@@ -1,4 +1,5 @@
-"""The ``erapi`` command: ``serve`` the API, mint a local ``token``, build the type ``catalog``."""
+"""The ``erapi`` command: ``serve`` the API, mint a local ``token``, build the type ``catalog``, ``import`` and
+``export`` Brick models."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from erapi import catalog_build, installed_version
 from erapi.auth import KNOWN_SCOPES
+from erapi.brick_cli import add_commands as add_brick_commands
 from erapi.config import Config, load_config
 from erapi.packaged import CONFIG_EXAMPLES, config_example
 from storage_plugins.base import ConfigurationError, StorageError
@@ -162,6 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     build = catalog_commands.add_parser("build", help="generate schemas/catalog from the Brick ontology")
     catalog_build.add_arguments(build)
     build.set_defaults(run=catalog_build.run)
+    add_brick_commands(commands)
     return parser
 
 

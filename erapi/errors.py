@@ -85,3 +85,7 @@ class PreconditionFailed(ApiError):
 
 class Unprocessable(ApiError):
     status = 422
+
+
+class NotAcceptable(ApiError):
+    status = 406

@@ -593,6 +593,22 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                     "Types are counted under the names they are stored with.",
         operation_id="getCollectionStats",
     ),
+    ("GET", "/apollo/er/ercollections/{collectionId}/export"): Operation(
+        summary="The collection as Brick RDF: Turtle or JSON-LD, streamed page by page",
+        tag="Collections",
+        scopes=(READ_SCOPE,),
+        parameters=(COLLECTION_ID,),
+        responses={200: Response(None, "Active entities (classes, kept statements) and the relationships stored in "
+                                       "the collection, as Brick predicates",
+                                 media_types=("text/turtle", "application/ld+json")),
+                   **errors(400, *AUTHENTICATED, 406, *STORAGE,
+                            e403="No read grant on the collection, or scope missing",
+                            e406="The Accept header takes neither text/turtle nor application/ld+json")},
+        description="`Accept: text/turtle` (also the answer to `*/*` or no Accept) or `application/ld+json` "
+                    "(expanded JSON-LD). Entity IRIs: the id when it is an absolute IRI, else "
+                    "`urn:erapi:<collectionId>/<percent-encoded id>` (docs/BRICK.md).",
+        operation_id="exportCollection",
+    ),
     ("GET", "/apollo/status/logs"): Operation(
         summary="Status tracker: the status records of a collection's transactions", tag="Status",
         scopes=(READ_SCOPE, WRITE_SCOPE),

@@ -194,12 +194,18 @@ async def _versions(request: web.Request, kind: str, document_id: str) -> web.Re
 # ---- stats --------------------------------------------------------------------------------------------------------
 
 
-async def collection_stats(request: web.Request) -> web.Response:
+async def path_collection(request: web.Request) -> str:
+    """The collection of the path (``{collectionId}``), once the caller proved it may read it."""
     principal = await authorize(request, READ_SCOPE)
     collection_id = request.match_info["collectionId"]
     if not COLLECTION_ID.match(collection_id):
         raise InvalidRequest(f"{shown(collection_id)} is not a valid ERCollection id")
     await require_access(request, collection_id, principal, READ)
+    return collection_id
+
+
+async def collection_stats(request: web.Request) -> web.Response:
+    collection_id = await path_collection(request)
     check_parameters(request, ("includeSystemData",))
     _boolean(request, "includeSystemData", False)  # accepted everywhere; stats carry no system data
     storage = request.app[storage_key]

@@ -1,0 +1,315 @@
+"""``erapi import FILE``: a Brick model (any RDF file rdflib reads) into a running service, over its API.
+
+The model becomes entities (every subject with a Brick class), relationships (Brick relationship predicates
+between two entities, sent by their Brick name) and kept statements (everything else about an entity). The
+importer registers the collections it needs, sends every entity before any relationship, in ``async: true``
+jobs of up to 10,000 items, follows each job's tracker with a progress bar, and ends with a summary
+(docs/BRICK.md). Ids are the entities' IRIs, and a relationship's id is derived from its triple, so running
+the same import again sends the same items, and the service writes no new version of any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from erapi import brick_rdf
+from erapi.brick_relationships import catalog_brick_name
+from erapi.catalog import Catalog
+
+if TYPE_CHECKING:
+    from rdflib import Graph
+
+JOB_ITEMS = 10_000  # the service's bound for one async job (jobs.max_items)
+BRICK_CLASS = re.compile(r"^https?://brickschema\.org/schema/(?:[0-9.]+/)?Brick#(\w+)$")
+RELATIONSHIP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://erapi.example/brick-import/relationship")
+CATALOG_PREFIX = "BRICK_1_4__"
+TRACKER_PAGE = 1000
+POLL_SECONDS = 0.05  # only the job record is read while waiting: cheap for the service
+
+
+@dataclass
+class Model:
+    """What the importer will send: per collection, its entities, and its relationships (by source)."""
+
+    entities: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    relationships: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    unmapped: Counter = field(default_factory=Counter)  # statements not sent, by kind
+
+    def count(self, kind: str) -> int:
+        return sum(len(items) for items in getattr(self, kind).values())
+
+
+@dataclass
+class Summary:
+    written: Counter = field(default_factory=Counter)  # by kind: entities, relationships
+    unchanged: Counter = field(default_factory=Counter)
+    refused: Counter = field(default_factory=Counter)
+    refusals: Counter = field(default_factory=Counter)  # by message
+    unmapped: Counter = field(default_factory=Counter)
+    refused_ids: set[str] = field(default_factory=set)
+    seconds: Counter = field(default_factory=Counter)  # by kind: from the first job sent to the last one finished
+
+    def lines(self) -> list[str]:
+        lines = [f"{kind.capitalize()}: {self.written[kind]} written, {self.unchanged[kind]} unchanged, "
+                 f"{self.refused[kind]} refused in {self.seconds[kind]:.2f} s"
+                 for kind in ("entities", "relationships")]
+        if self.refusals:
+            lines.append("Refused, by message:")
+            lines += [f"  {count:6d}  {message}" for message, count in self.refusals.most_common()]
+        if self.unmapped:
+            lines.append("Statements not imported, by kind:")
+            lines += [f"  {count:6d}  {kind}" for kind, count in self.unmapped.most_common()]
+        return lines
+
+
+# ---- the model ------------------------------------------------------------------------------------------------
+
+
+def load_graph(path: Path) -> Graph:
+    from rdflib import Graph
+    from rdflib.util import guess_format
+
+    graph = Graph()
+    graph.parse(str(path), format=guess_format(str(path)) or "turtle")
+    return graph
+
+
+def collection_namer(base: str, catalog: Catalog, split: bool) -> Callable[[str], str]:
+    """One collection ``base``; with ``split``, one per top-level Brick class: ``<base>_equipment``, ..."""
+    if not split:
+        return lambda entity_type: base
+    return lambda entity_type: f"{base}_{catalog.entity_type(entity_type).brick_entity_type.split('__', 1)[1].lower()}"
+
+
+def map_model(graph: Graph, catalog: Catalog, collection_of_type: Callable[[str], str]) -> Model:
+    from rdflib import RDF, URIRef
+
+    model = Model()
+    classes: dict[URIRef, list[str]] = {}
+    for subject, value in graph.subject_objects(RDF.type):
+        found = BRICK_CLASS.match(str(value))
+        if found and isinstance(subject, URIRef):
+            classes.setdefault(subject, []).append(found.group(1))
+    collections = {}
+    for subject, names in classes.items():
+        item = _entity(catalog, subject, names)
+        collections[subject] = collection_of_type(item["entityType"]) if catalog.entity_type(
+            item["entityType"]) else collection_of_type(CATALOG_PREFIX + "Entity")
+        model.entities.setdefault(collections[subject], []).append(item)
+    taken = _add_statements(graph, catalog, model, collections)
+    _count_the_rest(graph, model, collections, taken)
+    return model
+
+
+def _entity(catalog: Catalog, subject: Any, names: list[str]) -> dict[str, Any]:
+    """The most specific known class is the entityType (deepest, then first by name), the others go along."""
+    type_names = sorted({CATALOG_PREFIX + name for name in names})
+    known = [name for name in type_names if catalog.entity_type(name) is not None]
+    ranked = sorted(known, key=lambda name: (-catalog.depth(catalog.entity_type(name).name), name))
+    entity_type = ranked[0] if ranked else type_names[0]  # an unknown class: the service says why it refuses
+    item = {"id": str(subject), "entityType": entity_type, "entityName": _local_name(str(subject))}
+    others = [name for name in type_names if name != entity_type]
+    if others:
+        item["additionalEntityTypes"] = others
+    return item
+
+
+def _local_name(iri: str) -> str:
+    return re.split(r"[#/:]", iri.rstrip("/#"))[-1][:1024] or iri[:1024]
+
+
+def _add_statements(graph: Graph, catalog: Catalog, model: Model, collections: dict) -> set:
+    """Relationships and kept statements of every entity; returns the blank nodes taken along."""
+    from rdflib import RDF, RDFS, Literal
+
+    taken: set = set()
+    items = {item["id"]: item for items in model.entities.values() for item in items}
+    for subject, collection_id in collections.items():
+        item, statements = items[str(subject)], []
+        for predicate, value in sorted(graph.predicate_objects(subject)):
+            if predicate == RDF.type and BRICK_CLASS.match(str(value)):
+                continue
+            relationship = _relationship_name(catalog, predicate) if value in collections else None
+            if relationship is not None:
+                model.relationships.setdefault(collection_id, []).append(
+                    _relationship(subject, relationship, value, collection_id, collections[value]))
+                continue
+            statement = brick_rdf.statement_of(graph, predicate, value, seen=taken)
+            if isinstance(statement, str):
+                model.unmapped[statement] += 1
+            else:
+                statements.append(statement)
+            if predicate == RDFS.label and isinstance(value, Literal) and str(value):
+                item["entityName"] = str(value)[:1024]
+        if len(statements) > brick_rdf.MAX_STATEMENTS:
+            model.unmapped[f"statements beyond {brick_rdf.MAX_STATEMENTS} about one entity"] += (
+                len(statements) - brick_rdf.MAX_STATEMENTS)
+            statements = statements[:brick_rdf.MAX_STATEMENTS]
+        if statements:
+            item["brickStatements"] = statements
+    return taken
+
+
+def _relationship_name(catalog: Catalog, predicate: Any) -> str | None:
+    if not str(predicate).startswith(brick_rdf.BRICK):
+        return None
+    sent = CATALOG_PREFIX + str(predicate)[len(brick_rdf.BRICK):]
+    return sent if catalog_brick_name(catalog, sent) is not None else None
+
+
+def _relationship(subject: Any, brick_name: str, value: Any, source: str, destination: str) -> dict[str, Any]:
+    triple = f"{subject} {brick_name} {value}"
+    return {"id": str(uuid.uuid5(RELATIONSHIP_NAMESPACE, f"{source}/{triple}")), "sourceEntityId": str(subject),
+            "destinationEntityId": str(value), "brickRelationshipType": brick_name,
+            "relationshipName": brick_name.split("__", 1)[1], "destinationERCollectionId": destination}
+
+
+def _count_the_rest(graph: Graph, model: Model, collections: dict, taken: set) -> None:
+    """Every statement about something that is neither an entity nor a blank node taken along, by kind."""
+    for subject, predicate, _value in graph:
+        if subject not in collections and subject not in taken:
+            model.unmapped[f"statement about something that is not a Brick entity ({graph.qname(predicate)})"] += 1
+
+
+# ---- sending ----------------------------------------------------------------------------------------------------
+
+
+class Client:
+    """The service's API as the importer uses it: collections, async jobs, trackers."""
+
+    def __init__(self, session: Any, url: str, token: str) -> None:
+        self.session, self.url = session, url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    async def ensure_collection(self, collection_id: str) -> None:
+        async with self.session.post(f"{self.url}/apollo/collections", headers=self.headers,
+                                     json={"collectionId": collection_id, "collectionName": collection_id}) as answer:
+            if answer.status not in (201, 409):  # 409: it exists; the writes say whether the caller may use it
+                raise ImportFailed(f"registering ERCollection {collection_id}: {await _message(answer)}")
+
+    async def submit(self, kind: str, collection_id: str, items: list[dict]) -> str:
+        headers = {**self.headers, "ercollectionid": collection_id, "async": "true"}
+        while True:
+            async with self.session.post(f"{self.url}/apollo/er/{kind}", headers=headers, json=items) as answer:
+                if answer.status == 202:
+                    return (await answer.json())["transactionId"]
+                if answer.status != 429:
+                    raise ImportFailed(f"sending {kind} to ERCollection {collection_id}: {await _message(answer)}")
+                await asyncio.sleep(float(answer.headers.get("Retry-After", "1")))
+
+    async def records(self, collection_id: str, transaction_id: str, token: str | None,
+                      limit: int = TRACKER_PAGE) -> tuple[list[dict], str | None]:
+        params = {"transactionid": transaction_id, "limit": str(limit)}
+        if token:
+            params["continuationToken"] = token
+        headers = {**self.headers, "ercollectionid": collection_id}
+        async with self.session.get(f"{self.url}/apollo/status/logs", headers=headers, params=params) as answer:
+            if answer.status != 200:
+                raise ImportFailed(f"following job {transaction_id}: {await _message(answer)}")
+            body = await answer.json()
+            return body["data"], body["paging"]["continuationToken"]
+
+
+class ImportFailed(Exception):
+    """The import cannot go on: the service refused a whole request."""
+
+
+async def _message(answer: Any) -> str:
+    try:
+        return f"{answer.status} {(await answer.json())['status']['message']}"
+    except Exception:  # not the service's envelope: a proxy's page, say
+        return f"{answer.status} {answer.reason}"
+
+
+async def follow(client: Client, collection_id: str, transaction_id: str, advance: Callable[[int], None]) -> list[dict]:
+    """Every item record of the job, in item order, once the job is complete; ``advance`` counts finished items.
+
+    While the job runs only its own record is read (its ``jobData`` counts the finished items): cheap for the
+    service, which is busy applying the job. The item records are read once, at the end.
+    """
+    reported = 0
+    while True:
+        [job], _ = await client.records(collection_id, transaction_id, None, limit=1)
+        counts = job.get("jobData", {})
+        finished = counts.get("done", 0) + counts.get("failed", 0)
+        advance(finished - reported)
+        reported = finished
+        if job["state"] in ("Completed", "Failed"):
+            break
+        await asyncio.sleep(POLL_SECONDS)
+    records, token = [], None
+    while True:
+        page, token = await client.records(collection_id, transaction_id, token)
+        records += [record for record in page if record["requestObject"] != "Job"]
+        if token is None:
+            return records
+
+
+async def send(client: Client, model: Model, advance: Callable[[int], None]) -> Summary:
+    summary = Summary(unmapped=Counter(model.unmapped))
+    for collection_id in sorted(set(model.entities) | set(model.relationships)):
+        await client.ensure_collection(collection_id)
+    for kind in ("entities", "relationships"):  # every entity first: relationships need both ends
+        started = time.monotonic()
+        for collection_id, items in sorted(getattr(model, kind).items()):
+            for start in range(0, len(items), JOB_ITEMS):
+                chunk = items[start:start + JOB_ITEMS]
+                transaction_id = await client.submit(kind, collection_id, chunk)
+                records = await follow(client, collection_id, transaction_id, advance)
+                _tally(summary, kind, chunk, records)
+        summary.seconds[kind] = time.monotonic() - started
+    return summary
+
+
+def _tally(summary: Summary, kind: str, items: list[dict], records: list[dict]) -> None:
+    for item, record in zip(items, records):
+        if record["state"] == "Failed":
+            summary.refused[kind] += 1
+            summary.refused_ids.add(item["id"])
+            summary.refusals[_general(record["message"], item)] += 1
+        elif record["message"].endswith("(unchanged: no new version written)"):
+            summary.unchanged[kind] += 1
+        else:
+            summary.written[kind] += 1
+
+
+def _general(message: str, item: dict) -> str:
+    """The message with the item's own ids taken out, so that refusals for the same reason group together."""
+    for key, placeholder in (("sourceEntityId", "<source>"), ("destinationEntityId", "<destination>"),
+                             ("id", "<id>")):
+        if item.get(key):
+            message = message.replace(item[key], placeholder)
+    return message
+
+
+async def run_import(path: Path, url: str, token: str, collection: str, catalog: Catalog, *,
+                     split: bool = False, session: Any = None, show_progress: bool = True) -> Summary:
+    """Map the file and send it; ``session`` is an aiohttp client session (one is opened when None)."""
+    import aiohttp
+    from rich.progress import Progress
+
+    model = map_model(load_graph(path), catalog, collection_namer(collection, catalog, split))
+    total = model.count("entities") + model.count("relationships")
+    owned = session is None
+    session = session or aiohttp.ClientSession()
+    try:
+        with Progress(disable=not show_progress, transient=False) as progress:
+            task = progress.add_task(f"importing {path.name}", total=total)
+            return await send(Client(session, url, token), model,
+                              lambda count: progress.advance(task, count))
+    finally:
+        if owned:
+            await session.close()
+
+
+def default_collection(path: Path) -> str:
+    """The file's name as a collection id: letters, digits, ``_ . : -``, starting with a letter or digit."""
+    name = re.sub(r"[^A-Za-z0-9_.:-]", "_", path.stem).lstrip("_.:-")[:100]
+    return name or "brick_import"

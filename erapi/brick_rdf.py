@@ -1,0 +1,131 @@
+"""Service documents as Brick RDF and back: entity IRIs, classes, relationships, kept statements.
+
+Shared by the export endpoint and ``erapi import``. rdflib is imported when a function needs it, never when
+the service starts (docs/BRICK.md).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from urllib.parse import quote
+
+from erapi.catalog import Catalog
+
+if TYPE_CHECKING:
+    from rdflib import Graph
+    from rdflib.term import Identifier, Node
+
+BRICK = "https://brickschema.org/schema/Brick#"
+RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
+ID_BASE = "urn:erapi:"  # an entity whose id is not an IRI is urn:erapi:<collection>/<id, percent-encoded>
+ABSOLUTE_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\x00-\x20<>\"{}|\\^`]*$")
+# the bounds of schemas/brick-statements.json
+MAX_NODE_DEPTH = 2  # blank nodes nest at most this deep
+MAX_NODE_STATEMENTS = 32
+MAX_STATEMENTS = 256
+MAX_LITERAL_CHARS = 4096
+PREFIXES = {"brick": BRICK, "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
+            "ref": "https://brickschema.org/schema/Brick/ref#", "unit": "http://qudt.org/vocab/unit/",
+            "xsd": "http://www.w3.org/2001/XMLSchema#"}
+
+
+def entity_iri(collection_id: str, entity_id: str) -> str:
+    """The entity's IRI: its id when that is an absolute IRI, else one under ``urn:erapi:<collection>/``."""
+    if ABSOLUTE_IRI.match(entity_id):
+        return entity_id
+    return f"{ID_BASE}{collection_id}/{quote(entity_id, safe='')}"
+
+
+def class_iri(catalog: Catalog, type_name: str) -> str | None:
+    found = catalog.entity_type(type_name)
+    return None if found is None else BRICK + found.brick_class
+
+
+def add_entity(graph: Graph, catalog: Catalog, collection_id: str, document: Mapping[str, Any]) -> None:
+    """The entity's classes, its kept statements, and ``rdfs:label`` from ``entityName`` unless it has one."""
+    from rdflib import RDF, RDFS, Literal, URIRef
+
+    subject = URIRef(entity_iri(collection_id, document["id"]))
+    for type_name in (document["entityType"], *document.get("additionalEntityTypes", ())):
+        found = class_iri(catalog, type_name)
+        if found is not None:
+            graph.add((subject, RDF.type, URIRef(found)))
+    statements = document.get("brickStatements", ())
+    add_statements(graph, subject, statements)
+    if document.get("entityName") and not any(s["predicate"] == RDFS_LABEL for s in statements):
+        graph.add((subject, RDFS.label, Literal(document["entityName"])))
+
+
+def add_relationship(graph: Graph, catalog: Catalog, document: Mapping[str, Any]) -> None:
+    from rdflib import URIRef
+
+    relationship_type = catalog.relationship_type(document["relationshipType"])
+    if relationship_type is None:
+        return
+    graph.add((URIRef(entity_iri(document["sourceERCollectionId"], document["sourceEntityId"])),
+               URIRef(BRICK + relationship_type.brick_relationship_name),
+               URIRef(entity_iri(document["destinationERCollectionId"], document["destinationEntityId"]))))
+
+
+def add_statements(graph: Graph, subject: Identifier, statements: Iterable[Mapping[str, Any]]) -> None:
+    from rdflib import BNode, Literal, URIRef
+
+    for statement in statements:
+        predicate = URIRef(statement["predicate"])
+        if "iri" in statement:
+            graph.add((subject, predicate, URIRef(statement["iri"])))
+        elif "literal" in statement:
+            datatype = statement.get("datatype")
+            graph.add((subject, predicate, Literal(statement["literal"], lang=statement.get("language"),
+                                                   datatype=URIRef(datatype) if datatype else None)))
+        else:
+            node = BNode()
+            graph.add((subject, predicate, node))
+            add_statements(graph, node, statement["node"])
+
+
+def statement_of(graph: Graph, predicate: Node, value: Node, depth: int = 0,
+                 seen: set | None = None) -> dict[str, Any] | str:
+    """One statement in the shape of ``brickStatements``, or a str saying why the shape cannot hold it.
+    Blank nodes become nested statement lists (at most MAX_NODE_DEPTH deep); each one visited goes into
+    ``seen``, so that the importer knows which statements were taken along."""
+    from rdflib import BNode, Literal, URIRef
+
+    if not ABSOLUTE_IRI.match(str(predicate)):
+        return "predicate that is not an absolute IRI"
+    if isinstance(value, URIRef):
+        return {"predicate": str(predicate), "iri": str(value)} if ABSOLUTE_IRI.match(str(value)) \
+            else "object IRI that is not absolute"
+    if isinstance(value, Literal):
+        return _literal(predicate, value)
+    if not isinstance(value, BNode) or depth >= MAX_NODE_DEPTH:
+        return "blank node nested deeper than two levels"
+    if seen is not None:
+        seen.add(value)
+    nested = [statement_of(graph, p, o, depth + 1, seen) for p, o in sorted(graph.predicate_objects(value))]
+    kept = [statement for statement in nested if isinstance(statement, dict)]
+    if len(kept) != len(nested) or not kept or len(kept) > MAX_NODE_STATEMENTS:
+        return "blank node that the statement shape cannot hold (too deep, too many statements, or empty)"
+    return {"predicate": str(predicate), "node": kept}
+
+
+def _literal(predicate: Node, value: Any) -> dict[str, Any] | str:
+    if len(str(value)) > MAX_LITERAL_CHARS:
+        return f"literal longer than {MAX_LITERAL_CHARS:,} characters"
+    statement = {"predicate": str(predicate), "literal": str(value)}
+    if value.language:
+        statement["language"] = value.language
+    elif value.datatype is not None:
+        statement["datatype"] = str(value.datatype)
+    return statement
+
+
+def new_graph() -> Graph:
+    from rdflib import Graph
+
+    graph = Graph()
+    for prefix, namespace in PREFIXES.items():
+        graph.bind(prefix, namespace)
+    return graph
