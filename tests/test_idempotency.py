@@ -96,7 +96,9 @@ async def test_a_key_belongs_to_one_principal_and_one_collection(site):
     other_collection = orjson.loads((await post(api, BATCH, "shared", collection="c2"))[1])
     other_principal = orjson.loads((await post(api.as_("bob"), BATCH, "shared"))[1])
     assert len({first["transactionId"], other_collection["transactionId"], other_principal["transactionId"]}) == 3
-    assert (await versions(api, ["r0"]))["r0"] == [1, 2]
+    # bob's request was processed, not replayed: it found alice's content and wrote no version (docs/API.md)
+    assert [entry.get("unchanged") for entry in other_principal["data"]["responses"]["success"]] == [True] * 5
+    assert (await versions(api, ["r0"]))["r0"] == [1]
 
 
 async def test_twenty_concurrent_retries_get_twenty_identical_answers_and_one_version_each(site):
@@ -125,7 +127,9 @@ async def test_after_the_retention_the_key_starts_a_new_request(site):
     clock.now += 2
     later = orjson.loads((await post(api, BATCH, "old-key"))[1])
     assert later["transactionId"] != first["transactionId"]
-    assert (await versions(api, ["r0"]))["r0"] == [1, 2]
+    # processed anew: the same content again writes no version, and the answer says so
+    assert [entry.get("unchanged") for entry in later["data"]["responses"]["success"]] == [True] * 5
+    assert (await versions(api, ["r0"]))["r0"] == [1]
 
 
 async def test_a_refused_first_request_keeps_nothing_and_its_retry_is_processed_anew(site):
@@ -133,9 +137,11 @@ async def test_a_refused_first_request_keeps_nothing_and_its_retry_is_processed_
     status, _, _ = await post(api, BATCH[:1], "conditional", **{"If-Match": '"1"'})
     assert status == 412  # r0 does not exist yet
     await api.relationships(C, BATCH[:1])
-    status, _, headers = await post(api, BATCH[:1], "conditional", **{"If-Match": '"1"'})
+    status, body, headers = await post(api, BATCH[:1], "conditional", **{"If-Match": '"1"'})
     assert status == 207 and "Idempotent-Replayed" not in headers
-    assert (await versions(api, ["r0"]))["r0"] == [1, 2]
+    # processed anew: the content equals version 1, so nothing is written and the entry says so
+    assert orjson.loads(body)["data"]["responses"]["success"][0]["unchanged"] is True
+    assert (await versions(api, ["r0"]))["r0"] == [1]
 
 
 async def running_elsewhere(api: Api, clock: Clock, key: str, lease_left: float) -> None:
