@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterable
 
 import structlog
 
@@ -141,9 +141,15 @@ def _requested_record(ctx: WriteContext, record_id: str, request_object: str, me
     }
 
 
-async def job_counts(storage: Storage, collection_id: str, transaction_id: str) -> dict[str, int]:
-    """Counts of the job's items by outcome, derived from their status records (always exact)."""
-    states = await storage.count_log_states(collection_id, transaction_id)
+async def job_counts(storage: Storage, collection_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+    """Counts of each job's items by outcome, derived from their status records (always exact), keyed by
+    transaction id; one storage call for any number of jobs."""
+    wanted = set(transaction_ids)
+    states = await storage.count_log_states(collection_id, wanted) if wanted else {}
+    return {transaction_id: _outcomes(states.get(transaction_id, {})) for transaction_id in wanted}
+
+
+def _outcomes(states: dict[str, int]) -> dict[str, int]:
     done, failed = states.get("Completed", 0), states.get("Failed", 0)
     pending = states.get("Requested", 0) + states.get("Processing", 0)
     return {"total": done + failed + pending, "done": done, "failed": failed, "pending": pending}
@@ -247,7 +253,7 @@ class JobWorker:
         ])
         await storage.finish_chunk(chunk["id"], self.worker_id, "done" if given_up is None else "failed")
         log_transaction(result)
-        counts = await job_counts(storage, collection_id, transaction_id)
+        counts = (await job_counts(storage, collection_id, [transaction_id]))[transaction_id]
         if counts["pending"] == 0:
             completed = await storage.transition_logs(collection_id, [LogTransition(
                 job_record_id(transaction_id), "Completed",

@@ -254,6 +254,15 @@ class ClaimResult:
 
 
 @dataclass(frozen=True)
+class VersionPage:
+    """One page of an id's history and what a caller needs beside it, from one storage call."""
+
+    versions: list[Document]  # oldest first, strictly after the version asked for, at most the limit
+    total: int  # how many versions the id has in all; 0 when it never existed
+    newest: Document | None  # the id's newest version (maybe claimed but unpublished), None when total is 0
+
+
+@dataclass(frozen=True)
 class GrantedCollections:
     """One page of the collections a principal holds a grant on, and how many there are in all."""
 
@@ -325,6 +334,14 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def get_versions(self, kind: str, collection_id: str, document_id: str) -> list[Document]:
         """Every version of one id from the history, oldest first; ``[]`` when the id never existed."""
+
+    @abc.abstractmethod
+    async def get_version_page(
+        self, kind: str, collection_id: str, document_id: str, after: int | None, limit: int
+    ) -> VersionPage:
+        """The versions of one id numbered above ``after`` (all when None), oldest first, at most ``limit``
+        (``limit <= 0``: none), with the id's version count and newest version: a page of ``/versions``
+        costs the same whatever the length of the history."""
 
     # ---- claimed but unpublished versions (see the module's docstring) ------------------------------------------
     # Built on the methods above, so every plugin shares the same semantics.
@@ -458,8 +475,10 @@ class Storage(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def count_log_states(self, collection_id: str, transaction_id: str) -> dict[str, int]:
-        """How many item records (``requestObject`` other than ``Job``) of a transaction are in each state."""
+    async def count_log_states(self, collection_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        """For each of the transactions, how many of its item records (``requestObject`` other than ``Job``)
+        are in each state, keyed by transaction id; a transaction without item records is absent. One call for
+        a whole page of job records, however many it holds; no ids, no result."""
 
     # ---- versioned documents written by one transaction -----------------------------------------------------
 

@@ -50,6 +50,7 @@ from storage_plugins.base import (
     LogQuery,
     LogTransition,
     Storage,
+    VersionPage,
     WritePathView,
     version_of,
 )
@@ -447,6 +448,17 @@ class MemoryStorage(Storage):
         held = self._history[kind].get(collection_id, {}).get(document_id)
         return [_decode(version[BLOB]) for version in _versions(held)] if held is not None else []
 
+    async def get_version_page(
+        self, kind: str, collection_id: str, document_id: str, after: int | None, limit: int
+    ) -> VersionPage:
+        held = self._history[kind].get(collection_id, {}).get(document_id)
+        if held is None:
+            return VersionPage([], 0, None)
+        stored = _versions(held)
+        later = [version for version in stored if after is None or version[VERSION] > after]
+        page = [_decode(version[BLOB]) for version in later[:max(limit, 0)]]
+        return VersionPage(page, len(stored), _decode(stored[-1][BLOB]))
+
     async def scan_history(self, kind: str, after: tuple[str, str, int] | None, limit: int) -> list[tuple[str, str, int]]:
         if limit <= 0:
             return []
@@ -534,8 +546,10 @@ class MemoryStorage(Storage):
             moved += 1
         return moved
 
-    async def count_log_states(self, collection_id: str, transaction_id: str) -> dict[str, int]:
-        return dict(self._log_states.get((collection_id, transaction_id), {}))
+    async def count_log_states(self, collection_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        found = ((transaction_id, self._log_states.get((collection_id, transaction_id))) for transaction_id in
+                 set(transaction_ids))
+        return {transaction_id: dict(counts) for transaction_id, counts in found if counts}
 
     async def find_applied(
         self, kind: str, collection_id: str, ids: Iterable[str], transaction_id: str

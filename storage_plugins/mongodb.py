@@ -68,6 +68,7 @@ from storage_plugins.base import (
     LogTransition,
     Storage,
     StorageError,
+    VersionPage,
     WritePathView,
 )
 from storage_plugins.mongodb_dialect import AUTO, MONGODB, MongoDialect, choose_dialect, dialect_named
@@ -557,6 +558,25 @@ class MongoStorage(Storage):
             cursor = self._db[f"{kind}_history"].find(query).sort(f"sysData.{VERSION_FIELD[kind]}", ASCENDING)
             return [_returned(document) for document in await cursor.to_list()]
 
+    async def get_version_page(
+        self, kind: str, collection_id: str, document_id: str, after: int | None, limit: int
+    ) -> VersionPage:
+        query = {"ercollectionid": _text(collection_id, "collection id"), "id": _text(document_id, "id")}
+        version = f"sysData.{VERSION_FIELD[kind]}"
+        later = {**query, version: {"$gt": int(after)}} if after is not None else query
+        history = self._db[f"{kind}_history"]
+
+        async def page() -> list[Document]:
+            if limit <= 0:
+                return []
+            return await history.find(later).sort(version, ASCENDING).limit(limit).to_list()
+
+        with _driver_errors(f"read of {kind} history"):  # three reads of the unique (ercollectionid, id, version) index
+            versions, total, newest = await asyncio.gather(
+                page(), history.count_documents(query), history.find_one(query, sort=[(version, DESCENDING)]))
+        return VersionPage([_returned(document) for document in versions], total,
+                           _returned(newest) if newest is not None else None)
+
     async def scan_history(self, kind: str, after: tuple[str, str, int] | None, limit: int) -> list[tuple[str, str, int]]:
         if limit <= 0:
             return []
@@ -759,21 +779,27 @@ class MongoStorage(Storage):
                 statements.append({"q": {"_id": record["_id"]}, "u": _transition(transition)})
         return statements
 
-    async def count_log_states(self, collection_id: str, transaction_id: str) -> dict[str, int]:
+    async def count_log_states(self, collection_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        wanted = sorted({_text(transaction_id, "transaction id") for transaction_id in transaction_ids})
+        if not wanted:
+            return {}
         pipeline = [
             {
                 "$match": {
                     "ercollectionid": _text(collection_id, "collection id"),
                     "recordKind": STATUS,
-                    "transactionId": _text(transaction_id, "transaction id"),
+                    "transactionId": {"$in": wanted},
                     "requestObject": {"$ne": "Job"},
                 }
             },
-            {"$group": {"_id": "$state", "count": {"$sum": 1}}},
+            {"$group": {"_id": {"transaction": "$transactionId", "state": "$state"}, "count": {"$sum": 1}}},
         ]
         with self._operation("count of status records"):
             groups = await (await self._db[LOGS].aggregate(pipeline)).to_list()
-        return {group["_id"]: group["count"] for group in groups}
+        counts: dict[str, dict[str, int]] = {}
+        for group in groups:
+            counts.setdefault(group["_id"]["transaction"], {})[group["_id"]["state"]] = group["count"]
+        return counts
 
     # ---- job queue -----------------------------------------------------------------------------------------------
     # One document per chunk in ``jobs``, keyed by ``id`` alone: the queue is shared by every collection (a

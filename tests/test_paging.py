@@ -13,6 +13,7 @@ import pytest
 from tests.api_fixtures import entity, relationship
 from tests.read_helpers import page, seed, stored_entity, stored_relationship, walk
 from tests.test_batch_first import calls_of, counted  # noqa: F401 (counted is a fixture)
+from tests.test_jobs import wait_for_job
 
 AHU = "ahu-0"
 # every paged endpoint, reached in collection c1 where alice holds AHU ahu-0 and the relationship r-0
@@ -243,7 +244,7 @@ async def test_every_page_costs_one_storage_query_and_one_count(counted):  # noq
         # the edges count per collection first, then the ACL of each other collection, then read the page
         "/apollo/er/entities/a/relationships": Counter(get_acl=2, count_edges=1, find_edges=1),
         # and the current view, to publish a newest version its writer claimed but never published
-        "/apollo/er/relationships/r0000/versions": Counter(get_acl=1, get_versions=1, get_current=1),
+        "/apollo/er/relationships/r0000/versions": Counter(get_acl=1, get_version_page=1, get_current=1),
     }
     params = {"/apollo/er/entitytypes/BRICK_0_4__Equipment/entities": {"includeSubtypes": "true"}}
     for path, cost in pages.items():
@@ -257,6 +258,29 @@ async def test_every_page_costs_one_storage_query_and_one_count(counted):  # noq
     _, calls = await calls_of(proxy, lambda: api.call("GET", "/apollo/er/ercollections/c1/stats", 200,
                                                       schema="collection-stats"))
     assert calls == Counter(get_acl=1, count_by_type=2)
+
+
+async def test_a_status_page_costs_the_same_whatever_number_of_jobs_it_holds(counted):  # noqa: F811
+    api, proxy = counted
+    await api.register("c1")
+    await api.entities("c1", [entity("a"), entity("b")])
+    jobs = []
+    for n in range(4):
+        body = await api.call("POST", "/apollo/er/relationships", 202, collection="c1", headers={"async": "true"},
+                              json_body=[relationship(f"j{n}-{i}", "a", "b") for i in range(2)])
+        jobs.append(body["transactionId"])
+    await asyncio.gather(*(wait_for_job(api, transaction_id) for transaction_id in jobs))
+
+    async def tracker(params: dict) -> dict:
+        return await api.status_logs("c1", {**params, "limit": "1000"})
+
+    one, one_calls = await calls_of(proxy, lambda: tracker({"transactionid": jobs[0]}))
+    every, every_calls = await calls_of(proxy, lambda: tracker({"starttime": "2000-01-01T00:00:00Z"}))
+    assert sum(record["requestObject"] == "Job" for record in one["data"]) == 1
+    assert [r["jobData"] for r in every["data"] if r["requestObject"] == "Job"] == [
+        {"total": 2, "done": 2, "failed": 0, "pending": 0}] * 4
+    assert every_calls == one_calls
+    assert one_calls["count_log_states"] == 1 and one_calls["find_logs"] == 1
 
 
 # ---- paging while others write -----------------------------------------------------------------------------------

@@ -258,6 +258,28 @@ async def test_get_versions_is_oldest_first(storage, kind):
     assert await storage.get_versions(kind, "c1", "a") == [doc(kind, "a", v) for v in (1, 2, 3)]
 
 
+async def test_get_version_page_pages_by_version_with_count_and_newest(storage, kind):
+    for v in (5, 1, 2, 3, 4):  # claimed out of order: the page is in version order all the same
+        await storage.claim_versions(kind, "c1", [doc(kind, "a", v)])
+    await storage.claim_versions(kind, "c1", [doc(kind, "b", 1)])
+    first = await storage.get_version_page(kind, "c1", "a", None, 2)
+    assert first.versions == [doc(kind, "a", 1), doc(kind, "a", 2)]
+    assert (first.total, first.newest) == (5, doc(kind, "a", 5))
+    later = await storage.get_version_page(kind, "c1", "a", 2, 10)
+    assert later.versions == [doc(kind, "a", v) for v in (3, 4, 5)]
+    assert (later.total, later.newest) == (5, doc(kind, "a", 5))
+    past = await storage.get_version_page(kind, "c1", "a", 5, 10)
+    assert (past.versions, past.total, past.newest) == ([], 5, doc(kind, "a", 5))
+    assert (await storage.get_version_page(kind, "c1", "a", None, 0)).versions == []
+
+
+async def test_get_version_page_of_an_unknown_id_is_empty(storage, kind):
+    await store(storage, kind, "c1", doc(kind, "a", 1))
+    for collection_id, document_id in (("c1", "unknown"), ("other", "a")):
+        found = await storage.get_version_page(kind, collection_id, document_id, None, 10)
+        assert (found.versions, found.total, found.newest) == ([], 0, None)
+
+
 async def test_get_versions_of_an_unknown_id_is_empty(storage, kind):
     await store(storage, kind, "c1", doc(kind, "a", 1))
     assert await storage.get_versions(kind, "c1", "unknown") == []
@@ -847,7 +869,7 @@ async def test_transition_logs_of_a_large_batch(storage):
         "c1", [LogTransition(record_id=r["id"], state="Failed", message="no", at=when) for r in records]
     )
     assert moved == 150
-    assert await storage.count_log_states("c1", "t1") == {"Failed": 150}
+    assert await storage.count_log_states("c1", ["t1"]) == {"t1": {"Failed": 150}}
 
 
 async def test_count_log_states_counts_items_of_one_transaction(storage):
@@ -857,9 +879,24 @@ async def test_count_log_states_counts_items_of_one_transaction(storage):
     job["requestObject"] = "Job"
     other = status_record(transaction="t2", received=at(5))
     await storage.insert_logs([*records, job, other])
-    assert await storage.count_log_states("c1", "t1") == {"Requested": 1, "Completed": 2}
-    assert await storage.count_log_states("c2", "t1") == {}
-    assert await storage.count_log_states("c1", "unknown") == {}
+    assert await storage.count_log_states("c1", ["t1"]) == {"t1": {"Requested": 1, "Completed": 2}}
+    assert await storage.count_log_states("c2", ["t1"]) == {}
+    assert await storage.count_log_states("c1", ["unknown"]) == {}
+
+
+async def test_count_log_states_counts_many_transactions_in_one_call(storage):
+    records = [status_record(f"a{n}", transaction="t1", received=at(n)) for n in range(3)]
+    records += [status_record(f"b{n}", transaction="t2", received=at(n)) for n in range(2)]
+    records[0]["state"] = "Requested"
+    records[3]["state"] = "Failed"
+    elsewhere = status_record("c0", collection="c2", transaction="t3", received=at(9))
+    await storage.insert_logs([*records, elsewhere])
+    assert await storage.count_log_states("c1", ["t1", "t2", "t3", "unknown", "t1"]) == {
+        "t1": {"Requested": 1, "Completed": 2},
+        "t2": {"Failed": 1, "Completed": 1},
+    }
+    assert await storage.count_log_states("c2", ["t3"]) == {"t3": {"Completed": 1}}
+    assert await storage.count_log_states("c1", []) == {}
 
 
 # ---- ACL library -------------------------------------------------------------------------------------------

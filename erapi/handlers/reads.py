@@ -178,17 +178,16 @@ async def _versions(request: web.Request, kind: str, document_id: str) -> web.Re
     if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
         raise InvalidRequest("continuationToken was issued for another collection or query")
     storage = request.app[storage_key]
-    versions = await storage.get_versions(kind, collection_id, document_id)
-    if not versions:
+    found = await storage.get_version_page(kind, collection_id, document_id, after, size + 1)
+    if found.newest is None:
         raise NotFound(f"{LABELS[kind]} {shown(document_id)} not found in ERCollection {collection_id}")
     # the newest may be claimed but unpublished (its writer died): publish it, so that GET shows what this lists
-    await storage.publish_behind(kind, collection_id, versions[-1:])
-    remaining = [v for v in versions if version_of(kind, v) > after] if after is not None else versions
-    next_token = None
-    if len(remaining) > size:
-        remaining = remaining[:size]
-        next_token = request.app[page_tokens_key].issue(collection_id, binding, version_of(kind, remaining[-1]))
-    return _page(remaining, include_system_data, len(versions), next_token)
+    await storage.publish_behind(kind, collection_id, [found.newest])
+    versions, next_token = found.versions, None
+    if len(versions) > size:
+        versions = versions[:size]
+        next_token = request.app[page_tokens_key].issue(collection_id, binding, version_of(kind, versions[-1]))
+    return _page(versions, include_system_data, found.total, next_token)
 
 
 # ---- stats --------------------------------------------------------------------------------------------------------

@@ -51,9 +51,10 @@ async def get_status_logs(request: web.Request) -> web.Response:
         records = records[:limit]
         last = records[-1]
         next_token = tokens.issue(collection_id, filters, [last["receivedTimestamp"], last["id"]])
-    for record in records:
-        if record["requestObject"] == "Job":
-            record["jobData"] = await job_counts(storage, collection_id, record["transactionId"])
+    jobs = [record for record in records if record["requestObject"] == "Job"]
+    counts = await job_counts(storage, collection_id, [record["transactionId"] for record in jobs])
+    for record in jobs:
+        record["jobData"] = counts[record["transactionId"]]
     total = await storage.count_logs(query)
     body = {
         "status": {"message": "", "code": "OK"},
