@@ -5,10 +5,10 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from erapi.errors import ApiError, ClientDisconnected, HeadersTooLarge, InvalidRequest, UnreadableBody
+from erapi.errors import ApiError, ClientDisconnected, HeadersTooLarge, UnreadableBody
 from erapi.keys import config_key
 from erapi.openapi import OPERATIONS
-from erapi.web import envelope
+from erapi.web import check_query_names, envelope
 from storage_plugins.base import StorageError
 
 logger = structlog.get_logger("erapi.http")
@@ -68,11 +68,7 @@ async def request_limits_middleware(request: web.Request, handler) -> web.Stream
     route = request.match_info.route
     if request.method in WRITE_METHODS and request.query and request.match_info.http_exception is None:
         operation = OPERATIONS.get((request.method, route.resource.canonical)) if route.resource else None
-        allowed = operation.query_names if operation else frozenset()
-        unknown = sorted({name for name in request.query if name not in allowed})
-        if unknown:
-            raise InvalidRequest(f"Unknown query parameter {unknown[0]}: this operation takes "
-                                 f"{', '.join(sorted(allowed)) or 'no query parameters'}")
+        check_query_names(request, operation.query_names if operation else frozenset())
     return await handler(request)
 
 

@@ -147,6 +147,17 @@ def tracker_urls(request: web.Request, kind: str, transaction_id: str) -> Callab
     return lambda item_id: prefix + quote(item_id, safe="") + suffix
 
 
+def check_query_names(request: web.Request, allowed: frozenset[str] | tuple[str, ...], case_insensitive: bool = False) -> None:
+    """400 for a query parameter the operation does not take: a misspelt filter must never be silently ignored
+    nor widen a list. ``case_insensitive``: any spelling of a documented name is that name (status tracker)."""
+    fold = str.lower if case_insensitive else str
+    known = {fold(name) for name in allowed}
+    unknown = sorted(name for name in request.query if fold(name) not in known)
+    if unknown:
+        raise InvalidRequest(f"Unknown query parameter {unknown[0]}: this operation takes "
+                             f"{', '.join(sorted(allowed)) or 'no query parameters'}")
+
+
 def boolean_query(request: web.Request, name: str) -> bool:
     value = request.query.get(name, "false").lower()
     if value not in {"true", "false"}:

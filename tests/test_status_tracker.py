@@ -6,6 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from erapi.openapi import OPERATIONS
+
 from tests.api_fixtures import entity, relationship
 
 NO_FILTER = (
@@ -170,11 +172,24 @@ async def test_parameter_names_are_case_insensitive(site):
 # ---- request-level refusals ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("params", [{}, {"limit": "10"}, {"foo": "bar"}])
+@pytest.mark.parametrize("params", [{}, {"limit": "10"}])
 async def test_no_filter_is_400(site, params):
     await write(site, [entity("a")])
     body = await site.call("GET", "/apollo/status/logs", 400, collection="site", params=params)
     assert body["status"]["message"] == NO_FILTER
+
+
+@pytest.mark.parametrize("params, unknown", [
+    ({"foo": "bar"}, "foo"),
+    ({"entity_id": "a"}, "entity_id"),
+    ({"EntityId": "a", "transaction_id": "t"}, "transaction_id"),
+    ({"transactionid": "t", "PageSize": "5"}, "PageSize"),
+])
+async def test_an_unknown_parameter_is_400_like_on_a_list_not_ignored(site, params, unknown):
+    await write(site, [entity("a")])
+    allowed = ", ".join(sorted(OPERATIONS[("GET", "/apollo/status/logs")].query_names))
+    body = await site.call("GET", "/apollo/status/logs", 400, collection="site", params=params)
+    assert body["status"]["message"] == f"Unknown query parameter {unknown}: this operation takes {allowed}"
 
 
 @pytest.mark.parametrize("limit", ["0", "1001", "x", "-1", "", "1.5", "10a"])

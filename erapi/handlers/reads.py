@@ -20,7 +20,9 @@ from erapi.catalog import Catalog, spellings
 from erapi.errors import InvalidRequest, NotFound, shown
 from erapi.handlers.documents import get_document, present
 from erapi.keys import acl_key, catalog_key, page_tokens_key, storage_key
-from erapi.web import COLLECTION_ID, READ_SCOPE, authorize, collection_header, envelope, require_access
+from erapi.web import (
+    COLLECTION_ID, READ_SCOPE, authorize, check_query_names, collection_header, envelope, require_access,
+)
 from storage_plugins.base import DocumentQuery, EdgeQuery, version_of
 
 DEFAULT_PAGE_SIZE = 100
@@ -236,10 +238,7 @@ async def _reader(request: web.Request) -> tuple[Principal, str]:
 
 def check_parameters(request: web.Request, allowed: tuple[str, ...]) -> None:
     """400 for a query parameter the operation does not take: a misspelt filter must not widen a list."""
-    unknown = sorted(set(request.query) - set(allowed))
-    if unknown:
-        raise InvalidRequest(f"Unknown query parameter {unknown[0]}: this operation takes "
-                             f"{', '.join(sorted(allowed)) or 'no query parameters'}")
+    check_query_names(request, allowed)
 
 
 def _boolean(request: web.Request, name: str, default: bool) -> bool:
