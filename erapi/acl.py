@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Iterable
 
+from erapi.clock import Clock
 from storage_plugins.base import Document, DuplicateError, GrantedCollections, Storage
 
 READ = "read"
@@ -40,7 +41,7 @@ class CollectionExists(Exception):
 
 
 class AccessControl:
-    def __init__(self, storage: Storage, ttl_seconds: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, storage: Storage, ttl_seconds: float, clock: Clock = time.monotonic):
         self._storage = storage
         self._ttl = ttl_seconds
         self._clock = clock

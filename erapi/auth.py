@@ -18,6 +18,7 @@ import aiohttp
 import jwt
 import structlog
 
+from erapi.clock import Clock
 from erapi.config import AuthConfig
 from storage_plugins.base import ConfigurationError
 
@@ -67,8 +68,10 @@ class VerifiedTokens:
     at most ``entries`` of them (the oldest goes first); the tokens themselves are not kept, only digests.
     """
 
-    def __init__(self, seconds: float = VERIFIED_TOKEN_SECONDS, entries: int = VERIFIED_TOKEN_ENTRIES) -> None:
+    def __init__(self, seconds: float = VERIFIED_TOKEN_SECONDS, entries: int = VERIFIED_TOKEN_ENTRIES,
+                 clock: Clock = time.time) -> None:
         self._seconds = seconds
+        self._clock = clock
         self._limit = entries
         self._entries: dict[bytes, tuple[Principal, float]] = {}  # insertion order is age
 
@@ -80,13 +83,13 @@ class VerifiedTokens:
         found = self._entries.get(key)
         if found is None:
             return None
-        if time.time() >= found[1]:
+        if self._clock() >= found[1]:
             del self._entries[key]
             return None
         return found[0]
 
     def put(self, key: bytes, principal: Principal, expires_at: float) -> None:
-        now = time.time()
+        now = self._clock()
         until = min(now + self._seconds, expires_at)
         if until <= now or self._limit <= 0:
             return
@@ -121,10 +124,11 @@ class Authenticator(abc.ABC):
 class LocalAuthenticator(Authenticator):
     """HS256 tokens signed with the local secret, as minted by ``erapi token``."""
 
-    def __init__(self, config: AuthConfig) -> None:
+    def __init__(self, config: AuthConfig, clock: Clock = time.time) -> None:
         self._config = config
+        self._clock = clock
         self._secret: str | None = None
-        self._verified = VerifiedTokens()
+        self._verified = VerifiedTokens(clock=clock)
 
     async def open(self) -> None:
         # Reading (or creating) the secret file is disk I/O; keep it off the event loop.
@@ -140,7 +144,8 @@ class LocalAuthenticator(Authenticator):
         key = VerifiedTokens.key(token)
         principal = self._verified.get(key)
         if principal is None:
-            principal, expires_at = _verify(token, self._secret, LOCAL_ALGORITHMS, leeway=self._config.leeway_seconds)
+            principal, expires_at = _verify(token, self._secret, LOCAL_ALGORITHMS, now=self._clock(),
+                                            leeway=self._config.leeway_seconds)
             self._verified.put(key, principal, expires_at)
         return principal
 
@@ -156,15 +161,16 @@ class JwksAuthenticator(Authenticator):
     most once per ``jwks_refresh_interval``; a failed fetch keeps the last good set.
     """
 
-    def __init__(self, config: AuthConfig) -> None:
+    def __init__(self, config: AuthConfig, clock: Clock = time.time) -> None:
         if not config.jwks_url:
             raise ConfigurationError("config key auth.jwks_url is required when auth.mode is 'jwks'")
         self._config = config
+        self._clock = clock
         self._keys: tuple[jwt.PyJWK, ...] = ()
-        self._fetched_at = -math.inf  # time.monotonic() of the last fetch attempt, good or bad
+        self._fetched_at = -math.inf  # clock() of the last fetch attempt, good or bad
         self._lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
-        self._verified = VerifiedTokens()  # emptied whenever the key set is fetched again (a key may be gone)
+        self._verified = VerifiedTokens(clock=clock)  # emptied whenever the key set is fetched again (a key may be gone)
 
     async def open(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self._config.jwks_timeout)
@@ -192,6 +198,7 @@ class JwksAuthenticator(Authenticator):
             token,
             key,
             (key.algorithm_name,),
+            now=self._clock(),
             issuer=config.issuer,
             audience=config.audience,
             leeway=config.leeway_seconds,
@@ -217,9 +224,11 @@ class JwksAuthenticator(Authenticator):
     async def _refresh(self) -> None:
         async with self._lock:
             # Requests that queued on the lock find the fetch just done and share it instead of repeating it.
-            if time.monotonic() - self._fetched_at < self._config.jwks_refresh_interval:
+            # a wall clock: a step backwards (NTP) counts as the interval having passed, never as a long wait
+            now = self._clock()
+            if 0 <= now - self._fetched_at < self._config.jwks_refresh_interval:
                 return
-            self._fetched_at = time.monotonic()
+            self._fetched_at = now
             try:
                 self._keys = await self._fetch()
                 self._verified.clear()  # a token signed with a key the provider has retired must not stay trusted
@@ -242,12 +251,13 @@ class JwksAuthenticator(Authenticator):
         return keys
 
 
-def create_authenticator(config: AuthConfig) -> Authenticator:
-    """The authenticator for ``config.mode``; it does no I/O until open()."""
+def create_authenticator(config: AuthConfig, clock: Clock = time.time) -> Authenticator:
+    """The authenticator for ``config.mode``; it does no I/O until open(). ``clock`` (seconds since the epoch)
+    decides a token's expiry, its cache's and the JWKS refetch interval alike."""
     modes = {"local": LocalAuthenticator, "jwks": JwksAuthenticator}
     if config.mode not in modes:
         raise ConfigurationError(f"unknown auth.mode {config.mode!r}; valid modes: {', '.join(modes)}")
-    return modes[config.mode](config)
+    return modes[config.mode](config, clock)
 
 
 def resolve_local_secret(config: AuthConfig) -> str:
@@ -303,13 +313,19 @@ def _verify(
     key: str | jwt.PyJWK,
     algorithms: tuple[str, ...],
     *,
+    now: float,
     issuer: str = "",
     audience: str = "",
     leeway: float = 0,
 ) -> tuple[Principal, float]:
-    """The token's Principal and its ``exp`` (seconds since the epoch); AuthenticationError when it fails."""
+    """The token's Principal and its ``exp`` (seconds since the epoch); AuthenticationError when it fails.
+
+    PyJWT checks everything but ``exp``, which is checked against ``now``: the authenticator's clock, which its
+    cache of verified tokens reads too (PyJWT reads the system clock and takes no other).
+    """
     options: Any = {
         "require": ["exp", "sub"],
+        "verify_exp": False,
         "verify_iss": bool(issuer),
         "verify_aud": bool(audience),  # PyJWT would otherwise reject any token carrying an aud claim
         "enforce_minimum_key_length": True,  # an error, never a warning per request
@@ -326,7 +342,17 @@ def _verify(
         )
     except jwt.PyJWTError as error:
         raise AuthenticationError(_message(error)) from None
-    return _principal(claims), float(claims["exp"])
+    expires_at = _unexpired(claims["exp"], now, leeway)
+    return _principal(claims), expires_at
+
+
+def _unexpired(exp: Any, now: float, leeway: float) -> float:
+    """``exp`` (a NumericDate, RFC 7519) when it is still ahead of ``now`` within ``leeway``, as PyJWT decides."""
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp):
+        raise AuthenticationError("malformed token")
+    if exp <= now - leeway:
+        raise AuthenticationError("token expired")
+    return float(exp)
 
 
 def _principal(claims: dict[str, Any]) -> Principal:

@@ -21,6 +21,7 @@ from typing import Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from erapi.clock import Clock
 from erapi.config import IdempotencyConfig
 from erapi.errors import Conflict, InvalidRequest, Unprocessable
 from storage_plugins.base import Document, Storage, StorageError
@@ -59,7 +60,7 @@ def scoped_key_id(principal: str, collection_id: str, key: str) -> str:
 class Idempotency:
     """Answers requests carrying an Idempotency-Key once; ``clock`` (seconds since the epoch) is injected."""
 
-    def __init__(self, storage: Storage, settings: IdempotencyConfig, clock: Callable[[], float] = time.time):
+    def __init__(self, storage: Storage, settings: IdempotencyConfig, clock: Clock = time.time):
         self.storage = storage
         self.settings = settings
         self.clock = clock

@@ -21,6 +21,7 @@ import structlog
 
 from erapi.acl import WRITE, AccessControl
 from erapi.catalog import Catalog
+from erapi.clock import Clock
 from erapi.config import JobsConfig
 from erapi.domain import (
     REQUEST_OBJECT,
@@ -165,9 +166,11 @@ class Services:
 class JobWorker:
     """Claims chunks from the storage plugin's queue and applies them, one at a time, until stopped."""
 
-    def __init__(self, services: Services, settings: JobsConfig, worker_id: str | None = None):
+    def __init__(self, services: Services, settings: JobsConfig, worker_id: str | None = None,
+                 clock: Clock = time.time):
         self.services = services
         self.settings = settings
+        self.clock = clock  # seconds since the epoch: leases are compared across processes
         self.worker_id = worker_id or f"worker-{uuid.uuid4()}"
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -206,7 +209,7 @@ class JobWorker:
     async def run_once(self) -> bool:
         """Claim and apply one chunk; False when the queue had nothing to claim."""
         storage = self.services.storage
-        chunk = await storage.claim_chunk(self.worker_id, time.time(), self.settings.lease_seconds)
+        chunk = await storage.claim_chunk(self.worker_id, self.clock(), self.settings.lease_seconds)
         if chunk is None:
             return False
         renewal = asyncio.create_task(self._renew(chunk["id"]))
@@ -226,7 +229,7 @@ class JobWorker:
         while True:
             await asyncio.sleep(self.settings.lease_seconds / 3)
             await self.services.storage.renew_chunk(
-                chunk_id, self.worker_id, time.time() + self.settings.lease_seconds)
+                chunk_id, self.worker_id, self.clock() + self.settings.lease_seconds)
 
     async def _apply(self, chunk: Document) -> None:
         storage = self.services.storage

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
 
+from erapi.clock import Clock
 from erapi.errors import ApiError
 
 MAX_TRACKED_PRINCIPALS = 100_000  # beyond it, idle (full) buckets are forgotten: they would allow a burst anyway
@@ -32,7 +32,7 @@ class _Bucket:
 
 
 class RateLimiter:
-    def __init__(self, requests_per_second: float, burst: int, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, requests_per_second: float, burst: int, clock: Clock = time.monotonic,
                  max_tracked: int = MAX_TRACKED_PRINCIPALS) -> None:
         if requests_per_second <= 0 or burst < 1:
             raise ValueError("requests_per_second must be positive and burst at least 1")

@@ -9,6 +9,7 @@ import pytest
 
 from erapi.acl import READ, WRITE, AccessControl, CollectionExists
 from tests.api_fixtures import entity, relationship
+from tests.clock import ManualClock
 
 OWNER_ONLY = "Only the owner of an ERCollection may read or change its grants"
 
@@ -312,21 +313,13 @@ async def test_writes_through_other_endpoints_never_create_acl_records(api):
 # ---- the ACL cache, with a clock of our own ------------------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def registration(collection_id: str, owner: str = "alice") -> dict:
     return {"collectionId": collection_id, "collectionName": "", "owner": owner,
             "createdAt": "2024-01-01T00:00:00.000000Z"}
 
 
 async def test_another_process_sees_a_grant_only_after_the_ttl(storage):
-    clock = Clock()
+    clock = ManualClock()
     first = AccessControl(storage, 5, clock=clock)
     second = AccessControl(storage, 5, clock=clock)  # another process sharing the storage
     await first.register(registration("site"))
@@ -350,7 +343,7 @@ async def test_another_process_sees_a_grant_only_after_the_ttl(storage):
 
 
 async def test_another_process_sees_a_registration_only_after_the_ttl(storage):
-    clock = Clock()
+    clock = ManualClock()
     first = AccessControl(storage, 5, clock=clock)
     second = AccessControl(storage, 5, clock=clock)
     assert (await first.collection("site")).registration is None
@@ -365,7 +358,7 @@ async def test_another_process_sees_a_registration_only_after_the_ttl(storage):
 
 
 async def test_zero_ttl_reads_the_storage_every_time(storage):
-    clock = Clock()
+    clock = ManualClock()
     first = AccessControl(storage, 0, clock=clock)
     second = AccessControl(storage, 0, clock=clock)
     await first.register(registration("site"))
@@ -393,7 +386,7 @@ class SlowAcl:
 
 @pytest.mark.parametrize("before, after", [([], [READ]), ([READ, WRITE], [])])
 async def test_a_lookup_in_flight_during_a_change_does_not_cache_the_old_state(storage, before, after):
-    clock = Clock()
+    clock = ManualClock()
     slow = SlowAcl(storage)
     acl = AccessControl(slow, 5, clock=clock)
     await acl.register(registration("site"))

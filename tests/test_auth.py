@@ -30,6 +30,7 @@ from erapi.auth import (
 )
 from erapi.config import AuthConfig, load_config
 from storage_plugins.base import ConfigurationError
+from tests.clock import ManualClock
 
 SECRET = "s" * 48
 OTHER_SECRET = "o" * 48
@@ -56,8 +57,8 @@ async def opened():
     """Create and open authenticators; every one is closed at teardown."""
     authenticators = []
 
-    async def factory(config: AuthConfig):
-        authenticator = create_authenticator(config)
+    async def factory(config: AuthConfig, clock=time.time):
+        authenticator = create_authenticator(config, clock=clock)
         await authenticator.open()
         authenticators.append(authenticator)
         return authenticator
@@ -381,7 +382,8 @@ async def test_jwks_key_rotation(idp, opened, rsa_key, rsa_key_2):
 
 async def test_jwks_refetch_is_rate_limited_and_shared(idp, opened, rsa_key):
     idp.delay = 0.05  # keep the fetch in flight while the whole burst arrives
-    authenticator = await opened(jwks_config(idp, jwks_refresh_interval=0.5))
+    clock = ManualClock(time.time())
+    authenticator = await opened(jwks_config(idp, jwks_refresh_interval=0.5), clock=clock)
     burst = [sign(rsa_key, f"unknown-{number}") for number in range(20)]
     results = await asyncio.gather(*map(authenticator.authenticate, burst), return_exceptions=True)
     assert [str(result) for result in results] == ["unknown token signing key"] * 20
@@ -389,7 +391,7 @@ async def test_jwks_refetch_is_rate_limited_and_shared(idp, opened, rsa_key):
     results = await asyncio.gather(*map(authenticator.authenticate, burst), return_exceptions=True)
     assert all(isinstance(result, AuthenticationError) for result in results)
     assert idp.requests == 1
-    await asyncio.sleep(0.6)
+    clock.advance(0.6)
     results = await asyncio.gather(*map(authenticator.authenticate, burst), return_exceptions=True)
     assert all(isinstance(result, AuthenticationError) for result in results)
     assert idp.requests == 2

@@ -13,6 +13,7 @@ from erapi.app import create_app
 from erapi.idempotency import scoped_key_id
 from erapi.keys import idempotency_key, storage_key
 from tests.api_fixtures import Api, entity, make_config, relationship
+from tests.clock import ManualClock
 from tests.write_options_helpers import stored_state
 
 C = "c1"
@@ -20,21 +21,11 @@ RETRIES = 20
 BATCH = [relationship(f"r{i}", "a", "b") for i in range(5)]
 
 
-class Clock:
-    """Seconds since the epoch, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-async def site(aiohttp_client, storage_name, storage_settings) -> tuple[Api, Clock]:
+async def site(aiohttp_client, storage_name, storage_settings) -> tuple[Api, ManualClock]:
     app = create_app(make_config(storage_name, storage_settings, idempotency={"wait_seconds": 120.0}))
     api = Api(await aiohttp_client(app))
-    clock = Clock()
+    clock = ManualClock(time.time())
     app[idempotency_key].clock = clock
     await api.register(C)
     await api.entities(C, [entity("a"), entity("b")])
@@ -144,7 +135,7 @@ async def test_a_refused_first_request_keeps_nothing_and_its_retry_is_processed_
     assert (await versions(api, ["r0"]))["r0"] == [1]
 
 
-async def running_elsewhere(api: Api, clock: Clock, key: str, lease_left: float) -> None:
+async def running_elsewhere(api: Api, clock: ManualClock, key: str, lease_left: float) -> None:
     """The key held by a first request still running in another process (or dead there)."""
     status, _, _ = await post(api, BATCH, "probe-" + key)  # learn this request's fingerprint from storage
     assert status == 207

@@ -11,6 +11,7 @@ from erapi.app import create_app
 from erapi.jobs import JobWorker, Services
 from erapi.keys import acl_key, catalog_key, job_workers_key, storage_key
 from tests.api_fixtures import Api, entity, make_config, relationship
+from tests.clock import ManualClock
 
 ASYNC = {"async": "true"}
 # FerretDB, the MongoDB test server, scans a whole collection for every statement that is not an `_id`
@@ -165,12 +166,12 @@ async def test_total_bound_counts_every_collection(app_factory):
     assert body["status"]["message"] == "100 items are waiting; the bound is 120"
 
 
-def _worker(api: Api, settings: dict, worker_id: str | None = None) -> JobWorker:
+def _worker(api: Api, settings: dict, worker_id: str | None = None, clock=time.time) -> JobWorker:
     from erapi.config import JobsConfig
 
     app = api.client.app
     services = Services(storage=app[storage_key], catalog=app[catalog_key], acl=app[acl_key])
-    return JobWorker(services, JobsConfig(**settings), worker_id)
+    return JobWorker(services, JobsConfig(**settings), worker_id, clock=clock)
 
 
 async def test_a_chunk_reapplied_after_a_crash_bumps_no_version_and_logs_one_completion(app_factory):
@@ -186,8 +187,8 @@ async def test_a_chunk_reapplied_after_a_crash_bumps_no_version_and_logs_one_com
     await crashed._upsert(chunk)  # writes the versions, then "dies": no status update, no finish
     assert (await versions_of(api, ["r0"]))["r0"] == [1, 2]
 
-    await asyncio.sleep(0.3)  # the lease expires
-    survivor = _worker(api, {**FAST_JOBS, "lease_seconds": 0.2}, "survivor")
+    later = ManualClock(time.time() + 0.3)  # the survivor's clock: the crashed worker's lease has expired
+    survivor = _worker(api, {**FAST_JOBS, "lease_seconds": 0.2}, "survivor", clock=later)
     assert await survivor.run_once() is True
     job = await wait_for_job(api, body["transactionId"])
     assert job["jobData"] == {"total": 10, "done": 10, "failed": 0, "pending": 0}

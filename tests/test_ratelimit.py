@@ -11,18 +11,11 @@ from erapi.keys import rate_limiter_key, storage_key
 from erapi.ratelimit import RateLimited, RateLimiter
 from storage_plugins.base import LogQuery
 from tests.api_fixtures import entity
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import ManualClock
 
 
 def test_a_burst_is_allowed_then_the_rate():
-    clock = Clock()
+    clock = ManualClock()
     limiter = RateLimiter(requests_per_second=2, burst=3, clock=clock)
     assert [limiter.wait_time("alice") for _ in range(3)] == [0, 0, 0]
     assert limiter.wait_time("alice") == pytest.approx(0.5)
@@ -32,7 +25,7 @@ def test_a_burst_is_allowed_then_the_rate():
 
 
 def test_buckets_are_per_principal():
-    limiter = RateLimiter(requests_per_second=1, burst=1, clock=Clock())
+    limiter = RateLimiter(requests_per_second=1, burst=1, clock=ManualClock())
     limiter.check("alice")
     with pytest.raises(RateLimited):
         limiter.check("alice")
@@ -40,7 +33,7 @@ def test_buckets_are_per_principal():
 
 
 def test_refill_never_exceeds_the_burst():
-    clock = Clock()
+    clock = ManualClock()
     limiter = RateLimiter(requests_per_second=10, burst=2, clock=clock)
     limiter.check("alice")
     clock.now += 3600
@@ -48,7 +41,7 @@ def test_refill_never_exceeds_the_burst():
 
 
 def test_retry_after_is_whole_seconds_rounded_up_and_at_least_one():
-    clock = Clock()
+    clock = ManualClock()
     limiter = RateLimiter(requests_per_second=0.25, burst=1, clock=clock)
     limiter.check("alice")
     with pytest.raises(RateLimited) as refused:
@@ -63,7 +56,7 @@ def test_retry_after_is_whole_seconds_rounded_up_and_at_least_one():
 
 
 def test_idle_buckets_are_forgotten_when_too_many_principals_are_tracked():
-    clock = Clock()
+    clock = ManualClock()
     limiter = RateLimiter(requests_per_second=1, burst=1, clock=clock, max_tracked=3)
     for name in ("a", "b", "c"):
         limiter.check(name)
