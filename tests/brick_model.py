@@ -1,4 +1,4 @@
-"""A real public Brick model (tests/data/soda_brick.ttl, Soda Hall), loaded through the API over three
+"""A real public Brick model (tests/data/brick/soda_brick.ttl, Soda Hall), loaded through the API over three
 collections, and the SPARQL (rdflib) side of the questions docs/API.md answers on it.
 
 Every typed node whose class the catalog has becomes an entity: equipment in ``soda_hvac``, locations in
@@ -15,7 +15,7 @@ import rdflib
 
 from erapi.catalog import Catalog
 
-MODEL = Path(__file__).parent / "data" / "soda_brick.ttl"
+MODEL = Path(__file__).parent / "data" / "brick" / "soda_brick.ttl"
 BRICK = "https://brickschema.org/schema/Brick#"
 SODA = "https://brickschema.org/schema/1.0.2/building_example#"
 PREFIX = "BRICK_1_4__"
