@@ -117,8 +117,10 @@ def test_the_readme_session_runs_through_the_generated_client(generated, live_se
     [record] = follow(call, success.tracker, live_service.url).data
     assert (record.state.value, record.transaction_id) == ("Completed", str(written.transaction_id))
 
-    # the same relationship again, as a job: the 202 names its transaction and tracker as fields
-    accepted = call("upsertRelationships", 202, body=[relationship], ercollectionid=SOURCE, async_=True)
+    # the relationship renamed, as a job: the 202 names its transaction and tracker as fields (a new name, since an
+    # upsert whose content equals the current version writes no version)
+    renamed = models.Relationship.from_dict({**EXAMPLE_RELATIONSHIP, "relationshipName": "renamed"})
+    accepted = call("upsertRelationships", 202, body=[renamed], ercollectionid=SOURCE, async_=True)
     assert accepted.data.transaction_id == accepted.transaction_id
     job = wait_for_job(call, accepted.data.tracker, live_service.url)
     assert job.additional_properties["jobData"] == {"total": 1, "done": 1, "failed": 0, "pending": 0}

@@ -23,7 +23,8 @@ async def export_collection(request: web.Request) -> web.StreamResponse:
     collection_id = await path_collection(request)
     check_parameters(request, ())
     media_type = negotiate(request.headers.get("Accept", "*/*"))
-    response = web.StreamResponse(headers={"Content-Type": f"{media_type}; charset=utf-8"})
+    # sent before any middleware sees the response, so the no-store every authenticated answer carries is set here
+    response = web.StreamResponse(headers={"Content-Type": f"{media_type}; charset=utf-8", "Cache-Control": "no-store"})
     await response.prepare(request)
     separator = b"[" if media_type == JSON_LD else b""
     async for page in _pages(request, collection_id, media_type):
