@@ -133,7 +133,7 @@ def run(requests: int, explosion: int, mongodb_uri: str = "") -> dict[str, dict]
             finally:
                 service.stop()
                 if database:
-                    _drop(mongodb_uri, database)
+                    harness.drop_databases(mongodb_uri, [database])
             report(storage, requests, results[storage])
     return results
 
@@ -145,13 +145,6 @@ def report(storage: str, requests: int, results: dict[str, dict]) -> None:
         calls = ", ".join(f"{op} {count:g}" for op, count in result["calls"].items())
         print(f"  {name:<18} {result['median_ms']:>10.1f} {result['p90_ms']:>8.1f}  {str(result['answered']):<22} "
               f"{calls}")
-
-
-def _drop(uri: str, database: str) -> None:
-    from pymongo import MongoClient
-
-    with MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
-        client.drop_database(database)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,6 +86,15 @@ def wait_healthy(port: int, process: subprocess.Popen, timeout: float, log: Path
     raise BenchError(f"server did not answer /healthz on port {port} within {timeout:.0f} s:\n{tail(log)}")
 
 
+def drop_databases(uri: str, names: list[str]) -> None:
+    """Drop a run's scratch databases on the MongoDB server at ``uri``."""
+    from pymongo import MongoClient
+
+    with MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
+        for name in names:
+            client.drop_database(name)
+
+
 def tail(path: Path, lines: int = 20) -> str:
     with contextlib.suppress(OSError):
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -584,11 +584,7 @@ def wait_quiet(service: Service, limit: float = 120.0) -> tuple[int, int, int]:
 
 def drop_databases(uri: str, names: list[str]) -> None:
     try:
-        from pymongo import MongoClient
-
-        with MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
-            for name in names:
-                client.drop_database(name)
+        harness.drop_databases(uri, names)
     except Exception as error:  # a leftover scratch database is worth a line, not a failed run
         say(f"  could not drop the scratch databases {names}: {error}")
 

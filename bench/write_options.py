@@ -149,17 +149,10 @@ def run(rounds: int, requests: int, mongodb_uri: str = "") -> dict[str, list[Opt
             finally:
                 service.stop()
                 if database:
-                    _drop(mongodb_uri, database)
+                    harness.drop_databases(mongodb_uri, [database])
             report(f"{storage} plugin: {rounds} rounds of {requests} batches of {workload.ITEMS_PER_REQUEST} "
                    "relationships per option", results[storage])
     return results
-
-
-def _drop(uri: str, database: str) -> None:
-    from pymongo import MongoClient
-
-    with MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
-        client.drop_database(database)
 
 
 def main(argv: list[str] | None = None) -> int:
