@@ -1161,14 +1161,7 @@ def _edge_selector(query: EdgeQuery) -> Document | None:
         # a relationship naming no destination collection points into its own
         ends.append({"ercollectionid": collection_id, "destinationERCollectionId": {"$exists": False},
                      "destinationEntityId": entity_id})
-    if not ends:
-        return None
-    selector: Document = {"$or": ends}
-    if query.source_collections is not None:
-        selector["ercollectionid"] = {"$in": sorted(_text(c, "collection id") for c in query.source_collections)}
-    if query.active_only:
-        selector["isActive"] = {"$ne": False}
-    return selector
+    return _edges_of_readable_collections(ends, query)
 
 
 def _frontier_selector(query: FrontierQuery) -> Document | None:
@@ -1186,7 +1179,12 @@ def _frontier_selector(query: FrontierQuery) -> Document | None:
                                   query.incoming_types))
             clauses.append(_typed({"ercollectionid": collection_id, "destinationERCollectionId": {"$exists": False},
                                    "destinationEntityId": {"$in": ids}}, query.incoming_types))
-    clauses = [clause for clause in clauses if clause is not None]
+    return _edges_of_readable_collections([clause for clause in clauses if clause is not None], query)
+
+
+def _edges_of_readable_collections(clauses: list[Document], query: EdgeQuery | FrontierQuery) -> Document | None:
+    """Any of ``clauses``, kept to the query's source collections and, unless it asks for all, to active
+    relationships; None when there is no clause (nothing can match)."""
     if not clauses:
         return None
     selector: Document = {"$or": clauses}
