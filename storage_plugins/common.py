@@ -1,0 +1,24 @@
+"""What the four storage interfaces share: the document type and the errors a plugin raises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Document = dict[str, Any]
+
+
+class StorageError(Exception):
+    """The storage backend failed or is unreachable; the request may be retried later (HTTP 503)."""
+
+
+class DuplicateError(StorageError):
+    """A document with the same unique key already exists."""
+
+
+class AtomicConflict(Exception):
+    """A concurrent writer took a version an all-or-nothing batch needed; nothing of the batch was kept."""
+
+
+class ConfigurationError(Exception):
+    """The configuration names something that does not exist or is out of range."""
+

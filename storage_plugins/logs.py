@@ -1,0 +1,91 @@
+"""LogStore: the status records of transactions, one per item and one per job, each with its state history.
+
+A record is written once (``insert_logs``) and then only moved from state to state (``transition_logs``); the
+status tracker reads it by its filters (``find_logs``, ``count_logs``) and an async job's progress by the count
+of its item records per state (``count_log_states``).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterable, NamedTuple, Sequence
+
+from storage_plugins.common import Document
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """Filters of the status tracker. Every filter given must match; ``None`` means "any".
+
+    Results are ordered by (``receivedTimestamp``, ``id``) ascending; ``after`` is the sort key of the last
+    record of the previous page, and only records strictly after it are returned.
+    """
+
+    collection_id: str
+    transaction_id: str | None = None
+    relationship_id: str | None = None
+    entity_id: str | None = None
+    correlation_id: str | None = None
+    start_time: str | None = None  # inclusive, compared with receivedTimestamp (ISO 8601, UTC, same format)
+    end_time: str | None = None  # inclusive
+    after: tuple[str, str] | None = None
+    limit: int = 100
+
+
+class LogTransition(NamedTuple):
+    """Move one status record to ``state`` if (and only if) its current state is one of ``from_states``.
+
+    The move sets ``state`` and ``message`` and appends ``{"timestamp", "unixTimestamp", "state"}`` to
+    ``stateHistory``. Because a final state is never in ``from_states`` by default, applying the same
+    transition twice changes nothing the second time. Immutable; a NamedTuple rather than a frozen dataclass
+    because an async job makes two per item, and a frozen dataclass takes twice as long to build.
+    """
+
+    record_id: str
+    state: str
+    message: str
+    at: datetime
+    from_states: tuple[str, ...] = ("Requested", "Processing")
+
+    def history_entry(self) -> Document:
+        return {
+            "timestamp": self.at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "unixTimestamp": int(self.at.timestamp() * 1000),
+            "state": self.state,
+        }
+
+
+class LogStore(abc.ABC):
+    """Status records, kept per collection; a collection's records are told apart from anything else the
+    plugin keeps by the methods that write them, never by anything a client sends."""
+
+    @abc.abstractmethod
+    async def insert_logs(self, records: Sequence[Document]) -> None:
+        """Append status records (each with ``id`` unique within its collection, ``serviceData.erCollectionId`` set).
+
+        An empty batch is a no-op. Raises DuplicateError when a record id already exists; records of the
+        batch without a clash are still written.
+        """
+
+    @abc.abstractmethod
+    async def find_logs(self, query: LogQuery) -> list[Document]:
+        """Status records matching ``query``, at most ``query.limit``, in (receivedTimestamp, id) order."""
+
+    @abc.abstractmethod
+    async def count_logs(self, query: LogQuery) -> int:
+        """How many status records match ``query``'s filters; ``after`` and ``limit`` are ignored."""
+
+    @abc.abstractmethod
+    async def transition_logs(self, collection_id: str, transitions: Sequence[LogTransition]) -> int:
+        """Apply each transition to the status record of that id in the collection; return how many moved.
+
+        A record that is absent, or whose state is not in the transition's ``from_states``, is left alone.
+        """
+
+    @abc.abstractmethod
+    async def count_log_states(self, collection_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        """For each of the transactions, how many of its item records (``requestObject`` other than ``Job``)
+        are in each state, keyed by transaction id; a transaction without item records is absent. One call for
+        a whole page of job records, however many it holds; no ids, no result."""
