@@ -30,6 +30,9 @@ setup(
         "prometheus-client>=0.20",  # /metrics; its multiprocess mode sums the processes of `erapi serve --workers N`
         "rdflib>=7.1.4",  # the Brick export (imported on the first export, never at start-up) and erapi import
         "rich>=13.7",  # erapi import's progress bar
+        # erapi serve --workers N: gunicorn's arbiter runs the processes with aiohttp's worker class
+        # (25.1: its control socket can be turned off)
+        "gunicorn>=25.1",
     ],
     extras_require={
         "mongodb": ["pymongo>=4.13"],

@@ -4,18 +4,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import difflib
 import errno
 import gc
-import multiprocessing
 import os
 import shutil
-import signal
 import socket
 import sys
 import tempfile
-from multiprocessing.connection import wait
 from typing import NoReturn
 
 from aiohttp import web
@@ -29,8 +25,6 @@ from storage_plugins.base import ConfigurationError, StorageError
 
 # Storage plugins whose data lives inside one process: N worker processes would be N separate stores.
 PROCESS_LOCAL_STORAGE = frozenset({"memory"})
-WORKER_HEADER = "X-Erapi-Worker"  # the pid of the worker process that answered (only with --workers N > 1)
-PARENT_CHECK_SECONDS = 1.0  # how often a worker checks that the parent still runs (it stops once orphaned)
 # The cyclic garbage collector's thresholds (CPython's defaults: 700, 10, 10). First: a write stores several
 # new containers per item, so with 700 a 100-item request ran several collections, each of them walking the
 # young objects again: 0.4 to 0.6 ms of CPU per request. Third: a full collection walks every container the
@@ -126,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default from config: 127.0.0.1)")
     serve.add_argument("--port", type=_port, help="port to listen on (default from config: 8080)")
     serve.add_argument("--workers", type=_integer,
-                       help="worker processes sharing the port with SO_REUSEPORT, one storage for all; needs a "
+                       help="worker processes on one port, run by gunicorn's arbiter, one storage for all; needs a "
                             "shared storage such as mongodb (default from config: server.workers, 1)")
     serve.set_defaults(run=_serve)
 
@@ -182,8 +176,11 @@ def _serve(arguments: argparse.Namespace) -> int:
     configure_logging(config.log.level)
     gc.set_threshold(*GC_THRESHOLDS)
     if workers > 1:
+        from erapi.workers import serve_workers
+
         try:
-            return _serve_workers(config, host, port, workers)
+            port = _free_port_check(host, port)
+            return serve_workers(config, host, port, workers, announce=lambda pids: _announce(config, host, port, pids))
         finally:
             if metrics_directory:
                 shutil.rmtree(metrics_directory, ignore_errors=True)
@@ -241,6 +238,18 @@ def _check_workers(config: Config, workers: int) -> None:
         )
 
 
+def _free_port_check(host: str, port: int) -> int:
+    """``port`` after a check that it can be bound (gunicorn would retry a busy port for five seconds and then
+    exit with a log line, not the one-line message of the other mistakes), or a free one for port 0."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise CannotListen(f"{host}:{port}: {error.strerror}") from error
+        return probe.getsockname()[1]
+
+
 def _announce(config: Config, host: str, port: int, pids: list[int] | None = None) -> None:
     workers = f", {len(pids)} workers: pids {', '.join(map(str, pids))}" if pids else ""
     base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
@@ -251,175 +260,6 @@ def _announce(config: Config, host: str, port: int, pids: list[int] | None = Non
     if config.auth.mode == "local":
         lines.append('get a token with: erapi token --subject alice --scopes "apollo_read apollo_write"')
     print("\n".join(lines), file=sys.stderr, flush=True)
-
-
-# ---- N worker processes on one port ---------------------------------------------------------------------------
-
-
-def _serve_workers(config: Config, host: str, port: int, count: int) -> int:
-    """Start ``count`` workers that each run the whole service on host:port (SO_REUSEPORT: the kernel spreads
-    the connections over them), forward SIGTERM and SIGINT to them, and return once every one has exited.
-
-    A worker that exits on its own (a crash, a failed start) stops the others: the service runs with all its
-    workers or not at all, and whoever supervises it restarts it whole. Exit status: 0 when every worker
-    stopped cleanly after a signal, else the first non-zero status of a worker (1 for one killed by a signal).
-    """
-    port = _free_port_check(host, port)
-    context = multiprocessing.get_context("fork")  # nothing runs yet: no event loop, no thread to copy
-    ready_read, ready_write = os.pipe()
-    stopping: list[int] = []
-    parent = os.getpid()
-
-    def forward(signum: int, _frame) -> None:
-        if os.getpid() != parent:  # a worker between fork and its own handlers: not the parent's business
-            return
-        stopping.append(signum)
-        for process in processes:
-            if process.exitcode is None and process.pid is not None:
-                try:
-                    os.kill(process.pid, signum)
-                except ProcessLookupError:
-                    pass
-
-    processes: list[multiprocessing.process.BaseProcess] = []
-    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        for _ in range(count):
-            process = context.Process(target=_worker, args=(config, host, port, ready_read, ready_write, parent),
-                                      name="erapi-worker", daemon=False)
-            process.start()
-            processes.append(process)
-        os.close(ready_write)
-        ready, failure = _wait_ready(ready_read, processes, stopping)
-        os.close(ready_read)
-        if ready:
-            _announce(config, host, port, [process.pid for process in processes])
-        if failure is not None:  # every worker would say the same: said once (_supervise stops the others)
-            print(failure, file=sys.stderr, flush=True)
-        return _supervise(processes, stopping, told=failure is not None)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _free_port_check(host: str, port: int) -> int:
-    """The port the workers will share: ``port``, after a check that nothing listens there (SO_REUSEPORT would
-    otherwise let the workers join another server's port silently), or a free one for port 0."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise CannotListen(f"{host}:{port}: {error.strerror}") from error
-        return probe.getsockname()[1]
-
-
-def _wait_ready(ready_read: int, processes: list, stopping: list[int]) -> tuple[bool, str | None]:
-    """Wait until every worker has bound the port (each writes its pid to the pipe): (True, None). A worker
-    that cannot start writes ``!`` and its one-line message instead: (False, that line). (False, None) when one
-    exits otherwise or a signal arrives first (``_supervise`` then stops the others)."""
-    pending = {process.pid for process in processes}
-    buffer = b""
-    while pending and not stopping:
-        ready = wait([ready_read, *(process.sentinel for process in processes)])
-        if ready_read in ready:  # first: a failing worker writes its message before it exits
-            chunk = os.read(ready_read, 4096)
-            if not chunk:
-                return False, None
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in filter(None, lines):
-                if line.startswith(b"!"):
-                    return False, line[1:].decode(errors="replace")
-                pending.discard(int(line))
-        elif any(process.exitcode is not None for process in processes):
-            return False, None
-    return not pending, None
-
-
-def _supervise(processes: list, stopping: list[int], told: bool = False) -> int:
-    """Wait for every worker; once one exits by itself, stop the others (saying so unless ``told`` already)."""
-    status = 0
-    while True:
-        alive = [process for process in processes if process.exitcode is None]
-        if not alive:
-            break
-        wait([process.sentinel for process in alive])
-        for process in processes:
-            if process.exitcode is not None and process.exitcode != 0 and status == 0:
-                status = process.exitcode if process.exitcode > 0 else 1
-        exited = [process for process in processes if process.exitcode is not None]
-        if exited and not stopping:
-            # a worker stopped by itself: stop the others too (their graceful shutdown applies)
-            if not told:
-                print(f"erapi: worker {exited[0].pid} exited with status {exited[0].exitcode}; stopping the others",
-                      file=sys.stderr, flush=True)
-            stopping.append(signal.SIGTERM)
-            for process in processes:
-                if process.exitcode is None:
-                    try:
-                        os.kill(process.pid, signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
-    return status
-
-
-def _worker(config: Config, host: str, port: int, ready_read: int, ready_write: int, parent: int) -> None:
-    """One worker process: the whole service (its own event loop, storage connection, job workers) on the
-    shared port. Its own process group, so that a terminal's Ctrl-C reaches it once, through the parent."""
-    from erapi.app import create_app
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, signal.SIG_DFL)  # until run_app installs its graceful handlers
-    os.setpgid(0, 0)
-    os.close(ready_read)
-    app = create_app(config)
-    pid = str(os.getpid())
-
-    async def worker_header(_request: web.Request, response: web.StreamResponse) -> None:
-        response.headers[WORKER_HEADER] = pid
-
-    app.on_response_prepare.append(worker_header)
-    app.cleanup_ctx.append(_parent_watch(parent))
-
-    announced = []
-
-    def announce(_: str) -> None:  # called once the port is bound
-        os.write(ready_write, f"{pid}\n".encode())
-        os.close(ready_write)
-        announced.append(True)
-
-    try:
-        _run_app(app, host=host, port=port, reuse_port=True, shutdown_timeout=config.server.shutdown_timeout,
-                 print=announce, access_log=None)
-    except tuple(OPERATOR_ERRORS) as error:
-        if announced:
-            sys.exit(_report(error))
-        line, status = _one_line(error)
-        with contextlib.suppress(OSError):  # the parent may have stopped listening: another worker told it first
-            os.write(ready_write, f"!{line}\n".encode())
-        sys.exit(status)
-
-
-def _parent_watch(parent: int):
-    """A cleanup context that stops the worker gracefully (SIGTERM to itself) once its parent is gone."""
-    import asyncio
-
-    async def watch() -> None:
-        while os.getppid() == parent:
-            await asyncio.sleep(PARENT_CHECK_SECONDS)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    async def context(_app: web.Application):
-        task = asyncio.create_task(watch())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return context
 
 
 def _config_example(arguments: argparse.Namespace) -> int:

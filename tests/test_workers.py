@@ -1,4 +1,4 @@
-"""``erapi serve --workers N``: N processes on one port (SO_REUSEPORT) sharing one storage.
+"""``erapi serve --workers N``: N processes on one port (gunicorn's arbiter) sharing one storage.
 
 Real processes and real HTTP, as in tests/test_cli.py. The memory plugin keeps its data inside one process,
 so N > 1 is refused with it; the tests that run workers use the mongodb plugin (``ERAPI_TEST_MONGODB_URI``,
@@ -9,6 +9,7 @@ that a broken build fails instead of hanging.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -252,6 +253,33 @@ def test_workers_stop_by_themselves_when_the_parent_is_killed(workers):
         assert not alive(pid), f"worker {pid} still runs after its parent was killed"
 
 
+@pytest.mark.mongodb
+def test_a_worker_killed_is_replaced_while_the_other_keeps_answering(workers):
+    workers.start(2)
+    victim, survivor = workers.pids
+    os.kill(victim, signal.SIGKILL)
+
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        current = children_of(workers.process.pid)
+        if victim not in current and len(current) == 2:
+            break
+        assert time.monotonic() < deadline, f"no replacement for worker {victim}: {current}"
+        time.sleep(0.1)
+    replacement = (current - {survivor}).pop()
+    workers.pids.append(replacement)  # stopped at teardown like the others
+    assert survivor in current
+
+    seen = set()
+    for _ in range(200):
+        status, headers = get(f"{workers.base}/healthz")
+        assert status == 200
+        seen.add(int(headers["X-Erapi-Worker"]))
+        if seen == current:
+            break
+    assert seen == current
+
+
 # ---- helpers ----------------------------------------------------------------------------------------------------------
 
 
@@ -294,6 +322,17 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def children_of(pid: int) -> set[int]:
+    """The live processes whose parent is ``pid``."""
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError):
+                if parent_of(int(entry.name)) == pid and alive(int(entry.name)):
+                    children.add(int(entry.name))
+    return children
 
 
 def parent_of(pid: int) -> int:
