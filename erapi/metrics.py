@@ -19,8 +19,8 @@ MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # any token is an HTTP method to the parser: labels take the known ones, so that callers cannot add series
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-# the storage base class's methods built on the interface's primitives (roll_forward, ...)
-COMPOSED = frozenset(name for name, value in vars(Storage).items()
+# the methods the storage interfaces build on their primitives (roll_forward, ...), from every base of Storage
+COMPOSED = frozenset(name for base in Storage.__mro__[:-1] for name, value in vars(base).items()
                      if callable(value) and not name.startswith("_") and name not in Storage.__abstractmethods__)
 
 REQUESTS = Counter("erapi_http_requests", "HTTP requests answered, by method, route template and status",
