@@ -12,7 +12,7 @@ are exercised by every test:
 A new plugin joins the suite in three steps: register it under the ``erapi.storage_plugins`` entry-point
 group (setup.py); add it to ``BACKENDS`` below, with a marker if it needs a server; and teach
 ``storage_settings`` the keyword arguments it takes (a fresh, isolated namespace per test, removed at
-teardown). ``tests/test_storage_contract.py`` and every API test then run against it unchanged.
+teardown). ``tests/storage_contract/`` and every API test then run against it unchanged.
 
 A MongoDB backend whose URI variable is unset is skipped with a reason. Each test gets a database of its own,
 dropped at teardown. With ``ERAPI_REQUIRE_MONGODB`` set (``.ci/run`` sets it), a skipped test marked ``mongodb``

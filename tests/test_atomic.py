@@ -119,7 +119,7 @@ async def test_memory_a_writer_landing_between_claim_and_commit_voids_the_whole_
     # memory only: its atomic batch is staged, so a writer outside it can land in between (on MongoDB that
     # writer waits for the transaction instead); the batch must then keep nothing at all
     from storage_plugins.base import AtomicConflict, create_storage
-    from tests.test_storage_contract import entity as stored_entity
+    from tests.storage_contract.helpers import entity as stored_entity
 
     storage = create_storage("memory", {})
     await storage.open()

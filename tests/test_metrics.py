@@ -104,6 +104,14 @@ async def test_a_storage_failure_is_counted_and_the_gauge_says_unknown(api: Api)
     assert math.isnan(value(after, "erapi_job_pending_items"))
 
 
+async def test_the_timed_storage_offers_what_its_plugin_offers(api: Api):
+    """The app's storage is the plugin wrapped for timing: a method the plugin overrides on top of the interfaces'
+    own (here, whether it can write a batch all or nothing) answers as the plugin does, not as the interface's
+    default would (which refuses every atomic batch)."""
+    metered = api.client.app[storage_key]
+    assert metered.atomic_unavailable() == metered.plugin.atomic_unavailable()
+
+
 async def test_a_metrics_token_is_required_once_set(app_factory):
     api = await app_factory(metrics={"token": METRICS_TOKEN})
 

@@ -12,7 +12,7 @@ import pytest
 from erapi.repair import check_store
 from storage_plugins.base import create_storage
 from tests.storage_fixtures import MONGODB_BACKENDS
-from tests.test_storage_contract import doc, store
+from tests.storage_contract.helpers import doc, store
 
 
 async def leave_a_crash_behind(storage) -> None:

@@ -1,0 +1,206 @@
+"""LogStore (storage_plugins/logs.py): the status records of transactions."""
+
+from __future__ import annotations
+
+import copy
+import random
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from storage_plugins.base import DuplicateError, LogQuery, LogTransition
+from tests.storage_contract.helpers import at, ordered, status_record
+
+
+# ---- status records ----------------------------------------------------------------------------------------
+
+
+async def test_insert_logs_of_no_records_is_a_no_op(storage):
+    await storage.insert_logs([])
+    assert await storage.find_logs(LogQuery(collection_id="c1")) == []
+    assert await storage.count_logs(LogQuery(collection_id="c1")) == 0
+
+
+async def test_status_records_come_back_exactly_as_stored(storage):
+    records = [status_record(received=at(1)), status_record(received=at(0), entity_id="e1", relationship_id=None)]
+    await storage.insert_logs(copy.deepcopy(records))
+    assert await storage.find_logs(LogQuery(collection_id="c1")) == ordered(records)
+
+
+async def test_insert_logs_duplicate_id_raises_and_still_writes_the_others(storage):
+    existing = status_record("dup-1", received=at(0))
+    await storage.insert_logs([existing])
+    fresh = [status_record(received=at(1)), status_record(received=at(2))]
+    with pytest.raises(DuplicateError):
+        await storage.insert_logs([fresh[0], status_record("dup-1", transaction="t2", received=at(5)), fresh[1]])
+    assert await storage.find_logs(LogQuery(collection_id="c1")) == ordered([existing, *fresh])
+    assert await storage.find_logs(LogQuery(collection_id="c1", transaction_id="t2")) == []
+
+
+async def test_find_logs_applies_each_filter(storage):
+    records = {
+        "r1": status_record(transaction="t1", correlation="k1", relationship_id="r1", received=at(0)),
+        "r2": status_record(transaction="t1", correlation="k2", relationship_id="r2", received=at(1)),
+        "e1": status_record(transaction="t2", correlation="k1", relationship_id=None, entity_id="e1",
+                            received=at(2)),
+        "e2": status_record(transaction="t3", correlation=None, relationship_id=None, entity_id="e2",
+                            received=at(3)),
+    }
+    await storage.insert_logs(list(records.values()))
+
+    async def found(**filters) -> list[dict]:
+        return await storage.find_logs(LogQuery(collection_id="c1", **filters))
+
+    assert await found(transaction_id="t1") == [records["r1"], records["r2"]]
+    assert await found(correlation_id="k1") == [records["r1"], records["e1"]]
+    assert await found(relationship_id="r2") == [records["r2"]]
+    assert await found(entity_id="e2") == [records["e2"]]
+    assert await found(transaction_id="t1", correlation_id="k2") == [records["r2"]]
+    assert await found(transaction_id="t1", entity_id="e1") == []
+    assert await found(transaction_id="unknown") == []
+    assert await found() == list(records.values())
+    assert await storage.count_logs(LogQuery(collection_id="c1", transaction_id="t1")) == 2
+    assert await storage.count_logs(LogQuery(collection_id="c1", correlation_id="k1")) == 2
+    assert await storage.count_logs(LogQuery(collection_id="c1", entity_id="e1")) == 1
+
+
+async def test_find_logs_time_bounds_are_inclusive(storage):
+    records = [status_record(received=at(minute)) for minute in range(5)]
+    await storage.insert_logs(records)
+    query = LogQuery(collection_id="c1", start_time=at(1), end_time=at(3))
+    assert await storage.find_logs(query) == records[1:4]
+    assert await storage.count_logs(query) == 3
+    assert await storage.find_logs(LogQuery(collection_id="c1", start_time=at(4))) == records[4:]
+    assert await storage.find_logs(LogQuery(collection_id="c1", end_time=at(0))) == records[:1]
+    assert await storage.find_logs(LogQuery(collection_id="c1", start_time=at(3), end_time=at(3))) == [records[3]]
+    assert await storage.find_logs(LogQuery(collection_id="c1", start_time=at(5))) == []
+
+
+async def test_find_logs_pages_in_timestamp_then_id_order(storage):
+    # several records share a timestamp, so the id decides their order; inserted shuffled
+    records = [status_record(f"{n:02d}-{uuid.uuid4()}", received=at(n // 3)) for n in range(10)]
+    shuffled = records[:]
+    random.Random(3).shuffle(shuffled)
+    await storage.insert_logs(shuffled)
+    pages, after = [], None
+    while True:
+        page = await storage.find_logs(LogQuery(collection_id="c1", after=after, limit=4))
+        if not page:
+            break
+        pages.append(page)
+        after = (page[-1]["receivedTimestamp"], page[-1]["id"])
+    assert [len(page) for page in pages] == [4, 4, 2]
+    assert [record for page in pages for record in page] == ordered(records)
+    assert await storage.find_logs(LogQuery(collection_id="c1", limit=3)) == ordered(records)[:3]
+    # count ignores paging
+    assert await storage.count_logs(LogQuery(collection_id="c1", after=after, limit=1)) == 10
+
+
+async def test_find_logs_paging_combines_with_filters_and_time_bounds(storage):
+    records = [status_record(transaction="t1" if n % 2 else "t2", received=at(n)) for n in range(8)]
+    await storage.insert_logs(records)
+    wanted = [r for r in records if r["transactionId"] == "t1" and at(2) <= r["receivedTimestamp"] <= at(6)]
+    first = await storage.find_logs(
+        LogQuery(collection_id="c1", transaction_id="t1", start_time=at(2), end_time=at(6), limit=1)
+    )
+    assert first == wanted[:1]
+    rest = await storage.find_logs(
+        LogQuery(collection_id="c1", transaction_id="t1", start_time=at(2), end_time=at(6),
+                 after=(first[0]["receivedTimestamp"], first[0]["id"]))
+    )
+    assert rest == wanted[1:]
+    # an ``after`` before start_time does not widen the window
+    early = await storage.find_logs(
+        LogQuery(collection_id="c1", start_time=at(5), after=(at(1), records[1]["id"]))
+    )
+    assert early == records[5:]
+
+
+async def test_status_records_are_isolated_per_collection_and_from_acl_records(storage):
+    mine = status_record(collection="c1", transaction="t1")
+    theirs = status_record(collection="c2", transaction="t1")
+    await storage.insert_logs([mine, theirs])
+    await storage.register_collection({"collectionId": "c1", "collectionName": "one", "owner": "alice"})
+    await storage.put_grant("c1", "alice", {"collectionId": "c1", "principal": "alice", "access": ["read"]})
+    assert await storage.find_logs(LogQuery(collection_id="c1")) == [mine]
+    assert await storage.find_logs(LogQuery(collection_id="c2", transaction_id="t1")) == [theirs]
+    assert await storage.find_logs(LogQuery(collection_id="c3")) == []
+    assert await storage.count_logs(LogQuery(collection_id="c1")) == 1
+
+
+async def test_returned_status_records_are_copies(storage):
+    record = status_record()
+    await storage.insert_logs([record])
+    record["serviceData"]["relationshipId"] = "changed by the caller after the call"
+    found = await storage.find_logs(LogQuery(collection_id="c1"))
+    found[0]["stateHistory"].clear()
+    found[0]["serviceData"]["erCollectionId"] = "changed"
+    assert await storage.find_logs(LogQuery(collection_id="c1")) == [status_record(record["id"])]
+
+
+async def test_transition_logs_moves_only_records_in_an_allowed_state(storage):
+    requested = status_record("a", received=at(0))
+    requested["state"] = "Requested"
+    processing = status_record("b", received=at(1))
+    processing["state"] = "Processing"
+    done = status_record("c", received=at(2))  # Completed: final
+    elsewhere = status_record("d", collection="c2", received=at(3))
+    elsewhere["state"] = "Requested"
+    await storage.insert_logs([requested, processing, done, elsewhere])
+    when = datetime(2026, 11, 27, 5, 30, tzinfo=timezone.utc)
+    transitions = [
+        LogTransition(record_id=record_id, state="Completed", message="applied", at=when)
+        for record_id in ("a", "b", "c", "d", "missing")
+    ]
+    assert await storage.transition_logs("c1", transitions) == 2
+    assert await storage.transition_logs("c1", transitions) == 0  # applying it again changes nothing
+    assert await storage.transition_logs("c1", []) == 0
+    found = {r["id"]: r for r in await storage.find_logs(LogQuery(collection_id="c1"))}
+    for record_id, before in (("a", requested), ("b", processing)):
+        assert found[record_id]["state"] == "Completed" and found[record_id]["message"] == "applied"
+        assert found[record_id]["stateHistory"] == [*before["stateHistory"], transitions[0].history_entry()]
+    assert found["c"] == done
+    assert (await storage.find_logs(LogQuery(collection_id="c2")))[0]["state"] == "Requested"
+
+
+async def test_transition_logs_of_a_large_batch(storage):
+    records = []
+    for n in range(150):
+        record = status_record(f"r{n:03d}", received=at(n % 60))
+        record["state"] = "Processing"
+        records.append(record)
+    await storage.insert_logs(records)
+    when = datetime(2026, 11, 27, 5, 30, tzinfo=timezone.utc)
+    moved = await storage.transition_logs(
+        "c1", [LogTransition(record_id=r["id"], state="Failed", message="no", at=when) for r in records]
+    )
+    assert moved == 150
+    assert await storage.count_log_states("c1", ["t1"]) == {"t1": {"Failed": 150}}
+
+
+async def test_count_log_states_counts_items_of_one_transaction(storage):
+    records = [status_record(transaction="t1", received=at(n)) for n in range(3)]
+    records[0]["state"] = "Requested"
+    job = status_record(transaction="t1", relationship_id=None, received=at(4))
+    job["requestObject"] = "Job"
+    other = status_record(transaction="t2", received=at(5))
+    await storage.insert_logs([*records, job, other])
+    assert await storage.count_log_states("c1", ["t1"]) == {"t1": {"Requested": 1, "Completed": 2}}
+    assert await storage.count_log_states("c2", ["t1"]) == {}
+    assert await storage.count_log_states("c1", ["unknown"]) == {}
+
+
+async def test_count_log_states_counts_many_transactions_in_one_call(storage):
+    records = [status_record(f"a{n}", transaction="t1", received=at(n)) for n in range(3)]
+    records += [status_record(f"b{n}", transaction="t2", received=at(n)) for n in range(2)]
+    records[0]["state"] = "Requested"
+    records[3]["state"] = "Failed"
+    elsewhere = status_record("c0", collection="c2", transaction="t3", received=at(9))
+    await storage.insert_logs([*records, elsewhere])
+    assert await storage.count_log_states("c1", ["t1", "t2", "t3", "unknown", "t1"]) == {
+        "t1": {"Requested": 1, "Completed": 2},
+        "t2": {"Failed": 1, "Completed": 1},
+    }
+    assert await storage.count_log_states("c2", ["t3"]) == {"t3": {"Completed": 1}}
+    assert await storage.count_log_states("c1", []) == {}
