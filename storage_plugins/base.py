@@ -1,12 +1,13 @@
 """The storage interface every plugin implements, and the plugin registry.
 
-A plugin is one class, ``Storage``, that implements four small interfaces, each in a module of its own with the
+A plugin is one class, ``Storage``, that implements five small interfaces, each in a module of its own with the
 edge behaviour of its methods in their docstrings:
 
 - ``DocumentStore`` (storage_plugins/documents.py): versioned documents, their history, lists and edges;
 - ``LogStore`` (storage_plugins/logs.py): the status records of transactions;
 - ``JobQueue`` (storage_plugins/jobs.py): the chunks of async jobs and the idempotency keys of requests;
-- ``AccessStore`` (storage_plugins/access.py): collection registrations and grants.
+- ``AccessStore`` (storage_plugins/access.py): collection registrations and grants;
+- ``SubscriptionStore`` (storage_plugins/subscriptions.py): webhook subscriptions and their delivery state.
 
 The service holds one storage object and calls ``storage.method(...)`` whatever interface the method is of.
 
@@ -14,7 +15,7 @@ Every method is batch-first: it takes all the ids or documents of one request at
 constant number of storage calls whatever its item count. Documents are plain dicts of JSON types; plugins
 must return copies the caller may mutate, never their own internal objects.
 
-This module re-exports every name of the four interfaces, so ``from storage_plugins.base import ...`` finds them.
+This module re-exports every name of the interfaces, so ``from storage_plugins.base import ...`` finds them.
 """
 
 from __future__ import annotations
@@ -40,13 +41,14 @@ from storage_plugins.documents import (
 )
 from storage_plugins.jobs import IDEMPOTENCY_SWEEP_EVERY, JobQueue
 from storage_plugins.logs import LogQuery, LogStore, LogTransition
+from storage_plugins.subscriptions import SubscriptionStore
 
 __all__ = [
     "AccessStore", "AtomicConflict", "ClaimResult", "ConfigurationError", "Document", "DocumentQuery", "DocumentStore",
     "DuplicateError", "EdgeQuery", "FrontierQuery", "GrantedCollections", "IDEMPOTENCY_SWEEP_EVERY", "JobQueue",
-    "KINDS", "LogQuery", "LogStore", "LogTransition", "Storage", "StorageError", "TYPE_FIELD", "VERSION_FIELD",
-    "VersionPage", "VersionProblem", "WRITE_PATH_READS", "WritePathView", "available_plugins", "create_storage",
-    "version_of",
+    "KINDS", "LogQuery", "LogStore", "LogTransition", "Storage", "StorageError", "SubscriptionStore", "TYPE_FIELD",
+    "VERSION_FIELD", "VersionPage", "VersionProblem", "WRITE_PATH_READS", "WritePathView", "available_plugins",
+    "create_storage", "version_of",
 ]
 
 ENTRY_POINT_GROUP = "erapi.storage_plugins"
@@ -55,8 +57,8 @@ WRITE_PATH_READS = frozenset({"get_current", "get_active_types", "get_latest_ver
                               "name"})
 
 
-class Storage(DocumentStore, LogStore, JobQueue, AccessStore):
-    """A storage plugin: the four interfaces in one object. Instances are created from config, then opened once
+class Storage(DocumentStore, LogStore, JobQueue, AccessStore, SubscriptionStore):
+    """A storage plugin: the five interfaces in one object. Instances are created from config, then opened once
     and closed once."""
 
     name: str = ""

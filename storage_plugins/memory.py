@@ -54,6 +54,7 @@ from storage_plugins.base import (
     WritePathView,
     version_of,
 )
+from storage_plugins.memory_subscriptions import MemorySubscriptions
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})  # immutable: a copy may share them
 _decode = orjson.loads
@@ -193,7 +194,7 @@ def _insert_key(keys: list[tuple[str, str]], key: tuple[str, str]) -> None:
         keys.insert(bisect.bisect_right(keys, key), key)
 
 
-class MemoryStorage(Storage):
+class MemoryStorage(MemorySubscriptions, Storage):
     name = "memory"
 
     def __init__(self) -> None:

@@ -72,6 +72,7 @@ from storage_plugins.base import (
     WritePathView,
 )
 from storage_plugins.mongodb_dialect import AUTO, MONGODB, MongoDialect, choose_dialect, dialect_named
+from storage_plugins.mongodb_subscriptions import SUBSCRIPTION_INDEXES, MongoSubscriptions
 
 LOGS = "logs"
 JOBS = "jobs"
@@ -184,7 +185,7 @@ def _returned(stored: Document) -> Document:
     return stored
 
 
-class MongoStorage(Storage):
+class MongoStorage(MongoSubscriptions, Storage):
     name = "mongodb"
 
     def __init__(
@@ -1088,6 +1089,7 @@ def _indexes() -> list[tuple[str, IndexModel]]:
                                      name="state_age")))
     indexes.append((JOBS, IndexModel([("ercollectionid", ASCENDING), ("state", ASCENDING)],
                                      name="collection_state")))
+    indexes.extend(SUBSCRIPTION_INDEXES)
     return indexes
 
 
