@@ -21,10 +21,8 @@ from erapi.auth import KNOWN_SCOPES
 from erapi.brick_cli import add_commands as add_brick_commands
 from erapi.config import Config, load_config
 from erapi.packaged import CONFIG_EXAMPLES, config_example
-from storage_plugins.base import ConfigurationError, StorageError
+from storage_plugins.base import ConfigurationError, StorageError, plugin_class
 
-# Storage plugins whose data lives inside one process: N worker processes would be N separate stores.
-PROCESS_LOCAL_STORAGE = frozenset({"memory"})
 # The cyclic garbage collector's thresholds (CPython's defaults: 700, 10, 10). First: a write stores several
 # new containers per item, so with 700 a 100-item request ran several collections, each of them walking the
 # young objects again: 0.4 to 0.6 ms of CPU per request. Third: a full collection walks every container the
@@ -220,12 +218,18 @@ def _run_app(app: web.Application, host: str, port: int, **options) -> None:
         raise CannotListen(f"{host}:{port}: {os.strerror(error.errno)}") from error
 
 
+def _process_local(config: Config) -> bool:
+    """Whether the configured plugin keeps its data inside the process that opened it, as the plugin declares:
+    N worker processes would then be N separate stores."""
+    return not plugin_class(config.storage).shared_across_processes
+
+
 def _check_workers(config: Config, workers: int) -> None:
     if workers < 1:
         raise ConfigurationError(f"--workers (server.workers) must be positive, got {workers}")
     if workers == 1:
         return
-    if config.storage in PROCESS_LOCAL_STORAGE:
+    if _process_local(config):
         raise ConfigurationError(
             f"--workers {workers} needs a storage shared by the worker processes, and the {config.storage} plugin "
             f"keeps its data inside one process (each worker would have a store of its own); use --workers 1, "
@@ -274,7 +278,7 @@ def _storage(arguments: argparse.Namespace) -> int:
     from erapi.logs import configure_logging
 
     config = load_config(arguments.config)
-    if config.storage in PROCESS_LOCAL_STORAGE:
+    if _process_local(config):
         raise ConfigurationError(f"the {config.storage} plugin keeps its data inside the serving process; there is no "
                                  f"store for erapi storage {'repair' if arguments.repair else 'check'} to open")
     configure_logging(config.log.level, sys.stderr.buffer)  # standard output is the report's

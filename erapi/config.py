@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from storage_plugins.base import ConfigurationError
+from storage_plugins.base import ConfigurationError, available_plugins, plugin_class
 
 DEFAULT_SECRET_FILE = "~/.config/erapi/local-secret"
 
@@ -94,18 +94,6 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
-class MongoConfig:
-    uri: str = "mongodb://127.0.0.1:27017"
-    database: str = "erapi"
-    write_concern: str = "majority"  # "majority" or a number of nodes as a string, e.g. "1"
-    journal: bool = True
-    timeout_ms: int = 5000
-    operation_timeout_ms: int = 30000  # one database operation as a whole, retries included (PyMongo timeoutMS)
-    # Server quirks the plugin works around (storage_plugins/mongodb_dialect.py): "auto" picks by server version
-    dialect: str = "auto"
-
-
-@dataclass(frozen=True)
 class Config:
     storage: str = "memory"
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -116,18 +104,20 @@ class Config:
     idempotency: IdempotencyConfig = field(default_factory=IdempotencyConfig)
     log: LogConfig = field(default_factory=LogConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
-    mongodb: MongoConfig = field(default_factory=MongoConfig)
+    # each storage plugin's own table ([mongodb], ...) by plugin name, checked by the plugin, holding only the keys
+    # that differ from the plugin's defaults (a table of defaults is left out, as if not given); not a table itself
+    plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, metadata={"table": False})
 
     def storage_settings(self) -> dict[str, Any]:
-        """Keyword arguments for the selected storage plugin."""
-        if self.storage == "mongodb":
-            return dataclasses.asdict(self.mongodb)
-        return {}
+        """Keyword arguments for the selected storage plugin: its table over its defaults. Loads the plugin;
+        ConfigurationError when it is unknown or cannot be loaded."""
+        table = self.plugins.get(self.storage, {})
+        settings = plugin_class(self.storage).settings
+        return dict(table) if settings is None else dataclasses.asdict(settings(**table))
 
 
 ENVIRONMENT_OVERRIDES = {
     "ERAPI_STORAGE": ("storage",),
-    "ERAPI_MONGODB_URI": ("mongodb", "uri"),
     "ERAPI_AUTH_SECRET": ("auth", "secret"),
     "ERAPI_PUBLIC_URL": ("server", "public_url"),
     "ERAPI_LOG_LEVEL": ("log", "level"),
@@ -138,41 +128,80 @@ CHOICES = {
     "auth.mode": {"local", "jwks"},
     "acl.destination_access": {"read", "write"},
     "log.level": {"DEBUG", "INFO", "WARNING", "ERROR"},
-    "mongodb.dialect": {"auto", "mongodb", "ferretdb1"},
 }
 
 
 def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Read ``path`` (or ``ERAPI_CONFIG``; none: built-in defaults), apply environment overrides, check."""
     environ = os.environ if environ is None else environ
-    path = path or environ.get("ERAPI_CONFIG") or None
-    raw: dict[str, Any] = {}
-    if path:
-        try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as error:
-            raise ConfigurationError(f"cannot read config file {path}: {error.strerror}") from error
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigurationError(f"config file {path} is not valid TOML: {error}") from error
+    raw = _read(path or environ.get("ERAPI_CONFIG") or None)
     for variable, key_path in ENVIRONMENT_OVERRIDES.items():
-        if environ.get(variable):
-            section = raw
-            for key in key_path[:-1]:
-                section = section.setdefault(key, {})
-            if isinstance(section, dict):  # otherwise _build reports the section that is not a table
-                section[key_path[-1]] = environ[variable]
-    config = _build(Config, raw, prefix="")
+        _override(raw, key_path, environ.get(variable))
+    plugins = _plugin_tables(raw, environ)
+    config = dataclasses.replace(_build(Config, raw, prefix="", also_valid=list(plugins)), plugins=plugins)
     _check(config)
     return config
 
 
-def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
+def _read(path: str | os.PathLike | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigurationError(f"cannot read config file {path}: {error.strerror}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigurationError(f"config file {path} is not valid TOML: {error}") from error
+
+
+def _override(raw: dict[str, Any], key_path: tuple[str, ...], value: str | None) -> None:
+    """Set the key at ``key_path`` to an environment variable's value; unset or empty: leave the file's."""
+    if not value:
+        return
+    section = raw
+    for key in key_path[:-1]:
+        section = section.setdefault(key, {})
+    if isinstance(section, dict):  # otherwise _build reports the section that is not a table
+        section[key_path[-1]] = value
+
+
+def _plugin_tables(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Each storage plugin's own table (``[<name>]``, overridden by ERAPI_<NAME>_<KEY>), taken out of ``raw``,
+    checked by the plugin's settings class and kept as far as it differs from the defaults, by plugin name.
+
+    Only a plugin given a table or an override is loaded (the MongoDB plugin imports PyMongo). The table of a plugin
+    that cannot be loaded (its optional dependency is not installed) is left unread: selecting that plugin fails,
+    naming the reason.
+    """
+    tables = {}
+    for name in available_plugins():
+        prefix = f"ERAPI_{name.upper()}_"
+        if name not in raw and not any(variable.startswith(prefix) and environ[variable] for variable in environ):
+            continue
+        try:
+            settings = plugin_class(name).settings
+        except ConfigurationError:
+            raw.pop(name, None)
+            continue
+        if settings is None:
+            continue  # a table of its name is an unknown key
+        for key in (setting.name for setting in fields(settings)):
+            _override(raw, (name, key), environ.get(prefix + key.upper()))
+        given, defaults = dataclasses.asdict(_build(settings, raw.pop(name, {}), f"{name}.")), settings()
+        differing = {key: value for key, value in given.items() if value != getattr(defaults, key)}
+        if differing:
+            tables[name] = differing
+    return tables
+
+
+def _build(cls: type, raw: Mapping[str, Any], prefix: str, also_valid: list[str] | None = None) -> Any:
     if not isinstance(raw, Mapping):
         raise ConfigurationError(f"config section {prefix.rstrip('.') or '(top)'} must be a table")
-    known = {f.name: f for f in fields(cls)}
+    known = {f.name: f for f in fields(cls) if f.metadata.get("table", True)}
     unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise ConfigurationError(f"unknown config key {prefix}{unknown[0]}; valid keys: {', '.join(known)}")
+        valid = ", ".join([*known, *(also_valid or [])])
+        raise ConfigurationError(f"unknown config key {prefix}{unknown[0]}; valid keys: {valid}")
     values = {}
     for name, value in raw.items():
         default = known[name].default_factory() if known[name].default_factory is not dataclasses.MISSING else None
@@ -220,8 +249,6 @@ def _check(config: Config) -> None:
         "server.header_timeout_seconds": config.server.header_timeout_seconds,
         "server.body_timeout_seconds": config.server.body_timeout_seconds,
         "auth.token_ttl_seconds": config.auth.token_ttl_seconds,
-        "mongodb.timeout_ms": config.mongodb.timeout_ms,
-        "mongodb.operation_timeout_ms": config.mongodb.operation_timeout_ms,
         "jobs.max_items": config.jobs.max_items,
         "jobs.lease_seconds": config.jobs.lease_seconds,
         "jobs.max_attempts": config.jobs.max_attempts,

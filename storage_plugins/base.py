@@ -21,8 +21,10 @@ This module re-exports every name of the interfaces, so ``from storage_plugins.b
 from __future__ import annotations
 
 import abc
+import functools
+import sys
 from importlib.metadata import entry_points
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from storage_plugins.access import AccessStore, GrantedCollections
 from storage_plugins.common import AtomicConflict, ConfigurationError, Document, DuplicateError, StorageError
@@ -48,7 +50,7 @@ __all__ = [
     "DuplicateError", "EdgeQuery", "FrontierQuery", "GrantedCollections", "IDEMPOTENCY_SWEEP_EVERY", "JobQueue",
     "KINDS", "LogQuery", "LogStore", "LogTransition", "Storage", "StorageError", "SubscriptionStore", "TYPE_FIELD",
     "VERSION_FIELD", "VersionPage", "VersionProblem", "WRITE_PATH_READS", "WritePathView", "available_plugins",
-    "create_storage", "version_of",
+    "create_storage", "plugin_class", "version_of",
 ]
 
 ENTRY_POINT_GROUP = "erapi.storage_plugins"
@@ -62,6 +64,15 @@ class Storage(DocumentStore, LogStore, JobQueue, AccessStore, SubscriptionStore)
     and closed once."""
 
     name: str = ""
+    # The plugin's own config table, ``[<name>]`` in the config file: a dataclass whose fields are its keys, with
+    # their types and defaults; its ``__post_init__`` refuses a value out of range with a ConfigurationError naming
+    # the key (``<name>.<key>``). Each key can also be set by ERAPI_<NAME>_<KEY> in the environment. The plugin's
+    # constructor takes the fields as keyword arguments. None: the plugin takes no settings.
+    settings: ClassVar[type | None] = None
+    # True when every process that opens the plugin with the same settings sees the same data (a database server),
+    # so several service processes can share it and ``erapi storage check`` has a store to open; False when the
+    # data lives inside the process that opened it.
+    shared_across_processes: ClassVar[bool] = False
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -94,18 +105,29 @@ class WritePathView:
 
 def available_plugins() -> dict[str, Any]:
     """Plugins registered through the ``erapi.storage_plugins`` entry-point group, by name."""
+    return dict(_registered(tuple(sys.path)))
+
+
+@functools.lru_cache(maxsize=4)
+def _registered(path: tuple[str, ...]) -> dict[str, Any]:
+    # reading every installed distribution's metadata takes about 0.1 s, and each Config() asks (for its plugins'
+    # defaults): read once per import path, again when it changes (a distribution installed on a new path)
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def create_storage(name: str, settings: Mapping[str, Any]) -> Storage:
-    """Instantiate the plugin called ``name`` with its settings; ConfigurationError lists the valid names."""
+def plugin_class(name: str) -> type[Storage]:
+    """The class of the plugin called ``name``; ConfigurationError lists the valid names, or says why it cannot
+    be loaded (a missing optional dependency)."""
     plugins = available_plugins()
     if name not in plugins:
         valid = ", ".join(sorted(plugins)) or "none installed"
         raise ConfigurationError(f"unknown storage plugin {name!r}; valid plugins: {valid}")
     try:
-        plugin_class = plugins[name].load()
+        return plugins[name].load()
     except ImportError as error:
         raise ConfigurationError(f"storage plugin {name!r} cannot be loaded: {error}") from error
-    return plugin_class(**settings)
 
+
+def create_storage(name: str, settings: Mapping[str, Any]) -> Storage:
+    """Instantiate the plugin called ``name`` with its settings; ConfigurationError lists the valid names."""
+    return plugin_class(name)(**settings)

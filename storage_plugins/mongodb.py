@@ -27,6 +27,7 @@ import contextlib
 import re
 import time
 import weakref
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable, Iterator, Sequence
 from urllib.parse import urlsplit
 
@@ -185,8 +186,31 @@ def _returned(stored: Document) -> Document:
     return stored
 
 
+@dataclass(frozen=True)
+class MongoSettings:
+    """The ``[mongodb]`` config table (docs/OPERATIONS.md): the keyword arguments of MongoStorage."""
+
+    uri: str = "mongodb://127.0.0.1:27017"
+    database: str = "erapi"
+    write_concern: str = "majority"  # "majority" or a number of nodes as a string, e.g. "1"
+    journal: bool = True
+    timeout_ms: int = 5000
+    operation_timeout_ms: int = 30000  # one database operation as a whole, retries included (PyMongo timeoutMS)
+    # Server quirks the plugin works around (storage_plugins/mongodb_dialect.py): "auto" picks by server version
+    dialect: str = "auto"
+
+    def __post_init__(self) -> None:
+        for key in ("timeout_ms", "operation_timeout_ms"):
+            if getattr(self, key) <= 0:
+                raise ConfigurationError(f"config key mongodb.{key} must be positive, got {getattr(self, key)}")
+        if self.dialect != AUTO:
+            dialect_named(self.dialect)  # refuses an unknown name, listing the valid ones
+
+
 class MongoStorage(MongoSubscriptions, Storage):
     name = "mongodb"
+    settings = MongoSettings
+    shared_across_processes = True
 
     def __init__(
         self,

@@ -18,7 +18,7 @@ import pytest
 
 from erapi.app import create_app
 from erapi.auth import mint_local_token
-from erapi.config import AclConfig, AuthConfig, Config, MongoConfig, ServerConfig
+from erapi.config import AclConfig, AuthConfig, Config
 
 TEST_SECRET = "test-secret-" + "x" * 40
 RESPONSE_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "responses"
@@ -31,7 +31,7 @@ def make_config(storage_name: str = "memory", storage_settings: dict | None = No
         storage=storage_name,
         auth=AuthConfig(secret=TEST_SECRET),
         acl=AclConfig(cache_ttl_seconds=0),
-        mongodb=MongoConfig(**(storage_settings or {})) if storage_name == "mongodb" else MongoConfig(),
+        plugins={storage_name: storage_settings or {}},
     )
     for section, values in sections.items():
         config = dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **values)})

@@ -9,7 +9,7 @@ import pytest
 
 from erapi.app import create_app
 from erapi.config import Config, load_config
-from storage_plugins.base import ConfigurationError, create_storage
+from storage_plugins.base import ConfigurationError, create_storage, plugin_class
 from tests.api_fixtures import TEST_SECRET, Api, entity
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,6 +56,9 @@ def test_default_toml_names_every_key_of_every_section():
         default = getattr(Config(), field.name)
         if dataclasses.is_dataclass(default):
             assert set(raw[field.name]) == {f.name for f in dataclasses.fields(default)}, field.name
+        elif field.name == "plugins":  # each storage plugin's own table
+            for plugin in ("mongodb",):
+                assert set(raw[plugin]) == {f.name for f in dataclasses.fields(plugin_class(plugin).settings)}, plugin
         else:
             assert field.name in raw
 
@@ -113,7 +116,7 @@ SECRET = "s" * 40
     "variable, value, read",
     [
         ("ERAPI_STORAGE", "mongodb", lambda c: c.storage),
-        ("ERAPI_MONGODB_URI", "mongodb://user:pw@db:27017/?replicaSet=rs0", lambda c: c.mongodb.uri),
+        ("ERAPI_MONGODB_URI", "mongodb://user:pw@db:27017/?replicaSet=rs0", lambda c: c.plugins.get("mongodb", {}).get("uri")),
         ("ERAPI_AUTH_SECRET", SECRET, lambda c: c.auth.secret),
         ("ERAPI_PUBLIC_URL", "https://er.example.com/base", lambda c: c.server.public_url),
         ("ERAPI_LOG_LEVEL", "DEBUG", lambda c: c.log.level),
