@@ -39,10 +39,10 @@ from erapi.middleware import (
     no_store_middleware,
     request_limits_middleware,
 )
-from erapi.openapi import build_document, route_table
+from erapi.openapi import build_document
 from erapi.paging import PageTokens
 from erapi.ratelimit import RateLimiter
-from erapi.routes import ROUTES
+from erapi.routes import OPERATIONS, ROUTES
 from erapi.validation import RequestValidator, load_schema_documents
 from storage_plugins.base import create_storage
 
@@ -65,7 +65,7 @@ def create_app(config: Config) -> web.Application:
     app[config_key] = config
     limits = config.ratelimit
     app[rate_limiter_key] = RateLimiter(limits.requests_per_second, limits.burst) if limits.enabled else None
-    app.add_routes(ROUTES)
+    app.add_routes([route.definition() for route in ROUTES])
     # cleanup runs in reverse: job workers stop before the storage they use is closed
     app.cleanup_ctx.extend([_schemas_and_catalog, _storage, _authenticator, _job_workers])
     return app
@@ -75,7 +75,7 @@ async def _schemas_and_catalog(app: web.Application) -> AsyncIterator[None]:
     app[catalog_key] = load_catalog()
     app[validator_key] = RequestValidator(load_schema_documents())
     app[page_tokens_key] = PageTokens(_paging_secret(app[config_key]))
-    app[openapi_key] = orjson.dumps(build_document(route_table(app.router.routes()), version=installed_version()))
+    app[openapi_key] = orjson.dumps(build_document(OPERATIONS, version=installed_version()))
     yield
 
 

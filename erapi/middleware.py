@@ -7,12 +7,11 @@ from aiohttp import web
 
 from erapi.errors import ApiError, ClientDisconnected, HeadersTooLarge, UnreadableBody
 from erapi.keys import config_key
-from erapi.openapi import OPERATIONS
+from erapi.routes import route_of
 from erapi.web import check_query_names, envelope
 from storage_plugins.base import StorageError
 
 logger = structlog.get_logger("erapi.http")
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @web.middleware
@@ -60,15 +59,17 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
 
 @web.middleware
 async def request_limits_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """431 for oversized headers; 400 for a query parameter a write does not take (it would be ignored)."""
+    """431 for oversized headers; 400 for a query parameter the route's operation does not take, on every route
+    and before anything else is checked (a misspelt filter or option would otherwise be ignored)."""
     limit = request.app[config_key].server.max_header_bytes
     size = sum(len(name) + len(value) for name, value in request.raw_headers)
     if size > limit:
         raise HeadersTooLarge(f"The request headers exceed the limit of {limit} bytes")
-    route = request.match_info.route
-    if request.method in WRITE_METHODS and request.query and request.match_info.http_exception is None:
-        operation = OPERATIONS.get((request.method, route.resource.canonical)) if route.resource else None
-        check_query_names(request, operation.query_names if operation else frozenset())
+    if request.query_string and request.match_info.http_exception is None:
+        resource = request.match_info.route.resource
+        route = route_of(request.method, resource.canonical) if resource is not None else None
+        if route is not None:
+            check_query_names(request, route.operation.query_names, case_insensitive=route.query_names_any_case)
     return await handler(request)
 
 

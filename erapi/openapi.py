@@ -6,9 +6,9 @@ component per file and per ``$defs`` entry, in the form client generators take).
 is what the files cannot say: which operation takes which headers, parameters, scopes and body, and
 answers with which codes.
 
-An endpoint joins the description by adding one entry to ``OPERATIONS``, keyed by the method and path of
-its route in ``erapi/routes.py``; ``tests/test_openapi.py`` fails for a route without an entry and for an
-entry without a route.
+Each route's operation is written where the route is, in the one route table (``erapi/routes.py``), in the
+vocabulary defined here: shared parameters, error responses, and the shapes several operations share
+(``batch_write``, ``document_list``, ...).
 """
 
 from __future__ import annotations
@@ -17,15 +17,10 @@ from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any, Iterable, Mapping
 
-import structlog
-
 from erapi.catalog import SCHEMAS_DIR
 from erapi.config import JobsConfig, ServerConfig
-from erapi.handlers import docs
 from erapi.schema_components import COMPONENTS, component_name, load_components
 from erapi.web import READ_SCOPE, WRITE_SCOPE
-
-logger = structlog.get_logger("erapi.openapi")
 
 OPENAPI_VERSION = "3.1.0"
 RESPONSES_DIR = SCHEMAS_DIR / "responses"
@@ -430,253 +425,19 @@ def delete(kind: str, label: str, *extra: Parameter, description: str) -> Operat
 RELATIONSHIP_TYPES = catalog_list("relationship types", "relationship-types")
 COLLECTION_ID = path_parameter("collectionId", schema("common", "collectionId"), example=EXAMPLE_COLLECTION)
 
-# ---- the operations: one entry per route --------------------------------------------------------------------------
-
-OPERATIONS: dict[tuple[str, str], Operation] = {
-    ("GET", "/healthz"): Operation(
-        summary="Liveness: the process answers", tag="Probes",
-        responses={200: Response("envelope", "Alive")}, operation_id="healthz",
-    ),
-    ("GET", "/readyz"): Operation(
-        summary="Readiness: the storage backend answers", tag="Probes",
-        responses={200: Response("envelope", "Ready"), 503: Response("envelope", "Storage is not answering", ("Retry-After",))},
-        operation_id="readyz",
-    ),
-    ("GET", "/metrics"): Operation(
-        summary="Prometheus metrics (text exposition format)", tag="Probes",
-        description="Requests, items written and failed, pending job items, storage calls: docs/OPERATIONS.md, "
-                    "Metrics. Open unless `metrics.token` is set; then `Authorization: Bearer <metrics.token>` "
-                    "(a static token, not a JWT) or 401. 404 when `metrics.enabled` is false.",
-        responses={200: Response(None, "The metrics", media_types=("text/plain",)),
-                   401: Response("error", "The metrics token is set and was not sent"),
-                   404: Response("error", "Metrics are turned off")},
-        operation_id="metrics",
-    ),
-    ("POST", "/apollo/collections"): Operation(
-        summary="Register an ERCollection; the caller becomes its owner with read and write grants",
-        tag="Collections",
-        scopes=(WRITE_SCOPE,),
-        request=schema("collection-request"),
-        request_example={"collectionId": EXAMPLE_COLLECTION, "collectionName": "August 14, building 81"},
-        responses={
-            201: Response("collection", "Registered"),
-            **errors(*WRITE_REQUEST, *AUTHENTICATED, 409, *STORAGE, e409="The collection exists"),
-        },
-        operation_id="createCollection",
-    ),
-    ("GET", "/apollo/collections"): Operation(
-        summary="The collections the caller holds a grant on", tag="Collections",
-        scopes=(READ_SCOPE,),
-        parameters=PAGED,
-        responses={200: Response("collection-list", "One page, in collectionId order, each with the caller's "
-                                                    "access; `paging.continuationToken` is null on the last page"),
-                   **errors(*AUTHENTICATED, 400, *STORAGE, e403="Scope missing")},
-        operation_id="listCollections",
-    ),
-    ("GET", "/apollo/collections/{collectionId}"): Operation(
-        summary="Read a collection's registration", tag="Collections",
-        scopes=(READ_SCOPE,),
-        parameters=(COLLECTION_ID,),
-        responses={200: Response("collection", "The registration"),
-                   **errors(*AUTHENTICATED, 404, *STORAGE, e403="No grant on the collection, or scope missing")},
-        operation_id="getCollection",
-    ),
-    ("PUT", "/apollo/collections/{collectionId}/acl"): Operation(
-        summary="Grant or revoke a principal's access (owner only); `[]` revokes", tag="Collections",
-        scopes=(WRITE_SCOPE,),
-        parameters=(COLLECTION_ID,),
-        request=schema("acl-request"),
-        request_example={"principal": "bob", "access": ["read"]},
-        responses={200: Response("grant", "The grant as stored"),
-                   **errors(*WRITE_REQUEST, *AUTHENTICATED, 404, *STORAGE, e403="Not the owner, or scope missing")},
-        operation_id="putGrant",
-    ),
-    ("GET", "/apollo/collections/{collectionId}/acl"): Operation(
-        summary="List a collection's grants (owner only)", tag="Collections",
-        scopes=(READ_SCOPE,),
-        parameters=(COLLECTION_ID,),
-        responses={200: Response("grants", "Owner and grants"),
-                   **errors(*AUTHENTICATED, 404, *STORAGE, e403="Not the owner, or scope missing")},
-        operation_id="getGrants",
-    ),
-    ("POST", "/apollo/er/entities"): batch_write("entities", "Entities"),
-    ("GET", "/apollo/er/entities/{entityId}"): document_read("entities", "Entity", "entityId"),
-    ("POST", "/apollo/er/relationships"): batch_write("relationships", "Relationships"),
-    ("GET", "/apollo/er/relationships/{relationshipId}"): document_read("relationships", "Relationship",
-                                                                        "relationshipId"),
-    ("GET", "/apollo/er/entities"): document_list(
-        "entities", "Entities", "List the entities of a collection, in pages", operation_id="listEntities"),
-    ("GET", "/apollo/er/entitytypes/{type}/entities"): document_list(
-        "entities", "Entities", "List the entities of one type (includeSubtypes=true: and of its subclasses)",
-        type_parameter("entities"), INCLUDE_SUBTYPES, operation_id="listEntitiesOfType",
-        description="The type may be given under any of its names (aliases); entities stored under any of them "
-                    "are listed."),
-    ("GET", "/apollo/er/entities/{entityId}/versions"): versions("entities", "Entities"),
-    ("GET", "/apollo/er/entities/{entityId}/relationships"): Operation(
-        summary="The relationships of one entity: outgoing, incoming from any readable collection, or both",
-        tag="Relationships",
-        scopes=(READ_SCOPE,),
-        parameters=(id_parameter("entities"), ERCOLLECTION, DIRECTION, *PAGED, INCLUDE_SYSTEM_DATA,
-                    INCLUDE_INACTIVE),
-        responses={200: Response("relationship-list", "One page, ordered by (sourceERCollectionId, id)"),
-                   **errors(400, *AUTHENTICATED, *STORAGE)},
-        description="An incoming relationship stored in a collection the caller may not read is neither shown "
-                    "nor counted.",
-        operation_id="listEntityRelationships",
-    ),
-    ("GET", "/apollo/er/entities/{entityId}/graph"): Operation(
-        summary="The neighbourhood of one entity over several hops, across the collections the caller may read",
-        tag="Graph",
-        scopes=(READ_SCOPE,),
-        parameters=(id_parameter("entities"), ERCOLLECTION, *GRAPH_PARAMETERS),
-        responses={200: Response("graph", "`{nodes, edges, truncated}`: each entity once, with its collection and "
-                                          "depth; the relationships followed between them"),
-                   **errors(400, *AUTHENTICATED, 404, *STORAGE, e404="The entity is not in the collection")},
-        description="Relationships stored in a collection the caller may not read, and entities of such "
-                    "collections, are left out at every hop. Depth d costs d + 1 storage calls.",
-        operation_id="getEntityGraph",
-    ),
-    ("POST", "/apollo/er/graph/query"): Operation(
-        summary="Match a path pattern: a start, then hops; the distinct end entities or every path, in pages",
-        tag="Graph",
-        scopes=(READ_SCOPE,),
-        parameters=(ERCOLLECTION, *PAGED),
-        request=schema("graph-query"),
-        request_example={"start": {"entityId": "ahu_A1"},
-                         "hops": [{"relationshipType": "feeds", "direction": "outgoing", "entityType": "VAV"},
-                                  {"relationshipType": "hasPoint", "entityType": "Point"}]},
-        responses={200: Response("graph-matches", "One page of entities (`return: entities`) or paths (`paths`)"),
-                   **errors(400, *AUTHENTICATED, 404, 413, 415, *STORAGE,
-                            e400="The pattern is not valid: the message starts with the JSON pointer of the field",
-                            e404="The start entity is not in the collection")},
-        description="Each hop follows its relationship (and its inverse stored the other way round) from every "
-                    "entity the previous hop matched, in one storage call; collections the caller may not read "
-                    "contribute nothing.",
-        operation_id="queryGraph",
-    ),
-    ("DELETE", "/apollo/er/entities/{entityId}"): delete(
-        "entities", "Entities", CASCADE,
-        description="Refused with 409 while active relationships reference the entity from any collection, "
-                    "unless cascade=true, which deactivates them in the same request and reports them."),
-    ("GET", "/apollo/er/relationships"): document_list(
-        "relationships", "Relationships", "List the relationships of a collection, in pages", *RELATIONSHIP_FILTERS,
-        operation_id="listRelationships"),
-    ("GET", "/apollo/er/relationships/{relationshipId}/versions"): versions("relationships", "Relationships"),
-    ("DELETE", "/apollo/er/relationships/{relationshipId}"): delete(
-        "relationships", "Relationships",
-        description="A new version with isActive false and a status record (requestAction Delete); afterwards "
-                    "lists leave it out and a read answers 404 unless includeInactive=true."),
-    ("GET", "/apollo/er/relationshiptypes/{type}/relationships"): document_list(
-        "relationships", "Relationships", "List the relationships of one type", type_parameter("relationships"),
-        *RELATIONSHIP_FILTERS, operation_id="listRelationshipsOfType",
-        description="The type may be given under any of its names (aliases); relationships stored under any of "
-                    "them are listed."),
-    ("GET", "/apollo/er/relationshiptypes/{type}/relationships/{relationshipId}"): Operation(
-        summary="Read one relationship of one type by id",
-        tag="Relationships",
-        scopes=(READ_SCOPE,),
-        parameters=(type_parameter("relationships"), id_parameter("relationships"), ERCOLLECTION,
-                    INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
-        responses={200: Response("relationship-read", "`data` holds the relationship", ("ETag",)),
-                   **errors(400, *AUTHENTICATED, 404, *STORAGE,
-                            e404="Unknown type, or no relationship of that id and type")},
-        operation_id="getRelationshipOfType",
-    ),
-    ("GET", "/apollo/er/ercollections/{collectionId}/stats"): Operation(
-        summary="Counts of a collection's active entities and relationships, in all and per type",
-        tag="Collections",
-        scopes=(READ_SCOPE,),
-        parameters=(COLLECTION_ID, INCLUDE_SYSTEM_DATA),
-        responses={200: Response("collection-stats", "The counts"),
-                   **errors(400, *AUTHENTICATED, *STORAGE, e403="No read grant on the collection, or scope missing")},
-        description="The collection comes from the path (no ercollectionid header); a read grant is needed. "
-                    "Types are counted under the names they are stored with.",
-        operation_id="getCollectionStats",
-    ),
-    ("GET", "/apollo/er/ercollections/{collectionId}/export"): Operation(
-        summary="The collection as Brick RDF: Turtle or JSON-LD, streamed page by page",
-        tag="Collections",
-        scopes=(READ_SCOPE,),
-        parameters=(COLLECTION_ID,),
-        responses={200: Response(None, "Active entities (classes, kept statements) and the relationships stored in "
-                                       "the collection, as Brick predicates",
-                                 media_types=("text/turtle", "application/ld+json")),
-                   **errors(400, *AUTHENTICATED, 406, *STORAGE,
-                            e403="No read grant on the collection, or scope missing",
-                            e406="The Accept header takes neither text/turtle nor application/ld+json")},
-        description="`Accept: text/turtle` (also the answer to `*/*` or no Accept) or `application/ld+json` "
-                    "(expanded JSON-LD). Entity IRIs: the id when it is an absolute IRI, else "
-                    "`urn:erapi:<collectionId>/<percent-encoded id>` (docs/BRICK.md).",
-        operation_id="exportCollection",
-    ),
-    ("GET", "/apollo/status/logs"): Operation(
-        summary="Status tracker: the status records of a collection's transactions", tag="Status",
-        scopes=(READ_SCOPE, WRITE_SCOPE),
-        parameters=(ERCOLLECTION, *STATUS_QUERY),
-        responses={200: Response("status-logs", "One page of records, oldest first"),
-                   **errors(400, *AUTHENTICATED, 404, *STORAGE, e404="No record matches")},
-        description="At least one of transactionid, relationshipid, entityid, correlationid, startTime and "
-                    "endTime is required (400 without); the names are case-insensitive. The tracker URLs the "
-                    "writes return are such queries.",
-        operation_id="getStatusLogs",
-    ),
-    ("GET", "/apollo/schema/relationshiptypes"): replace(
-        RELATIONSHIP_TYPES, parameters=CLASS_FILTERS, responses={**RELATIONSHIP_TYPES.responses, **errors(400)},
-        description="Filtered by source and/or destination class, subclass-aware; an unknown class is a 400."),
-    ("GET", "/apollo/schema/relationshiptypes/{type}"): catalog_item("relationship type", "relationship-types"),
-    ("GET", "/apollo/schema/relationshiptypes/{type}/entitytypes"): replace(
-        catalog_item("relationship type", "envelope"),
-        summary="The entity types a relationship type may join: its source and destination classes with all "
-                "their subclasses",
-        operation_id="getRelationshipTypeEntityTypes"),
-    ("GET", "/apollo/schema/entitytypes"): catalog_list("entity types", "entity-types"),
-    ("GET", "/apollo/schema/entitytypes/{type}"): catalog_item("entity type", "entity-types"),
-    ("GET", "/apollo/openapi.json"): Operation(
-        summary="This description (OpenAPI 3.1)", tag="Documentation",
-        responses={200: Response("openapi-document", "The OpenAPI document")},
-        operation_id="getOpenApi",
-    ),
-    ("GET", "/apollo/docs"): Operation(
-        summary="Interactive documentation (Swagger UI, served by the service itself)", tag="Documentation",
-        responses={200: Response(None, "The documentation page", media_types=("text/html",))},
-        operation_id="getDocs",
-    ),
-    ("GET", "/apollo/docs/assets/{asset}"): Operation(
-        summary="A static file of the documentation page or of the graph explorer", tag="Documentation",
-        parameters=(path_parameter("asset", {"type": "string", "enum": sorted(docs.ASSETS)}),),
-        responses={200: Response(None, "The file", media_types=tuple(sorted({
-                       "text/javascript", *docs.PACKAGE_ASSETS.values(), *docs.EXPLORER_ASSETS.values()}))),
-                   404: Response(ERROR, "No such asset")},
-        operation_id="getDocsAsset",
-    ),
-    ("GET", "/apollo/explorer"): Operation(
-        summary="The graph explorer: draws an entity's neighbourhood from this API with a pasted token",
-        tag="Documentation",
-        responses={200: Response(None, "The explorer page", media_types=("text/html",))},
-        operation_id="getExplorer",
-    ),
-}
-
 
 # ---- building the document ----------------------------------------------------------------------------------------
 
-def build_document(routes: Iterable[tuple[str, str]], *, version: str = "") -> dict[str, Any]:
-    """The OpenAPI document of ``routes`` ((method, path) pairs).
-
-    A route without an entry in OPERATIONS is left out (and logged) rather than stopping the service;
-    tests/test_openapi.py is where a missing entry fails.
-    """
+def build_document(operations: Mapping[tuple[str, str], Operation], *, version: str = "") -> dict[str, Any]:
+    """The OpenAPI document of ``operations`` ((method, path) -> operation, in the order the paths are listed):
+    ``erapi.routes.OPERATIONS``, the operations of the route table."""
     components = load_components((SCHEMAS_DIR, RESPONSES_DIR))
     paths: dict[str, dict[str, Any]] = {}
-    for method, path in routes:
-        operation = OPERATIONS.get((method, path))
-        if operation is None:
-            logger.warning("route left out of the OpenAPI document: no entry in OPERATIONS", method=method, path=path)
-            continue
+    for (method, path), operation in operations.items():
         paths.setdefault(path, {})[method.lower()] = _operation(operation)
     for name in _referenced_components(paths):
         if name not in components:
-            raise ValueError(f"OPERATIONS references schema {name!r}, which is no file of schemas/")
+            raise ValueError(f"An operation references schema {name!r}, which is no file of schemas/")
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -688,7 +449,7 @@ def build_document(routes: Iterable[tuple[str, str]], *, version: str = "") -> d
                            "names listed under each operation's security are the scopes it accepts.",
         },
         "servers": [{"url": "/"}],
-        "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in OPERATIONS.values())],
+        "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in operations.values())],
         "paths": paths,
         "components": {
             "schemas": components,

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from erapi.keys import storage_key
-from erapi.openapi import OPERATIONS
+from erapi.routes import OPERATIONS
 from storage_plugins.base import LogQuery, StorageError
 from tests.api_fixtures import entity, relationship, response_schema, token
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from erapi.openapi import OPERATIONS
+from erapi.routes import OPERATIONS
 
 from tests.api_fixtures import entity, relationship
 

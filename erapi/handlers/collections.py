@@ -10,7 +10,7 @@ from aiohttp import web
 from erapi.acl import READ, WRITE, CollectionExists
 from erapi.domain import utc_timestamp
 from erapi.errors import Conflict, Forbidden, InvalidRequest, NotFound, shown
-from erapi.handlers.reads import check_parameters, open_token, page_headers
+from erapi.handlers.reads import open_token, page_headers
 from erapi.keys import acl_key, page_tokens_key
 from erapi.logs import audit
 from erapi.web import READ_SCOPE, WRITE_SCOPE, authorize, envelope, read_json, validate
@@ -43,7 +43,6 @@ async def list_collections(request: web.Request) -> web.Response:
     """The collections the caller holds a grant on, in collectionId order, paged like every list; the token is
     bound to the caller, so another principal cannot continue the walk."""
     principal = await authorize(request, READ_SCOPE)
-    check_parameters(request, ())
     size, token = page_headers(request)
     after = open_token(request, token, principal.subject, COLLECTIONS_LIST)
     if after is not None and not isinstance(after, str):

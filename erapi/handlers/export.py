@@ -9,7 +9,7 @@ from aiohttp import web
 
 from erapi import brick_rdf
 from erapi.errors import NotAcceptable
-from erapi.handlers.reads import check_parameters, path_collection
+from erapi.handlers.reads import path_collection
 from erapi.keys import catalog_key, storage_key
 from storage_plugins.base import DocumentQuery
 
@@ -21,7 +21,6 @@ PAGE_SIZE = 1000  # documents read, converted and sent at a time: memory stays b
 
 async def export_collection(request: web.Request) -> web.StreamResponse:
     collection_id = await path_collection(request)
-    check_parameters(request, ())
     media_type = negotiate(request.headers.get("Accept", "*/*"))
     # sent before any middleware sees the response, so the no-store every authenticated answer carries is set here
     response = web.StreamResponse(headers={"Content-Type": f"{media_type}; charset=utf-8", "Cache-Control": "no-store"})

@@ -14,7 +14,7 @@ from erapi.errors import InvalidRequest, NotFound, shown
 from erapi.graph import (DIRECTIONS, Key, Subgraph, Visibility, ends, entities_of, entity_classes, invalid,
                          relationship_types, step, transitive, traverse)
 from erapi.handlers.documents import present
-from erapi.handlers.reads import check_parameters, open_token, page_headers
+from erapi.handlers.reads import open_token, page_headers
 from erapi.keys import acl_key, catalog_key, page_tokens_key, storage_key, validator_key
 from erapi.pattern import Matcher, compile_pattern, path_position, paths
 from erapi.web import READ_SCOPE, authorize, boolean_query, collection_header, envelope, read_json, require_access
@@ -23,8 +23,6 @@ MAX_DEPTH = 5
 DEFAULT_NODE_LIMIT = 1000
 MAX_NODE_LIMIT = 10000
 WHOLE_NUMBER = re.compile(r"[0-9]{1,6}")  # ASCII digits, whole value (fullmatch): no "²", no "5\n"
-GRAPH_PARAMETERS = ("depth", "direction", "relationshipType", "entityType", "limit", "transitive",
-                    "includeSystemData")
 
 
 async def get_entity_graph(request: web.Request) -> web.Response:
@@ -33,7 +31,6 @@ async def get_entity_graph(request: web.Request) -> web.Response:
     principal = await authorize(request, READ_SCOPE)
     collection_id = collection_header(request)
     await require_access(request, collection_id, principal, READ)
-    check_parameters(request, GRAPH_PARAMETERS)
     catalog = request.app[catalog_key]
     direction = request.query.get("direction", "both")
     if direction not in DIRECTIONS:
