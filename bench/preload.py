@@ -1,6 +1,6 @@
 """Fill a running service with stored relationships over HTTP, through the real write path.
 
-Why over HTTP and not a bench-only entry point that calls ``erapi.domain.upsert_relationships`` in-process:
+Why over HTTP and not a bench-only entry point that calls ``erapi.writes`` in-process:
 the domain layer and the memory plugin's copies are nearly all of a request's cost (see
 docs/PERFORMANCE.md), so an in-process fill would save only the HTTP share (under 10 %) while measuring a
 service started differently from ``erapi serve``. Over HTTP the store holds exactly what clients would

@@ -1,7 +1,7 @@
 """The MongoDB plugin's database work without the service: the driver's own ceiling for a batch.
 
 Each batch sends the commands ``storage_plugins.mongodb`` sends for one 100-relationship request of new ids
-(``erapi.domain``: the entities, the current view, the claim, the publish; then the status records), in
+(``erapi.writes``: the entities, the current view, the claim, the publish; then the status records), in
 the same order and with the same shapes, through the same driver (PyMongo's asyncio API), write concern,
 indexes and document shapes:
 
@@ -47,7 +47,8 @@ from typing import Any
 import orjson
 
 from bench import workload
-from erapi.domain import item_record_id, utc_timestamp
+from erapi.timestamps import utc_timestamp
+from erapi.writes.status_records import item_record_id
 from storage_plugins.base import VERSION_FIELD
 
 KIND = "relationships"

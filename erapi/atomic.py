@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Awaitable, Callable
 
-from erapi.domain import BatchResult, ItemResult, WriteContext
+from erapi.writes.context import BatchResult, ItemResult, WriteContext
 from storage_plugins.base import AtomicConflict
 
 Upsert = Callable[[WriteContext, list], Awaitable[BatchResult]]

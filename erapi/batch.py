@@ -11,7 +11,6 @@ from aiohttp import web
 
 from erapi.acl import WRITE
 from erapi.atomic import all_or_nothing, nothing_written
-from erapi.domain import BatchResult, WriteContext, new_transaction_id, status_records
 from erapi.dryrun import DryRunStorage
 from erapi.errors import InvalidRequest, PayloadTooLarge, TooManyRequests
 from erapi.idempotency import read_idempotency_key, request_fingerprint
@@ -32,6 +31,8 @@ from erapi.web import (
     tracker_urls,
     validate,
 )
+from erapi.writes.context import BatchResult, WriteContext, new_transaction_id
+from erapi.writes.status_records import status_records
 
 LABELS = {"entities": "Entities", "relationships": "Relationships"}
 Upsert = Callable[[WriteContext, list], Awaitable[BatchResult]]

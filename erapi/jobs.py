@@ -23,21 +23,13 @@ from erapi.acl import WRITE, AccessControl
 from erapi.catalog import Catalog
 from erapi.clock import Clock
 from erapi.config import JobsConfig
-from erapi.domain import (
-    REQUEST_OBJECT,
-    BatchResult,
-    ItemResult,
-    WriteContext,
-    first_occurrences,
-    item_record_id,
-    service_data,
-    state_entry,
-    tracker_message,
-    upsert_entities,
-    upsert_relationships,
-    utc_timestamp,
-)
 from erapi.logs import audit, log_transaction
+from erapi.timestamps import utc_timestamp
+from erapi.writes.context import BatchResult, ItemResult, WriteContext, tracker_message
+from erapi.writes.entities import upsert_entities
+from erapi.writes.relationships import upsert_relationships
+from erapi.writes.status_records import REQUEST_OBJECT, item_record_id, service_data, state_entry
+from erapi.writes.versioning import first_occurrences
 from storage_plugins.base import Document, LogTransition, Storage
 
 UPSERTS = {"entities": upsert_entities, "relationships": upsert_relationships}

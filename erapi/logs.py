@@ -9,8 +9,8 @@ from typing import BinaryIO
 import orjson
 import structlog
 
-from erapi.domain import BatchResult
 from erapi.metrics import record_items
+from erapi.writes.context import BatchResult
 
 
 def configure_logging(level: str, stream: BinaryIO | None = None) -> logging.Handler:

@@ -18,7 +18,7 @@ from erapi.errors import InvalidRequest, PreconditionFailed
 from storage_plugins.base import Document, version_of
 
 if TYPE_CHECKING:
-    from erapi.domain import BatchResult
+    from erapi.writes.context import BatchResult
 
 EXPECTED_VERSION = "expectedVersion"
 ANY_VERSION = -1  # If-Match: *; the item schema keeps clients to 0 and up

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from erapi.domain import inverse_id
+from erapi.writes.relationships import inverse_id
 from tests.api_fixtures import entity, relationship
 
 

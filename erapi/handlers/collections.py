@@ -8,11 +8,11 @@ import structlog
 from aiohttp import web
 
 from erapi.acl import READ, WRITE, CollectionExists
-from erapi.domain import utc_timestamp
 from erapi.errors import Conflict, Forbidden, InvalidRequest, NotFound, shown
 from erapi.handlers.reads import open_token, page_headers
 from erapi.keys import acl_key, page_tokens_key
 from erapi.logs import audit
+from erapi.timestamps import utc_timestamp
 from erapi.web import READ_SCOPE, WRITE_SCOPE, authorize, envelope, read_json, validate
 
 COLLECTIONS_LIST = {"list": "collections"}  # what a continuation token of this list is bound to, with the caller

@@ -10,16 +10,12 @@ from aiohttp import web
 from erapi.acl import WRITE
 from erapi.batch import write_context
 from erapi.errors import shown
-from erapi.domain import (
-    DeleteResult,
-    WriteContext,
-    delete_entity,
-    delete_relationship,
-    delete_status_records,
-)
 from erapi.metrics import record_items
 from erapi.preconditions import header_expectation
 from erapi.web import WRITE_SCOPE, authorize, boolean_query, collection_header, envelope, require_access, tracker_url
+from erapi.writes.context import WriteContext
+from erapi.writes.deletes import DeleteResult, delete_entity, delete_relationship
+from erapi.writes.status_records import delete_status_records
 from storage_plugins.base import VERSION_FIELD
 
 

@@ -7,11 +7,11 @@ from typing import Callable, Collection
 from aiohttp import web
 
 from erapi.acl import READ
-from erapi.domain import read_current
 from erapi.errors import NotFound, shown
 from erapi.keys import storage_key
 from erapi.preconditions import etag
 from erapi.web import READ_SCOPE, authorize, boolean_query, collection_header, envelope, require_access
+from erapi.writes.versioning import read_current
 from storage_plugins.base import TYPE_FIELD
 
 LABELS = {"entities": "Entity", "relationships": "Relationship"}

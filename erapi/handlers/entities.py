@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from erapi.batch import handle_batch_write
-from erapi.domain import upsert_entities
 from erapi.handlers.documents import get_document
+from erapi.writes.entities import upsert_entities
 
 
 async def post_entities(request: web.Request) -> web.Response:

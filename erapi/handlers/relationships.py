@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from erapi.batch import handle_batch_write
-from erapi.domain import upsert_relationships
 from erapi.handlers.documents import get_document
+from erapi.writes.relationships import upsert_relationships
 
 
 async def post_relationships(request: web.Request) -> web.Response:

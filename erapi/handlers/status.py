@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from erapi.domain import utc_timestamp
 from erapi.errors import InvalidRequest, NotFound
 from erapi.jobs import job_counts
 from erapi.keys import page_tokens_key, storage_key
+from erapi.timestamps import utc_timestamp
 from erapi.web import (
     READ_SCOPE, WRITE_SCOPE, authorize, collection_header, json_response, require_any_access,
 )

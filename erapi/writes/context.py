@@ -1,0 +1,68 @@
+"""What a write is given (the context) and what it answers (one result per item)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from erapi.acl import READ, AccessControl
+from erapi.catalog import Catalog
+from storage_plugins.base import Document, Storage
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    storage: Storage
+    catalog: Catalog
+    acl: AccessControl
+    principal: str
+    collection_id: str
+    transaction_id: str
+    correlation_id: str
+    destination_access: str = READ
+    create_inverse: bool = False  # also write each written relationship's inverse (createInverse=true)
+    reapply: bool = False  # a job chunk claimed again: versions this transaction already wrote count as done
+
+
+@dataclass
+class ItemResult:
+    id: str
+    ok: bool
+    message: str
+    document: Document | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # extra fields of the item's success entry
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """An upsert whose content equals the current version: nothing is written, the item still succeeds."""
+
+    document: Document
+
+
+UNCHANGED_NOTE = " (unchanged: no new version written)"
+
+
+def tracker_message(item: ItemResult) -> str:
+    """The item's status record message: the success entry's, and says so when nothing was written."""
+    return item.message + UNCHANGED_NOTE if item.details.get("unchanged") else item.message
+
+
+@dataclass
+class BatchResult:
+    kind: str  # "entities" or "relationships"
+    transaction_id: str
+    results: list[ItemResult] = field(default_factory=list)  # request order
+
+    @property
+    def successes(self) -> list[ItemResult]:
+        return [r for r in self.results if r.ok]
+
+    @property
+    def failures(self) -> list[ItemResult]:
+        return [r for r in self.results if not r.ok]
+
+
+def new_transaction_id() -> str:
+    return str(uuid.uuid4())
