@@ -131,6 +131,7 @@ def _add_statements(graph: Graph, catalog: Catalog, model: Model, collections: d
 
     taken: set = set()
     items = {item["id"]: item for items in model.entities.values() for item in items}
+    names = brick_rdf.relationship_names(graph)  # an export's erapi:relationshipName annotations
     for subject, collection_id in collections.items():
         item, statements = items[str(subject)], []
         for predicate, value in sorted(graph.predicate_objects(subject)):
@@ -138,8 +139,11 @@ def _add_statements(graph: Graph, catalog: Catalog, model: Model, collections: d
                 continue
             relationship = _relationship_name(catalog, predicate) if value in collections else None
             if relationship is not None:
+                node, name = names.get((subject, predicate, value), (None, relationship.split("__", 1)[1]))
+                if node is not None:
+                    taken.add(node)
                 model.relationships.setdefault(collection_id, []).append(
-                    _relationship(subject, relationship, value, collection_id, collections[value]))
+                    _relationship(subject, relationship, value, name, (collection_id, collections[value])))
                 continue
             statement = brick_rdf.statement_of(graph, predicate, value, seen=taken)
             if isinstance(statement, str):
@@ -164,11 +168,13 @@ def _relationship_name(catalog: Catalog, predicate: Any) -> str | None:
     return sent if catalog_brick_name(catalog, sent) is not None else None
 
 
-def _relationship(subject: Any, brick_name: str, value: Any, source: str, destination: str) -> dict[str, Any]:
+def _relationship(subject: Any, brick_name: str, value: Any, name: str,
+                  collections: tuple[str, str]) -> dict[str, Any]:
+    """The relationship item of one statement; ``collections``: its source's and its destination's."""
     triple = f"{subject} {brick_name} {value}"
-    return {"id": str(uuid.uuid5(RELATIONSHIP_NAMESPACE, f"{source}/{triple}")), "sourceEntityId": str(subject),
-            "destinationEntityId": str(value), "brickRelationshipType": brick_name,
-            "relationshipName": brick_name.split("__", 1)[1], "destinationERCollectionId": destination}
+    return {"id": str(uuid.uuid5(RELATIONSHIP_NAMESPACE, f"{collections[0]}/{triple}")),
+            "sourceEntityId": str(subject), "destinationEntityId": str(value), "brickRelationshipType": brick_name,
+            "relationshipName": name[:1024], "destinationERCollectionId": collections[1]}
 
 
 def _count_the_rest(graph: Graph, model: Model, collections: dict, taken: set) -> None:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 BRICK = "https://brickschema.org/schema/Brick#"
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
+ERAPI = "https://erapi.example/ns#"  # the service's own terms in an export (docs/BRICK.md)
+RELATIONSHIP_NAME = ERAPI + "relationshipName"
 ID_BASE = "urn:erapi:"  # an entity whose id is not an IRI is urn:erapi:<collection>/<id, percent-encoded>
 ABSOLUTE_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\x00-\x20<>\"{}|\\^`]*$")
 # the bounds of schemas/brick-statements.json
@@ -28,7 +30,7 @@ MAX_STATEMENTS = 256
 MAX_LITERAL_CHARS = 4096
 PREFIXES = {"brick": BRICK, "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
             "ref": "https://brickschema.org/schema/Brick/ref#", "unit": "http://qudt.org/vocab/unit/",
-            "xsd": "http://www.w3.org/2001/XMLSchema#"}
+            "xsd": "http://www.w3.org/2001/XMLSchema#", "erapi": ERAPI}
 
 
 def entity_iri(collection_id: str, entity_id: str) -> str:
@@ -59,14 +61,36 @@ def add_entity(graph: Graph, catalog: Catalog, collection_id: str, document: Map
 
 
 def add_relationship(graph: Graph, catalog: Catalog, document: Mapping[str, Any]) -> None:
-    from rdflib import URIRef
+    """The relationship as its Brick statement; a ``relationshipName`` other than the Brick predicate's own
+    name goes along as ``erapi:relationshipName`` of the statement, reified (rdf:Statement)."""
+    from rdflib import RDF, BNode, Literal, URIRef
 
     relationship_type = catalog.relationship_type(document["relationshipType"])
     if relationship_type is None:
         return
-    graph.add((URIRef(entity_iri(document["sourceERCollectionId"], document["sourceEntityId"])),
-               URIRef(BRICK + relationship_type.brick_relationship_name),
-               URIRef(entity_iri(document["destinationERCollectionId"], document["destinationEntityId"]))))
+    triple = (URIRef(entity_iri(document["sourceERCollectionId"], document["sourceEntityId"])),
+              URIRef(BRICK + relationship_type.brick_relationship_name),
+              URIRef(entity_iri(document["destinationERCollectionId"], document["destinationEntityId"])))
+    graph.add(triple)
+    name = document.get("relationshipName")
+    if name and name != relationship_type.brick_relationship_name:
+        statement = BNode()
+        for predicate, value in ((RDF.type, RDF.Statement), (RDF.subject, triple[0]), (RDF.predicate, triple[1]),
+                                 (RDF.object, triple[2]), (URIRef(RELATIONSHIP_NAME), Literal(name))):
+            graph.add((statement, predicate, value))
+
+
+def relationship_names(graph: Graph) -> dict[tuple, tuple[Node, str]]:
+    """The ``erapi:relationshipName`` of each reified statement an export wrote: by (subject, predicate,
+    object), the statement's node and the name."""
+    from rdflib import RDF, URIRef
+
+    names = {}
+    for node, name in graph.subject_objects(URIRef(RELATIONSHIP_NAME)):
+        triple = tuple(graph.value(node, part) for part in (RDF.subject, RDF.predicate, RDF.object))
+        if None not in triple and (node, RDF.type, RDF.Statement) in graph:
+            names[triple] = (node, str(name))
+    return names
 
 
 def add_statements(graph: Graph, subject: Identifier, statements: Iterable[Mapping[str, Any]]) -> None:

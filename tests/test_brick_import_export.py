@@ -145,6 +145,28 @@ async def test_split_by_class_puts_each_family_in_its_collection(service):
             URIRef("http://example.com#main-meter")) in points
 
 
+@pytest.mark.slow  # two imports: seconds on the MongoDB test servers
+async def test_a_relationship_name_comes_back_from_the_export(service, tmp_path):
+    await import_model(service, "building_meter.ttl")
+    storage = service.app[storage_key]
+    stored = await storage.list_current("relationships", "m1", DocumentQuery(limit=1000))
+    renamed = {key: stored[0][key] for key in ("id", "sourceEntityId", "destinationEntityId", "relationshipType")}
+    response = await service.post("/apollo/er/relationships", json=[{**renamed, "relationshipName": "main feed"}],
+                                  headers={"Authorization": f"Bearer {token('alice')}", "ercollectionid": "m1"})
+    assert response.status == 207, await response.text()
+    target = tmp_path / "export.ttl"
+    target.write_bytes((await export_graph(service)).serialize(format="turtle", encoding="utf-8"))
+    summary = await run_import(target, str(service.make_url("")), token("alice"), "m2", CATALOG,
+                               session=service.session, show_progress=False)
+    assert summary.unmapped == Counter() and summary.written["relationships"] == len(stored)
+
+    def names(documents):
+        return {(d["sourceEntityId"], d["destinationEntityId"]): d["relationshipName"] for d in documents}
+    again = await storage.list_current("relationships", "m2", DocumentQuery(limit=1000))
+    expected = {**names(stored), (renamed["sourceEntityId"], renamed["destinationEntityId"]): "main feed"}
+    assert names(again) == expected
+
+
 @pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:DeprecationWarning")  # rdflib's JSON-LD parser
 async def test_json_ld_export_holds_the_same_graph_as_turtle(service):
     await import_model(service, "building_meter.ttl")
