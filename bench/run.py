@@ -377,56 +377,60 @@ def workers(run: Run) -> None:
             "the memory plugin (each process would have a store of its own); set ERAPI_MONGODB_URI")
         run.targets.append(Target(name, "reported", "needs ERAPI_MONGODB_URI (memory: one process only)", "NOT RUN"))
         return
-    catalog_path = f"/apollo/schema/relationshiptypes/{workload.RELATIONSHIP_TYPE}"
-    read_path = f"/apollo/er/entities/{workload.ahu_ids()[0]}"
+    paths = (f"/apollo/schema/relationshiptypes/{workload.RELATIONSHIP_TYPE}",
+             f"/apollo/er/entities/{workload.ahu_ids()[0]}")
     write_connections = arguments.mongodb_connections or arguments.connections
     say(f"  mongodb plugin, a scratch database per service; per worker count three windows: a read the service "
-        f"answers without the database (GET {catalog_path}: token, catalog, JSON) and a read with one database "
-        f"query (GET {read_path}), {arguments.connections} connections and {arguments.duration:.0f} s each; "
+        f"answers without the database (GET {paths[0]}: token, catalog, JSON) and a read with one database "
+        f"query (GET {paths[1]}), {arguments.connections} connections and {arguments.duration:.0f} s each; "
         f"then writes (the 100-relationship batches, {write_connections} connections, "
         f"{arguments.mongodb_duration:.0f} s). Nothing is pinned: wrk, the workers and the database server share "
         f"the {os.cpu_count()} cores, and 'other CPU' includes the database server")
-    own, reads, writes, databases = [], [], [], []
-    for count in (1, 2):
-        database = f"erapi_bench_workers{count}_{uuid.uuid4().hex[:8]}"
-        databases.append(database)
-        service, _ = run.prepared_service(f"service-workers-{count}", storage="mongodb", pinned=False, workers=count,
-                                          mongodb_uri=uri, database=database)
-        try:
-            run.wrk(f"{count} worker(s) catalog warm-up", service.server, service.token, "warmup", arguments.warmup,
-                    pinned=False, get_path=catalog_path)
-            own.append((f"--workers {count} catalog", run.wrk(
-                f"{count} worker(s) catalog reads", service.server, service.token, "workers", arguments.duration,
-                pinned=False, get_path=catalog_path)))
-            run.wrk(f"{count} worker(s) read warm-up", service.server, service.token, "warmup", arguments.warmup,
-                    pinned=False, get_path=read_path)
-            reads.append((f"--workers {count} reads", run.wrk(
-                f"{count} worker(s) reads", service.server, service.token, "workers", arguments.duration,
-                pinned=False, get_path=read_path)))
-            before = service.log.snapshot()
-            writes.append((f"--workers {count} writes", run.wrk(
-                f"{count} worker(s) writes", service.server, service.token, "workers",
-                arguments.mongodb_duration, pinned=False, connections=write_connections,
-                timeout_s=round(arguments.mongodb_duration) + 30)))
-            after = wait_quiet(service)
-            say(f"  --workers {count}: the service's log counted {after[1] - before[1]:,} relationships stored and "
-                f"{after[2] - before[2]:,} item failures in the write window and after it")
-        finally:
-            service.stop(timeout=120)
+    windows = [worker_windows(run, count, uri, paths, write_connections) for count in (1, 2)]
+    own, reads, writes = ([window[kind] for window in windows] for kind in range(3))
     say(table(own + reads + writes))
-    own_gain = own[1][1].rps / own[0][1].rps if own[0][1].rps else 0.0
-    read_gain = reads[1][1].rps / reads[0][1].rps if reads[0][1].rps else 0.0
+    gains = [pair[1][1].rps / pair[0][1].rps if pair[0][1].rps else 0.0 for pair in (own, reads, writes)]
     few = min(writes[0][1].requests, writes[1][1].requests) < MIN_SAMPLES
-    write_gain = writes[1][1].rps / writes[0][1].rps if writes[0][1].rps else 0.0
-    say(f"  2 workers / 1 worker: catalog reads {own_gain:.2f}x req/s; database reads {read_gain:.2f}x; "
-        f"writes {write_gain:.2f}x"
+    say(f"  2 workers / 1 worker: catalog reads {gains[0]:.2f}x req/s; database reads {gains[1]:.2f}x; "
+        f"writes {gains[2]:.2f}x"
         + (f" (only {writes[0][1].requests} and {writes[1][1].requests} requests: indicative)" if few else "")
         + f". Caveat: nothing is pinned, and wrk and the database server share the {os.cpu_count()} cores with "
           f"the workers")
-    say(f"  scratch databases left in place: {', '.join(databases)}")
-    run.targets.append(Target(name, "reported", f"catalog reads {own_gain:.2f}x, database reads {read_gain:.2f}x, "
-                                                f"writes {write_gain:.2f}x"
+    say(f"  scratch databases left in place: {', '.join(window[3] for window in windows)}")
+    run.targets.append(Target(name, "reported", f"catalog reads {gains[0]:.2f}x, database reads {gains[1]:.2f}x, "
+                                                f"writes {gains[2]:.2f}x"
                               + (" (writes indicative)" if few else ""), "MEASURED"))
+
+
+def worker_windows(run: Run, count: int, uri: str, paths: tuple[str, str], write_connections: int) -> tuple[
+        tuple[str, LoadResult], tuple[str, LoadResult], tuple[str, LoadResult], str]:
+    """``erapi serve --workers count`` on a scratch database: the catalog-read, database-read and write windows
+    (each labelled for the table), and the database's name."""
+    arguments = run.arguments
+    catalog_path, read_path = paths
+    database = f"erapi_bench_workers{count}_{uuid.uuid4().hex[:8]}"
+    service, _ = run.prepared_service(f"service-workers-{count}", storage="mongodb", pinned=False, workers=count,
+                                      mongodb_uri=uri, database=database)
+    try:
+        run.wrk(f"{count} worker(s) catalog warm-up", service.server, service.token, "warmup", arguments.warmup,
+                pinned=False, get_path=catalog_path)
+        own = run.wrk(f"{count} worker(s) catalog reads", service.server, service.token, "workers",
+                      arguments.duration, pinned=False, get_path=catalog_path)
+        run.wrk(f"{count} worker(s) read warm-up", service.server, service.token, "warmup", arguments.warmup,
+                pinned=False, get_path=read_path)
+        reads = run.wrk(f"{count} worker(s) reads", service.server, service.token, "workers", arguments.duration,
+                        pinned=False, get_path=read_path)
+        before = service.log.snapshot()
+        writes = run.wrk(f"{count} worker(s) writes", service.server, service.token, "workers",
+                         arguments.mongodb_duration, pinned=False, connections=write_connections,
+                         timeout_s=round(arguments.mongodb_duration) + 30)
+        after = wait_quiet(service)
+        say(f"  --workers {count}: the service's log counted {after[1] - before[1]:,} relationships stored and "
+            f"{after[2] - before[2]:,} item failures in the write window and after it")
+    finally:
+        service.stop(timeout=120)
+    return ((f"--workers {count} catalog", own), (f"--workers {count} reads", reads),
+            (f"--workers {count} writes", writes), database)
 
 
 def growth(run: Run) -> None:
@@ -448,24 +452,7 @@ def growth(run: Run) -> None:
         empty = run.wrk("empty store", service.server, service.token, "empty", arguments.duration,
                         stop_when=stored_beyond(cap))
         time.sleep(0.5)
-        start_stored, rss_before = service.log.snapshot()[1], service.server.rss()
-        requests = max(0, -(-(target - start_stored) // workload.ITEMS_PER_REQUEST))
-        progress(f"preloading {requests * workload.ITEMS_PER_REQUEST:,} relationships over HTTP")
-        filled = asyncio.run(preload(service.port, service.token, requests, concurrency=arguments.connections,
-                                     segment_requests=max(1, requests // 10), time_limit=arguments.preload_limit,
-                                     guard=guard))
-        full_stored, rss_after = wait_quiet(service)[1], service.server.rss()
-        added = full_stored - start_stored
-        say(f"  preload over HTTP: {added:,} relationships in {filled.elapsed_s:,.1f} s "
-            f"({filled.relationships_per_s:,.0f}/s; per tenth of the fill: "
-            + ", ".join(f"{rate:,.0f}" for _, rate in filled.segments) + " relationships/s)")
-        if filled.stopped:
-            say(f"  preload stopped: {filled.stopped}; the window below runs at {full_stored:,} stored, short of "
-                f"{target:,}")
-        per_relationship = (rss_after - rss_before) / added if added else 0.0
-        say(f"  memory: RSS {rss_before / 2**20:,.0f} MiB at {start_stored:,} stored -> {rss_after / 2**20:,.0f} MiB "
-            f"at {full_stored:,}: {per_relationship:,.0f} bytes per stored relationship (current view, history and "
-            f"status record; RSS delta / relationships added)")
+        full_stored, per_relationship = fill(run, service, target, guard)
         full = run.wrk(f"{full_stored:,} stored", service.server, service.token, "full", arguments.duration,
                        stop_when=stored_beyond(full_stored + cap))
         end_stored = service.log.snapshot()[1]
@@ -495,6 +482,30 @@ def growth(run: Run) -> None:
         service.stop()
 
 
+def fill(run: Run, service: Service, target: int, guard) -> tuple[int, float]:
+    """Preload the service over HTTP up to ``target`` stored relationships (or until ``guard`` or the time limit
+    stops it): the count reached and the memory each added relationship took (RSS delta / relationships added)."""
+    start_stored, rss_before = service.log.snapshot()[1], service.server.rss()
+    requests = max(0, -(-(target - start_stored) // workload.ITEMS_PER_REQUEST))
+    progress(f"preloading {requests * workload.ITEMS_PER_REQUEST:,} relationships over HTTP")
+    filled = asyncio.run(preload(service.port, service.token, requests, concurrency=run.arguments.connections,
+                                 segment_requests=max(1, requests // 10), time_limit=run.arguments.preload_limit,
+                                 guard=guard))
+    full_stored, rss_after = wait_quiet(service)[1], service.server.rss()
+    added = full_stored - start_stored
+    say(f"  preload over HTTP: {added:,} relationships in {filled.elapsed_s:,.1f} s "
+        f"({filled.relationships_per_s:,.0f}/s; per tenth of the fill: "
+        + ", ".join(f"{rate:,.0f}" for _, rate in filled.segments) + " relationships/s)")
+    if filled.stopped:
+        say(f"  preload stopped: {filled.stopped}; the window below runs at {full_stored:,} stored, short of "
+            f"{target:,}")
+    per_relationship = (rss_after - rss_before) / added if added else 0.0
+    say(f"  memory: RSS {rss_before / 2**20:,.0f} MiB at {start_stored:,} stored -> {rss_after / 2**20:,.0f} MiB "
+        f"at {full_stored:,}: {per_relationship:,.0f} bytes per stored relationship (current view, history and "
+        f"status record; RSS delta / relationships added)")
+    return full_stored, per_relationship
+
+
 # Connections of section 5 unless --mongodb-connections says otherwise. The database serialises the work:
 # FerretDB 1.24 (the test server) takes 0.4 s for one batch alone on a near-empty database and more as the
 # collections grow (its filters other than {_id: value} scan), and the plugin publishes one batch at a time
@@ -504,9 +515,7 @@ MONGODB_CONNECTIONS = 4
 
 
 def mongodb(run: Run) -> None:
-    arguments = run.arguments
-    duration = arguments.mongodb_duration
-    connections = arguments.mongodb_connections or MONGODB_CONNECTIONS
+    connections = run.arguments.mongodb_connections or MONGODB_CONNECTIONS
     say("\n== 5. MongoDB plugin against a raw-PyMongo loop doing the same database work ==")
     name = "mongodb: service vs raw PyMongo relationships/s"
     uri = os.environ.get("ERAPI_MONGODB_URI", "")
@@ -515,6 +524,32 @@ def mongodb(run: Run) -> None:
             "export the URI it prints)")
         run.targets.append(Target(name, f">= {TARGET_MONGODB_RATIO}", "ERAPI_MONGODB_URI not set", "NOT RUN"))
         return
+    result, raw, logged = mongodb_windows(run, uri, connections)
+    say(table([("service (mongodb)", result)]))
+    say(f"  {'raw PyMongo loop':<22}{raw['batches_per_s']:>10,.1f}{raw['relationships_per_s']:>17,.0f}"
+        f"{raw['p50_ms']:>10,.1f}{raw['p99_ms']:>10,.1f}{raw['batches']:>10,}")
+    say(f"  service's own log for the window and after: {logged[0]:,} relationships stored, "
+        f"{logged[1]:,} item failures")
+    if not result.requests or not raw["batches"]:
+        say("  no ratio: a side completed no request within the window (the database answered too slowly)")
+        run.targets.append(Target(name, f">= {TARGET_MONGODB_RATIO}", "no request completed in the window",
+                                  "NOT RUN"))
+        return
+    ratio = result.relationships_per_s / raw["relationships_per_s"]
+    status = verdict(ratio >= TARGET_MONGODB_RATIO and result.error_count == 0)
+    counts = f"{result.requests} and {raw['batches']} requests"
+    few = min(result.requests, raw["batches"]) < MIN_SAMPLES
+    say(f"  ratio service/raw PyMongo ({raw.get('server', 'server')}): {ratio:.2f} (target >= {TARGET_MONGODB_RATIO}: "
+        f"{status}" + (f"; only {counts}: indicative, not a measure)" if few else ")"))
+    measured = f"{ratio:.2f} ({result.relationships_per_s:,.0f} / {raw['relationships_per_s']:,.0f} per s"
+    run.targets.append(Target(name, f">= {TARGET_MONGODB_RATIO}", measured + (f"; {counts})" if few else ")"),
+                              "INDICATIVE" if few else status))
+
+
+def mongodb_windows(run: Run, uri: str, connections: int) -> tuple[LoadResult, dict, tuple[int, int]]:
+    """The service on a scratch database, then the raw-PyMongo loop on another, each for one window: the service's
+    result, the loop's, and what the service's log counted (relationships stored, item failures)."""
+    arguments, duration = run.arguments, run.arguments.mongodb_duration
     nonce = uuid.uuid4().hex[:8]
     service_db, raw_db = f"erapi_bench_{nonce}", f"erapi_bench_raw_{nonce}"
     say(f"  scratch databases {service_db} and {raw_db}; {connections} connections, {duration:.0f} s windows; "
@@ -548,25 +583,7 @@ def mongodb(run: Run) -> None:
         else:
             say(f"  scratch databases left in place: {service_db}, {raw_db} (--drop-databases drops them after a clean "
                 f"run; FerretDB 1.24 crashes when a database is dropped while operations on it are still running)")
-    say(table([("service (mongodb)", result)]))
-    say(f"  {'raw PyMongo loop':<22}{raw['batches_per_s']:>10,.1f}{raw['relationships_per_s']:>17,.0f}"
-        f"{raw['p50_ms']:>10,.1f}{raw['p99_ms']:>10,.1f}{raw['batches']:>10,}")
-    say(f"  service's own log for the window and after: {after[1] - before[1]:,} relationships stored, "
-        f"{after[2] - before[2]:,} item failures")
-    if not result.requests or not raw["batches"]:
-        say("  no ratio: a side completed no request within the window (the database answered too slowly)")
-        run.targets.append(Target(name, f">= {TARGET_MONGODB_RATIO}", "no request completed in the window",
-                                  "NOT RUN"))
-        return
-    ratio = result.relationships_per_s / raw["relationships_per_s"]
-    status = verdict(ratio >= TARGET_MONGODB_RATIO and result.error_count == 0)
-    counts = f"{result.requests} and {raw['batches']} requests"
-    few = min(result.requests, raw["batches"]) < MIN_SAMPLES
-    say(f"  ratio service/raw PyMongo ({raw.get('server', 'server')}): {ratio:.2f} (target >= {TARGET_MONGODB_RATIO}: "
-        f"{status}" + (f"; only {counts}: indicative, not a measure)" if few else ")"))
-    measured = f"{ratio:.2f} ({result.relationships_per_s:,.0f} / {raw['relationships_per_s']:,.0f} per s"
-    run.targets.append(Target(name, f">= {TARGET_MONGODB_RATIO}", measured + (f"; {counts})" if few else ")"),
-                              "INDICATIVE" if few else status))
+    return result, raw, (after[1] - before[1], after[2] - before[2])
 
 
 def wait_quiet(service: Service, limit: float = 120.0) -> tuple[int, int, int]:
