@@ -17,8 +17,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     importer.add_argument("file", type=Path, help="the model; its format is guessed from the file name")
     _connection(importer)
     importer.add_argument("--collection", help="the ERCollection to import into (default: the file's name)")
-    importer.add_argument("--split-by-class", action="store_true",
-                          help="one collection per top-level Brick class: <collection>_equipment, _point, ...")
+    rule = importer.add_mutually_exclusive_group()
+    rule.add_argument("--split-by-class", action="store_true",
+                      help="one collection per top-level Brick class: <collection>_equipment, _point, ...")
+    rule.add_argument("--collections-file", type=Path, metavar="FILE",
+                      help="TOML or JSON rules: entity IRIs, IRI prefixes and classes to collections (docs/BRICK.md)")
     importer.add_argument("--quiet", action="store_true", help="no progress bar")
     importer.set_defaults(run=_import)
 
@@ -44,6 +47,7 @@ def _token(arguments: argparse.Namespace) -> str:
 
 
 def _import(arguments: argparse.Namespace) -> int:
+    from erapi.brick_collections import BadCollectionsFile
     from erapi.brick_import import ImportFailed, default_collection, run_import
     from erapi.catalog import load_catalog
 
@@ -51,7 +55,11 @@ def _import(arguments: argparse.Namespace) -> int:
     try:
         summary = asyncio.run(run_import(arguments.file, arguments.url, _token(arguments), collection,
                                          load_catalog(), split=arguments.split_by_class,
+                                         collections_file=arguments.collections_file,
                                          show_progress=not arguments.quiet))
+    except BadCollectionsFile as error:
+        print(f"erapi import: --collections-file {error}", file=sys.stderr)
+        return 2
     except ImportFailed as error:
         print(f"erapi import: {error}", file=sys.stderr)
         return 1

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from erapi import brick_rdf
+from erapi.brick_collections import CATALOG_PREFIX, CollectionOf, collection_rule
 from erapi.brick_relationships import catalog_brick_name
 from erapi.catalog import Catalog
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 JOB_ITEMS = 10_000  # the service's bound for one async job (jobs.max_items)
 BRICK_CLASS = re.compile(r"^https?://brickschema\.org/schema/(?:[0-9.]+/)?Brick#(\w+)$")
 RELATIONSHIP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://erapi.example/brick-import/relationship")
-CATALOG_PREFIX = "BRICK_1_4__"
 TRACKER_PAGE = 1000
 POLL_SECONDS = 0.05  # only the job record is read while waiting: cheap for the service
 
@@ -81,14 +81,7 @@ def load_graph(path: Path) -> Graph:
     return graph
 
 
-def collection_namer(base: str, catalog: Catalog, split: bool) -> Callable[[str], str]:
-    """One collection ``base``; with ``split``, one per top-level Brick class: ``<base>_equipment``, ..."""
-    if not split:
-        return lambda entity_type: base
-    return lambda entity_type: f"{base}_{catalog.entity_type(entity_type).brick_entity_type.split('__', 1)[1].lower()}"
-
-
-def map_model(graph: Graph, catalog: Catalog, collection_of_type: Callable[[str], str]) -> Model:
+def map_model(graph: Graph, catalog: Catalog, collection_of: CollectionOf) -> Model:
     from rdflib import RDF, URIRef
 
     model = Model()
@@ -100,8 +93,8 @@ def map_model(graph: Graph, catalog: Catalog, collection_of_type: Callable[[str]
     collections = {}
     for subject, names in classes.items():
         item = _entity(catalog, subject, names)
-        collections[subject] = collection_of_type(item["entityType"]) if catalog.entity_type(
-            item["entityType"]) else collection_of_type(CATALOG_PREFIX + "Entity")
+        known_type = item["entityType"] if catalog.entity_type(item["entityType"]) else CATALOG_PREFIX + "Entity"
+        collections[subject] = collection_of(item["id"], known_type)
         model.entities.setdefault(collections[subject], []).append(item)
     taken = _add_statements(graph, catalog, model, collections)
     _count_the_rest(graph, model, collections, taken)
@@ -296,12 +289,15 @@ def _general(message: str, item: dict) -> str:
 
 
 async def run_import(path: Path, url: str, token: str, collection: str, catalog: Catalog, *,
-                     split: bool = False, session: Any = None, show_progress: bool = True) -> Summary:
-    """Map the file and send it; ``session`` is an aiohttp client session (one is opened when None)."""
+                     split: bool = False, collections_file: Path | None = None, session: Any = None,
+                     show_progress: bool = True) -> Summary:
+    """Map the file and send it; ``session`` is an aiohttp client session (one is opened when None).
+    The collections: ``collection``, or one per top-level class (``split``), or ``collections_file``'s rules."""
     import aiohttp
     from rich.progress import Progress
 
-    model = map_model(load_graph(path), catalog, collection_namer(collection, catalog, split))
+    collection_of = collection_rule(collection, catalog, split=split, path=collections_file)
+    model = map_model(load_graph(path), catalog, collection_of)
     total = model.count("entities") + model.count("relationships")
     owned = session is None
     session = session or aiohttp.ClientSession()

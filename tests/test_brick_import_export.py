@@ -167,6 +167,72 @@ async def test_a_relationship_name_comes_back_from_the_export(service, tmp_path)
     assert names(again) == expected
 
 
+COLLECTIONS_TOML = """
+default = "other"
+[entities]
+"http://example.com#main-meter" = "meters"
+[prefixes]
+"http://example.com#submeter-" = "submeters"
+"http://example.com#submeter-submeter-" = "submeter_points"
+[classes]
+Sensor = "sensors"
+"brick:Electric_Power_Sensor" = "power"
+"""
+
+
+async def test_a_collections_file_sends_each_entity_where_its_rules_say(memory_service, tmp_path):
+    rules = tmp_path / "collections.toml"
+    rules.write_text(COLLECTIONS_TOML)
+    summary = await import_model(memory_service, "building_meter.ttl", collections_file=rules)
+    assert sum(summary.refused.values()) == 0
+    storage = memory_service.app[storage_key]
+    placed = {}
+    for collection in ("meters", "submeters", "submeter_points", "sensors", "power", "other"):
+        for document in await storage.list_current("entities", collection, DocumentQuery(limit=100)):
+            placed[document["id"].split("#")[1]] = collection
+    assert placed == {  # the IRI first, then the longest prefix, then the deepest class the file names
+        "main-meter": "meters", "submeter-floor1": "submeters", "submeter-floor2": "submeters",
+        "submeter-floor3": "submeters", "submeter-submeter-floor1-power": "submeter_points",
+        "submeter-submeter-floor2-power": "submeter_points", "submeter-submeter-floor3-power": "submeter_points",
+        "building_power_sensor": "power", "building_energy_sensor": "sensors", "building_peak_demand": "sensors"}
+    # a relationship lives in its source's collection and names its destination's
+    power = await export_graph(memory_service, "power")
+    assert (URIRef("http://example.com#building_power_sensor"), URIRef(brick_rdf.BRICK + "isPointOf"),
+            URIRef("http://example.com#main-meter")) in power
+
+
+def test_a_collections_file_without_a_matching_rule_sends_to_its_default_else_to_the_collection(tmp_path):
+    from erapi.brick_collections import collection_rule
+
+    rules = tmp_path / "collections.json"
+    rules.write_text(json.dumps({"default": "rest", "classes": {"AHU": "ahus"}}))
+    collection_of = collection_rule("base", CATALOG, path=rules)
+    assert collection_of("urn:x:1", "BRICK_1_4__AHU") == "ahus"
+    assert collection_of("urn:x:2", "BRICK_1_4__Zone_Air_Temperature_Sensor") == "rest"
+    rules.write_text(json.dumps({"classes": {"AHU": "ahus"}}))
+    assert collection_rule("base", CATALOG, path=rules)("urn:x:2", "BRICK_1_4__Zone_Air_Temperature_Sensor") == "base"
+
+
+@pytest.mark.parametrize(("name", "text", "reason"), [
+    ("c.toml", "default = ", "not valid TOML"),
+    ("c.json", "{", "not valid JSON"),
+    ("c.yaml", "default: x", "a collections file is .toml or .json"),
+    ("c.toml", 'colections = {}', "c.toml: Additional properties are not allowed ('colections' was unexpected)"),
+    ("c.json", '{"prefixes": {"urn:a:": "bad id!"}}', '/prefixes/urn:a:: "bad id!" does not match'),
+    ("c.json", '{"classes": {"Air_Handler_Unti": "ahus"}}',
+     "/classes/Air_Handler_Unti: not a Brick class of the catalog; closest known: Air_Handler_Unit"),
+])
+def test_a_bad_collections_file_stops_the_import_with_its_reason(tmp_path, capsys, name, text, reason):
+    from erapi.cli import main
+
+    rules = tmp_path / name
+    rules.write_text(text)
+    status = main(["import", str(DATA / "goodBuilding.ttl"), "--collections-file", str(rules), "--token", "t",
+                   "--url", "http://127.0.0.1:9"])  # never contacted: the file is read first
+    assert status == 2
+    assert reason in capsys.readouterr().err
+
+
 @pytest.mark.filterwarnings("ignore:ConjunctiveGraph is deprecated:DeprecationWarning")  # rdflib's JSON-LD parser
 async def test_json_ld_export_holds_the_same_graph_as_turtle(service):
     await import_model(service, "building_meter.ttl")
