@@ -66,6 +66,10 @@ def prefix_for(version: str) -> str:
     return "BRICK_" + version.replace(".", "_") + "__"
 
 
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
 def brickschema_ontologies_dir() -> Path:
     """``brickschema/ontologies``, found without importing brickschema: only its data files are read."""
     spec = importlib.util.find_spec("brickschema")
@@ -77,7 +81,7 @@ def brickschema_ontologies_dir() -> Path:
 def available_versions() -> list[str]:
     directory = brickschema_ontologies_dir()
     found = [path.parent.name for path in directory.glob("*/Brick.ttl")] if directory.is_dir() else []
-    return sorted(found, key=lambda version: tuple(int(part) for part in version.split(".") if part.isdigit()))
+    return sorted(found, key=version_key)
 
 
 def brick_ttl_path(version: str) -> Path:
@@ -100,26 +104,26 @@ def load_brick_graph(version: str) -> Graph:
 
 
 class _Ontology:
-    """The Brick classes and relationship properties of one graph, by local name."""
+    """The Brick classes and relationship properties of one graph, by local name.
+
+    ``replacements`` are the terms marked ``owl:deprecated`` with a ``brick:isReplacedBy`` brick class;
+    ``classes`` leaves out the deprecated classes among them, which become aliases of their replacement.
+    """
 
     def __init__(self, graph: Graph) -> None:
-        from rdflib.namespace import OWL, RDF, RDFS
+        from rdflib.namespace import OWL, RDF
 
         self.graph = graph
         self.namespace = _brick_namespace(graph)
-        self.classes = sorted(
-            self.local(node) for node in set(graph.subjects(RDF.type, OWL.Class)) if self.is_brick(node)
-        )
-        if FALLBACK_CLASS not in self.classes:
+        defined, self.parents = _class_hierarchy(graph, self.namespace)
+        if FALLBACK_CLASS not in defined:
             raise CatalogBuildError(
                 f"the ontology has no brick:{FALLBACK_CLASS} root class; the catalog rules need every class to "
                 f"descend from it (Brick 1.3 and later)")
-        known = set(self.classes)
-        self.parents = {
-            name: sorted({self.local(parent) for parent in graph.objects(self.uri(name), RDFS.subClassOf)
-                          if self.is_brick(parent)} & known - {name})
-            for name in self.classes
-        }
+        self.replacements = self._replacements(defined)
+        self.classes = [name for name in defined if name not in self.replacements]
+        self.parents = {name: [parent for parent in self.parents[name] if parent not in self.replacements]
+                        for name in self.classes}
         entity_property = self.uri("EntityProperty")
         self.properties = sorted(
             self.local(node) for node in set(graph.subjects(RDF.type, OWL.ObjectProperty))
@@ -153,6 +157,28 @@ class _Ontology:
         return None
 
 
+    def _replacements(self, classes: Iterable[str]) -> dict[str, str]:
+        """Deprecated term -> the brick class that replaces it, following chains of replacements."""
+        from rdflib.namespace import OWL
+
+        defined = set(classes)
+        direct = {}
+        for term, replacement in self.graph.subject_objects(self.uri("isReplacedBy")):
+            deprecated = self.graph.value(term, OWL.deprecated)
+            if (self.is_brick(term) and self.is_brick(replacement) and deprecated is not None
+                    and deprecated.toPython() is True):
+                direct[self.local(term)] = self.local(replacement)
+        found = {}
+        for term in direct:
+            target, seen = direct[term], {term}
+            while target in direct and target not in seen:
+                seen.add(target)
+                target = direct[target]
+            if target in defined and target not in direct:
+                found[term] = target
+        return dict(sorted(found.items()))
+
+
 def _brick_namespace(graph: Graph) -> str:
     """The namespace ending in ``Brick#`` that holds the most classes (Brick 1.1 has a versioned one)."""
     from rdflib.namespace import OWL, RDF
@@ -165,6 +191,28 @@ def _brick_namespace(graph: Graph) -> str:
     if not counts:
         raise CatalogBuildError("the ontology declares no owl:Class in a Brick namespace")
     return max(sorted(counts), key=lambda namespace: counts[namespace])
+
+
+def _class_hierarchy(graph: Graph, namespace: str) -> tuple[list[str], dict[str, list[str]]]:
+    """The ``owl:Class`` local names in ``namespace``, sorted, and each one's direct superclasses among them."""
+    from rdflib import URIRef
+    from rdflib.namespace import OWL, RDF, RDFS
+
+    def local(node: Any) -> str | None:
+        text = str(node)
+        name = text[len(namespace):]
+        if isinstance(node, URIRef) and text.startswith(namespace) and name and "/" not in name and "#" not in name:
+            return name
+        return None
+
+    classes = sorted({name for name in map(local, graph.subjects(RDF.type, OWL.Class)) if name})
+    known = set(classes)
+    parents = {
+        name: sorted({local(parent) for parent in graph.objects(URIRef(namespace + name), RDFS.subClassOf)}
+                     & known - {name})
+        for name in classes
+    }
+    return classes, parents
 
 
 def _ancestors(parents: dict[str, list[str]], name: str) -> dict[str, int]:
@@ -308,8 +356,9 @@ def _inverses(ontology: _Ontology) -> dict[str, str]:
     return inverses
 
 
-def build_catalog(graph: Graph, version: str = DEFAULT_BRICK_VERSION) -> dict[str, Any]:
-    """The catalog document for one Brick version: plain JSON types, every list sorted."""
+def build_catalog(graph: Graph, version: str = DEFAULT_BRICK_VERSION, older: Sequence[Graph] = ()) -> dict[str, Any]:
+    """The catalog document for one Brick version, with aliases for the class names of the ``older``
+    ontologies (newest first): plain JSON types, every list sorted."""
     ontology = _Ontology(graph)
     prefix = prefix_for(version)
     ancestors = {name: _ancestors(ontology.parents, name) for name in ontology.classes}
@@ -325,7 +374,7 @@ def build_catalog(graph: Graph, version: str = DEFAULT_BRICK_VERSION) -> dict[st
         ),
         "entityTypes": entity_types,
         "relationshipTypes": relationship_types,
-        "aliases": {**deprecated_aliases(ontology, prefix),
+        "aliases": {**older_version_aliases(ontology, prefix, older), **deprecated_aliases(ontology, prefix),
                     **starter_aliases(entity_types, relationship_types, ancestors, prefix)},
     }
 
@@ -387,19 +436,38 @@ def _relationship_types(prefix: str, pairs: dict[str, set[tuple[str, str]]],
 
 
 def deprecated_aliases(ontology: _Ontology, prefix: str) -> dict[str, str]:
-    """Names the ontology marks ``owl:deprecated`` with a ``brick:isReplacedBy`` class, and no longer defines as
-    a class: old name -> the replacement's name (``Condenser`` -> ``Condensing_Unit``). Deprecated terms that
-    are still classes stay classes (docs/CATALOG.md)."""
-    from rdflib.namespace import OWL
+    """Names the ontology marks ``owl:deprecated`` with a ``brick:isReplacedBy`` brick class: old name -> the
+    replacement's name (``Condenser`` -> ``Condensing_Unit``, ``Chilled_Water_Supply_Temperature_Sensor`` ->
+    ``Leaving_Chilled_Water_Temperature_Sensor``), whether or not the ontology still defines the old name as a class
+    (docs/CATALOG.md)."""
+    return {prefix + term: prefix + replacement for term, replacement in ontology.replacements.items()}
 
-    classes = set(ontology.classes)
-    aliases = {}
-    for term, replacement in ontology.graph.subject_objects(ontology.uri("isReplacedBy")):
-        deprecated = ontology.graph.value(term, OWL.deprecated)
-        if (ontology.is_brick(term) and ontology.is_brick(replacement) and deprecated is not None
-                and deprecated.toPython() is True and ontology.local(term) not in classes
-                and ontology.local(replacement) in classes):
-            aliases[prefix + ontology.local(term)] = prefix + ontology.local(replacement)
+
+def older_versions(version: str) -> list[str]:
+    """The Brick versions brickschema ships before ``version``, newest first."""
+    return sorted((found for found in available_versions() if version_key(found) < version_key(version)),
+                  key=version_key, reverse=True)
+
+
+def older_version_aliases(ontology: _Ontology, prefix: str, graphs: Iterable[Graph]) -> dict[str, str]:
+    """Class names of older Brick versions that this one no longer has -> the class it stands for now.
+
+    ``graphs`` are the older ontologies, newest first; a name takes its meaning from the newest one that
+    defines it. The class it stands for is the one this version still has (or replaces it by) that is the
+    nearest at or above it in that ontology's own rdfs:subClassOf hierarchy; ties go to the alphabetically
+    first. A name with no such class (SHACL shapes, property groups) gets no alias and stays unknown.
+    """
+    current = {name: name for name in ontology.classes} | ontology.replacements
+    aliases: dict[str, str] = {}
+    for graph in graphs:
+        classes, parents = _class_hierarchy(graph, _brick_namespace(graph))
+        for name in classes:
+            if name in current or prefix + name in aliases:
+                continue
+            reach = sorted((steps, current[ancestor]) for ancestor, steps in _ancestors(parents, name).items()
+                           if ancestor in current)
+            if reach:
+                aliases[prefix + name] = prefix + reach[0][1]
     return dict(sorted(aliases.items()))
 
 
@@ -452,7 +520,8 @@ def output_path(directory: Path, version: str) -> Path:
 
 def build_file(version: str = DEFAULT_BRICK_VERSION, directory: Path = CATALOG_DIR) -> tuple[Path, dict[str, Any]]:
     """Generates, checks that the catalog loader accepts the result, and writes it."""
-    document = build_catalog(load_brick_graph(version), version)
+    older = [load_brick_graph(found) for found in older_versions(version)]
+    document = build_catalog(load_brick_graph(version), version, older)
     Catalog(document["entityTypes"], document["relationshipTypes"], document["aliases"])
     path = output_path(directory, version)
     path.parent.mkdir(parents=True, exist_ok=True)

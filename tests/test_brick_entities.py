@@ -70,8 +70,37 @@ async def test_a_deprecated_name_is_accepted_stored_as_sent_and_checked_as_its_r
     assert body["data"]["responses"]["success"][0]["relationshipType"] == "BRICK_1_4__hasLocation_Equipment_Location"
 
 
+async def ids_of_type(api, type_name: str, subtypes: bool = False) -> list[str]:
+    path = f"/apollo/er/entitytypes/{type_name}/entities" + ("?includeSubtypes=true" if subtypes else "")
+    return sorted(doc["id"] for doc in (await api.call("GET", path, 200, collection=COLLECTION))["data"])
+
+
+async def test_a_deprecated_class_is_stored_as_sent_and_listed_as_its_replacement(collection):
+    # Brick 1.4 still defines Chilled_Water_Supply_Temperature_Sensor as a class, owl:deprecated,
+    # brick:isReplacedBy Leaving_Chilled_Water_Temperature_Sensor
+    old, new = "BRICK_1_4__Chilled_Water_Supply_Temperature_Sensor", "BRICK_1_4__Leaving_Chilled_Water_Temperature_Sensor"
+    await collection.entities(COLLECTION, [entity("old", old), entity("new", new), entity("ahu", "BRICK_1_4__AHU")])
+    [stored] = (await collection.call("GET", "/apollo/er/entities/old", 200, collection=COLLECTION))["data"]
+    assert (stored["entityType"], stored["brickEntitySubType"], stored["brickEntityType"]) == (
+        old, new, "BRICK_1_4__Point")
+    assert await ids_of_type(collection, new) == await ids_of_type(collection, old) == ["new", "old"]
+    assert await ids_of_type(collection, "BRICK_1_4__Chilled_Water_Temperature_Sensor", subtypes=True) == ["new", "old"]
+    body = await collection.relationships(COLLECTION, {
+        "id": "r1", "sourceEntityId": "old", "destinationEntityId": "ahu", "brickRelationshipType": "BRICK_1_4__isPointOf"})
+    assert body["data"]["responses"]["success"][0]["relationshipType"] == "BRICK_1_4__isPointOf_Point_Equipment"
+
+
+async def test_a_class_of_an_older_brick_version_stands_for_its_nearest_current_superclass(collection):
+    # Brick 1.1 and 1.2 had Electrical_Power_Sensor, a Power_Sensor; Brick 1.4 has no class of that name
+    await collection.entities(COLLECTION, entity("p-1", "BRICK_1_4__Electrical_Power_Sensor"))
+    [stored] = (await collection.call("GET", "/apollo/er/entities/p-1", 200, collection=COLLECTION))["data"]
+    assert (stored["entityType"], stored["brickEntitySubType"]) == (
+        "BRICK_1_4__Electrical_Power_Sensor", "BRICK_1_4__Power_Sensor")
+    assert await ids_of_type(collection, "BRICK_1_4__Power_Sensor") == ["p-1"]
+
+
 async def test_an_unknown_name_is_refused_with_the_closest_known_names(collection):
-    body = await collection.entities(COLLECTION, entity("m-1", "BRICK_1_4__Electrical_Power_Sensor"))
+    body = await collection.entities(COLLECTION, entity("m-1", "BRICK_1_4__Electrical_Power_Meter"))
     assert body["data"]["responses"]["failure"][0]["message"] == (
-        "Entity type BRICK_1_4__Electrical_Power_Sensor not found in the entity type catalog; closest known names: "
-        "BRICK_1_4__Electric_Power_Sensor, BRICK_1_4__Electric_Energy_Sensor, BRICK_1_4__Thermal_Power_Sensor")
+        "Entity type BRICK_1_4__Electrical_Power_Meter not found in the entity type catalog; closest known names: "
+        "BRICK_1_4__Electrical_Meter, BRICK_1_4__Electric_Power_Sensor, BRICK_1_4__Thermal_Power_Meter")
