@@ -771,17 +771,7 @@ class MongoStorage(MongoSubscriptions, Storage):
                 _text(state, "state")
         with self._operation("transition of status records"):
             async with self._one_update_at_a_time():
-                if self.dialect.atomic_updates:
-                    statements = [
-                        {
-                            "q": {"ercollectionid": collection_id, "id": transition.record_id, "recordKind": STATUS,
-                                  "state": {"$in": list(transition.from_states)}},
-                            "u": _transition(transition),
-                        }
-                        for transition in transitions
-                    ]
-                else:
-                    statements = await self._transitions_by_id(collection_id, transitions)
+                statements = await self._transitions_by_id(collection_id, transitions)
                 moved = 0
                 for reply, _ in await self._update(LOGS, statements):
                     if reply.get("writeErrors"):
@@ -790,8 +780,11 @@ class MongoStorage(MongoSubscriptions, Storage):
                 return moved
 
     async def _transitions_by_id(self, collection_id: str, transitions: Sequence[LogTransition]) -> list[Document]:
-        """Without atomic updates (dialect ferretdb1): the states read once and the transitions decided here, as
-        statements by ``_id`` (see _put_current_by_id for why; the caller holds the update lock)."""
+        """The transitions as update statements by ``_id``, the records' ``_id`` read once: a server that uses no
+        index but ``_id`` for an update's filter (SecantusDB, FerretDB 1.x) would scan the collection for every
+        statement (SecantusDB: 100 statements, 30 s at 2,000 records; by ``_id``: 0.6 s). With atomic updates the
+        state condition stays in the statement, so the server decides; without (dialect ferretdb1) the states
+        are read along and the transitions decided here (see _put_current_by_id; the caller holds the lock)."""
         query = {"ercollectionid": collection_id, "recordKind": STATUS,
                  "id": {"$in": list(dict.fromkeys(transition.record_id for transition in transitions))}}
         cursor = self._db[LOGS].find(query, {"_id": True, "id": True, "state": True})
@@ -799,7 +792,10 @@ class MongoStorage(MongoSubscriptions, Storage):
         statements = []
         for transition in transitions:
             record = records.get(transition.record_id)
-            if record is not None and record["state"] in transition.from_states:
+            if record is not None and self.dialect.atomic_updates:
+                statements.append({"q": {"_id": record["_id"], "state": {"$in": list(transition.from_states)}},
+                                   "u": _transition(transition)})
+            elif record is not None and record["state"] in transition.from_states:
                 record["state"] = transition.state
                 statements.append({"q": {"_id": record["_id"]}, "u": _transition(transition)})
         return statements
