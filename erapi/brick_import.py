@@ -31,7 +31,10 @@ JOB_ITEMS = 10_000  # the service's bound for one async job (jobs.max_items)
 BRICK_CLASS = re.compile(r"^https?://brickschema\.org/schema/(?:[0-9.]+/)?Brick#(\w+)$")
 RELATIONSHIP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://erapi.example/brick-import/relationship")
 TRACKER_PAGE = 1000
-POLL_SECONDS = 0.05  # only the job record is read while waiting: cheap for the service
+# Seconds between two reads of a job's record (only that record: cheap for the service): short at first, so
+# that a short job is seen finished soon after it finishes, then longer, so that a long job is not read for
+# nothing hundreds of times.
+FIRST_POLL_SECONDS, MOST_POLL_SECONDS = 0.005, 0.25
 
 
 @dataclass
@@ -54,12 +57,16 @@ class Summary:
     refusals: Counter = field(default_factory=Counter)  # by message
     unmapped: Counter = field(default_factory=Counter)
     refused_ids: set[str] = field(default_factory=set)
-    seconds: Counter = field(default_factory=Counter)  # by kind: from the first job sent to the last one finished
+    statements: int = 0  # in the file
+    # reading (rdflib's parse), mapping, and by kind: from the first job sent to the last one finished
+    seconds: Counter = field(default_factory=Counter)
 
     def lines(self) -> list[str]:
-        lines = [f"{kind.capitalize()}: {self.written[kind]} written, {self.unchanged[kind]} unchanged, "
-                 f"{self.refused[kind]} refused in {self.seconds[kind]:.2f} s"
-                 for kind in ("entities", "relationships")]
+        lines = [f"Read {self.statements} statements in {self.seconds['reading']:.2f} s, "
+                 f"mapped in {self.seconds['mapping']:.2f} s"]
+        lines += [f"{kind.capitalize()}: {self.written[kind]} written, {self.unchanged[kind]} unchanged, "
+                  f"{self.refused[kind]} refused in {self.seconds[kind]:.2f} s"
+                  for kind in ("entities", "relationships")]
         if self.refusals:
             lines.append("Refused, by message:")
             lines += [f"  {count:6d}  {message}" for message, count in self.refusals.most_common()]
@@ -233,7 +240,7 @@ async def follow(client: Client, collection_id: str, transaction_id: str, advanc
     While the job runs only its own record is read (its ``jobData`` counts the finished items): cheap for the
     service, which is busy applying the job. The item records are read once, at the end.
     """
-    reported = 0
+    reported, pause = 0, FIRST_POLL_SECONDS
     while True:
         [job], _ = await client.records(collection_id, transaction_id, None, limit=1)
         counts = job.get("jobData", {})
@@ -242,7 +249,8 @@ async def follow(client: Client, collection_id: str, transaction_id: str, advanc
         reported = finished
         if job["state"] in ("Completed", "Failed"):
             break
-        await asyncio.sleep(POLL_SECONDS)
+        await asyncio.sleep(pause)
+        pause = min(pause * 1.5, MOST_POLL_SECONDS)
     records, token = [], None
     while True:
         page, token = await client.records(collection_id, transaction_id, token)
@@ -251,20 +259,24 @@ async def follow(client: Client, collection_id: str, transaction_id: str, advanc
             return records
 
 
-async def send(client: Client, model: Model, advance: Callable[[int], None]) -> Summary:
-    summary = Summary(unmapped=Counter(model.unmapped))
-    for collection_id in sorted(set(model.entities) | set(model.relationships)):
-        await client.ensure_collection(collection_id)
-    for kind in ("entities", "relationships"):  # every entity first: relationships need both ends
+async def send(client: Client, model: Model, advance: Callable[[int], None], summary: Summary) -> Summary:
+    """Every entity job first (relationships need both ends), then every relationship job; the jobs of one
+    kind run at once, each followed by its own tracker."""
+    collections = sorted(set(model.entities) | set(model.relationships))
+    await asyncio.gather(*(client.ensure_collection(collection_id) for collection_id in collections))
+    for kind in ("entities", "relationships"):
         started = time.monotonic()
-        for collection_id, items in sorted(getattr(model, kind).items()):
-            for start in range(0, len(items), JOB_ITEMS):
-                chunk = items[start:start + JOB_ITEMS]
-                transaction_id = await client.submit(kind, collection_id, chunk)
-                records = await follow(client, collection_id, transaction_id, advance)
-                _tally(summary, kind, chunk, records)
+        await asyncio.gather(*(_job(client, summary, kind, collection_id, items[start:start + JOB_ITEMS], advance)
+                               for collection_id, items in sorted(getattr(model, kind).items())
+                               for start in range(0, len(items), JOB_ITEMS)))
         summary.seconds[kind] = time.monotonic() - started
     return summary
+
+
+async def _job(client: Client, summary: Summary, kind: str, collection_id: str, items: list[dict],
+               advance: Callable[[int], None]) -> None:
+    transaction_id = await client.submit(kind, collection_id, items)
+    _tally(summary, kind, items, await follow(client, collection_id, transaction_id, advance))
 
 
 def _tally(summary: Summary, kind: str, items: list[dict], records: list[dict]) -> None:
@@ -297,15 +309,20 @@ async def run_import(path: Path, url: str, token: str, collection: str, catalog:
     from rich.progress import Progress
 
     collection_of = collection_rule(collection, catalog, split=split, path=collections_file)
-    model = map_model(load_graph(path), catalog, collection_of)
+    started = time.monotonic()
+    graph = load_graph(path)
+    read = time.monotonic()
+    model = map_model(graph, catalog, collection_of)
+    summary = Summary(unmapped=Counter(model.unmapped), statements=len(graph))
+    summary.seconds.update(reading=read - started, mapping=time.monotonic() - read)
     total = model.count("entities") + model.count("relationships")
     owned = session is None
     session = session or aiohttp.ClientSession()
     try:
         with Progress(disable=not show_progress, transient=False) as progress:
             task = progress.add_task(f"importing {path.name}", total=total)
-            return await send(Client(session, url, token), model,
-                              lambda count: progress.advance(task, count))
+            return await send(Client(session, url, token), model, lambda count: progress.advance(task, count),
+                              summary)
     finally:
         if owned:
             await session.close()

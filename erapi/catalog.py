@@ -20,6 +20,7 @@ from storage_plugins.base import ConfigurationError
 
 SCHEMAS_DIR = package_dir("schemas")
 CATALOG_DIR = SCHEMAS_DIR / "catalog"
+MAX_REMEMBERED_SUGGESTIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ class Catalog:
             self.by_brick_relationship.setdefault(relationship_type.brick_relationship_type, []).append(
                 relationship_type)
         self._depths: dict[str, int] = {}
+        # the suggestions for an unknown name, remembered: an import refuses the same few names many times, and
+        # each search compares the name with every class (milliseconds apiece)
+        self._closest: dict[tuple[str, int], list[str]] = {}
         self._class_names: dict[str, list[str]] = {}  # per name prefix (BRICK_1_4), the class part of each name
         for name in self.entity_types:
             prefix, _, class_name = name.rpartition("__")
@@ -103,6 +107,14 @@ class Catalog:
     def closest_entity_types(self, name: str, count: int = 3) -> list[str]:
         """The known entity type names nearest to an unknown one, in the scheme of ``name`` when it has one
         (``BRICK_1_4__Electrical_Power_Sensor`` -> ``BRICK_1_4__Electric_Power_Sensor``, ...)."""
+        found = self._closest.get((name, count))
+        if found is None:
+            found = self._search_closest(name, count)
+            if len(self._closest) < MAX_REMEMBERED_SUGGESTIONS:  # bounded: the names come from clients
+                self._closest[name, count] = found
+        return found
+
+    def _search_closest(self, name: str, count: int) -> list[str]:
         prefix, _, class_name = name.rpartition("__")
         known = self._class_names.get(prefix)
         if known is None:
