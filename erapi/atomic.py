@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Awaitable, Callable
 
+from erapi.kinds import Kind
 from erapi.writes.context import BatchResult, ItemResult, WriteContext
 from storage_plugins.base import AtomicConflict
 
@@ -24,7 +25,7 @@ class _RolledBack(Exception):
         self.result = result
 
 
-def all_or_nothing(kind: str, upsert: Upsert) -> Upsert:
+def all_or_nothing(kind: Kind, upsert: Upsert) -> Upsert:
     """``upsert`` (of ``kind``), applied atomically."""
 
     async def upsert_atomically(ctx: WriteContext, items: list[dict[str, Any]]) -> BatchResult:

@@ -16,6 +16,7 @@ from erapi.errors import InvalidRequest, PayloadTooLarge, TooManyRequests
 from erapi.idempotency import read_idempotency_key, request_fingerprint
 from erapi.jobs import Backpressure, accept_job
 from erapi.keys import acl_key, catalog_key, config_key, idempotency_key, job_workers_key, storage_key
+from erapi.kinds import RELATIONSHIPS, Kind
 from erapi.logs import log_transaction
 from erapi.preconditions import apply_conditional_headers, etag, raise_if_precondition_failed
 from erapi.web import (
@@ -34,16 +35,15 @@ from erapi.web import (
 from erapi.writes.context import BatchResult, WriteContext, new_transaction_id
 from erapi.writes.status_records import status_records
 
-LABELS = {"entities": "Entities", "relationships": "Relationships"}
 Upsert = Callable[[WriteContext, list], Awaitable[BatchResult]]
 
 
-async def handle_batch_write(request: web.Request, kind: str, upsert: Upsert) -> web.Response:
+async def handle_batch_write(request: web.Request, kind: Kind, upsert: Upsert) -> web.Response:
     received_at = datetime.now(timezone.utc)
     principal = await authorize(request, WRITE_SCOPE)
     collection_id = collection_header(request)
     run_async = async_requested(request)
-    create_inverse = kind == "relationships" and boolean_query(request, "createInverse")
+    create_inverse = kind is RELATIONSHIPS and boolean_query(request, "createInverse")
     if run_async and create_inverse:
         raise InvalidRequest("createInverse=true is available on synchronous requests only (async: false)")
     validate_only = boolean_query(request, "validateOnly")
@@ -125,7 +125,7 @@ async def dry_run(request: web.Request, context: WriteContext, upsert: Upsert, i
     return response
 
 
-async def accept(request: web.Request, context: WriteContext, kind: str, items: list[dict],
+async def accept(request: web.Request, context: WriteContext, kind: Kind, items: list[dict],
                  received_at: datetime) -> web.Response:
     """Store the job, wake this process's workers, answer 202 with the transaction's tracker."""
     try:
@@ -145,7 +145,7 @@ async def accept(request: web.Request, context: WriteContext, kind: str, items: 
     return response
 
 
-async def read_items(request: web.Request, kind: str, limit: int) -> list[dict]:
+async def read_items(request: web.Request, kind: Kind, limit: int) -> list[dict]:
     body = await read_json(request)
     if isinstance(body, dict):
         body = [body]
@@ -153,7 +153,7 @@ async def read_items(request: web.Request, kind: str, limit: int) -> list[dict]:
         raise InvalidRequest("The request body must be a JSON object or an array of objects")
     if len(body) > limit:
         raise PayloadTooLarge(f"A request may carry at most {limit} items; this one has {len(body)}")
-    validate(request, f"{kind}-request", body)
+    validate(request, f"{kind.name}-request", body)
     return body
 
 
@@ -171,7 +171,7 @@ def batch_response(request: web.Request, result: BatchResult, dry_run: bool = Fa
     successes = result.successes
     response = envelope(
         207,
-        f"Total number of {LABELS[result.kind]} Upserted:  {len(successes)}.",
+        f"Total number of {result.kind.plural_label} Upserted:  {len(successes)}.",
         transactionId=result.transaction_id,
         data={"responses": {"success": [entry(i) for i in successes],
                             "failure": [entry(i) for i in result.failures]}},

@@ -23,16 +23,17 @@ from erapi.acl import WRITE, AccessControl
 from erapi.catalog import Catalog
 from erapi.clock import Clock
 from erapi.config import JobsConfig
+from erapi.kinds import BY_NAME, ENTITIES, RELATIONSHIPS, Kind
 from erapi.logs import audit, log_transaction
 from erapi.timestamps import utc_timestamp
 from erapi.writes.context import BatchResult, ItemResult, WriteContext, tracker_message
 from erapi.writes.entities import upsert_entities
 from erapi.writes.relationships import upsert_relationships
-from erapi.writes.status_records import REQUEST_OBJECT, item_record_id, service_data, state_entry
+from erapi.writes.status_records import item_record_id, service_data, state_entry
 from erapi.writes.versioning import first_occurrences
 from storage_plugins.base import Document, LogTransition, Storage
 
-UPSERTS = {"entities": upsert_entities, "relationships": upsert_relationships}
+UPSERTS = {ENTITIES.name: upsert_entities, RELATIONSHIPS.name: upsert_relationships}  # by a chunk's "kind"
 FINAL_STATES = ("Completed", "Failed")
 logger = structlog.get_logger("erapi.jobs")
 
@@ -50,12 +51,12 @@ def job_record_id(transaction_id: str) -> str:
     return transaction_id
 
 
-async def accept_job(ctx: WriteContext, kind: str, items: list[dict[str, Any]], received_at: datetime,
+async def accept_job(ctx: WriteContext, kind: Kind, items: list[dict[str, Any]], received_at: datetime,
                      settings: JobsConfig) -> None:
     """Store the job (status records first, then its chunks); raise Backpressure when the queue is full."""
     await _check_backpressure(ctx.storage, ctx.collection_id, len(items), settings)
     failures: dict[int, str] = {}
-    unique = first_occurrences(items, REQUEST_OBJECT[kind], failures)
+    unique = first_occurrences(items, kind, failures)
     received = utc_timestamp(received_at)
     requested = state_entry("Requested", received_at)  # one entry for every record: nothing changes an entry
     records = [_job_record(ctx, kind, received, requested)]
@@ -71,7 +72,7 @@ async def accept_job(ctx: WriteContext, kind: str, items: list[dict[str, Any]], 
             "ercollectionid": ctx.collection_id,
             "transactionId": ctx.transaction_id,
             "correlationId": ctx.correlation_id,
-            "kind": kind,
+            "kind": kind.name,
             "principal": ctx.principal,
             "destinationAccess": ctx.destination_access,
             "indexes": group,
@@ -84,7 +85,7 @@ async def accept_job(ctx: WriteContext, kind: str, items: list[dict[str, Any]], 
     await ctx.storage.insert_logs(records)
     await ctx.storage.enqueue_chunks(chunks)
     audit("job accepted", transaction_id=ctx.transaction_id, ercollectionid=ctx.collection_id,
-          principal=ctx.principal, kind=kind, items=len(items), chunks=len(chunks))
+          principal=ctx.principal, kind=kind.name, items=len(items), chunks=len(chunks))
 
 
 async def _check_backpressure(storage: Storage, collection_id: str, count: int, settings: JobsConfig) -> None:
@@ -104,15 +105,15 @@ def _groups(indexes: list[int], size: int) -> list[list[int]]:
     return [indexes[start:start + size] for start in range(0, len(indexes), size)]
 
 
-def _job_record(ctx: WriteContext, kind: str, received: str, requested: Document) -> Document:
+def _job_record(ctx: WriteContext, kind: Kind, received: str, requested: Document) -> Document:
     return _requested_record(ctx, job_record_id(ctx.transaction_id), "Job",
-                             f"Job of {REQUEST_OBJECT[kind]} upserts accepted",
-                             service_data(ctx.collection_id, "job", ""), received, requested)
+                             f"Job of {kind.label} upserts accepted",
+                             service_data(ctx.collection_id, None, ""), received, requested)
 
 
-def _item_record(ctx: WriteContext, kind: str, item_id: str, index: int, received: str,
+def _item_record(ctx: WriteContext, kind: Kind, item_id: str, index: int, received: str,
                  requested: Document) -> Document:
-    return _requested_record(ctx, item_record_id(ctx.transaction_id, index), REQUEST_OBJECT[kind],
+    return _requested_record(ctx, item_record_id(ctx.transaction_id, index), kind.label,
                              "Waiting to be processed", service_data(ctx.collection_id, kind, item_id), received,
                              requested)
 
@@ -282,6 +283,6 @@ def _job_context(chunk: Document) -> dict[str, Any]:
 
 
 def _failed_chunk(chunk: Document, message: str) -> BatchResult:
-    result = BatchResult(kind=chunk["kind"], transaction_id=chunk["transactionId"])
+    result = BatchResult(kind=BY_NAME[chunk["kind"]], transaction_id=chunk["transactionId"])
     result.results = [ItemResult(id=item["id"], ok=False, message=message) for item in chunk["items"]]
     return result

@@ -73,10 +73,10 @@ def log_transaction(result: BatchResult) -> None:
     """One line per transaction; one more per item only at DEBUG, where its cost is acceptable."""
     logger = structlog.get_logger("erapi.transaction")
     failures = result.failures
-    record_items(result.kind, "upsert", len(result.results) - len(failures), len(failures))
+    record_items(result.kind.name, "upsert", len(result.results) - len(failures), len(failures))
     logger.info(
         "transaction",
-        kind=result.kind,
+        kind=result.kind.name,
         items=len(result.results),
         succeeded=len(result.results) - len(failures),
         failed=len(failures),
@@ -84,4 +84,4 @@ def log_transaction(result: BatchResult) -> None:
     )
     if logger.is_enabled_for(logging.DEBUG):
         for item in result.results:
-            logger.debug("transaction item", kind=result.kind, id=item.id, ok=item.ok, message=item.message)
+            logger.debug("transaction item", kind=result.kind.name, id=item.id, ok=item.ok, message=item.message)

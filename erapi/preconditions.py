@@ -18,6 +18,7 @@ from erapi.errors import InvalidRequest, PreconditionFailed
 from storage_plugins.base import Document, version_of
 
 if TYPE_CHECKING:
+    from erapi.kinds import Kind
     from erapi.writes.context import BatchResult
 
 EXPECTED_VERSION = "expectedVersion"
@@ -29,13 +30,13 @@ class VersionMismatch(str):
     """The failure message of an item whose expected version is not the one it would replace."""
 
 
-def version_problem(kind: str, label: str, item: Mapping, previous: Document | None) -> VersionMismatch | None:
-    """Why ``item`` (of ``kind``, called ``label`` in messages) may not replace ``previous``; None if it may."""
+def version_problem(kind: Kind, item: Mapping, previous: Document | None) -> VersionMismatch | None:
+    """Why ``item`` (of ``kind``) may not replace ``previous``; None if it may."""
     expected = item.get(EXPECTED_VERSION)
     if expected is None:
         return None
-    current = version_of(kind, previous) if previous is not None else 0
-    label = f"{label} {item['id']}"
+    current = version_of(kind.name, previous) if previous is not None else 0
+    label = f"{kind.label} {item['id']}"
     if expected == ANY_VERSION:
         return None if current else VersionMismatch(f"{label} does not exist; If-Match: * needs a stored version")
     if expected == current:
@@ -48,8 +49,8 @@ def version_problem(kind: str, label: str, item: Mapping, previous: Document | N
                            "it was not written")
 
 
-def etag(kind: str, document: Document) -> str:
-    return f'"{version_of(kind, document)}"'
+def etag(kind: Kind, document: Document) -> str:
+    return f'"{version_of(kind.name, document)}"'
 
 
 def header_expectation(request: web.Request, create_only: bool = True) -> tuple[str, int] | None:

@@ -26,6 +26,7 @@ from erapi.errors import (
     UnsupportedMediaType,
 )
 from erapi.keys import acl_key, authenticator_key, config_key, rate_limiter_key, validator_key
+from erapi.kinds import Kind
 from erapi.validation import NestedTooDeep
 
 COLLECTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -135,14 +136,13 @@ def base_url(request: web.Request) -> str:
     return public.rstrip("/") if public else f"{request.scheme}://{request.host}"
 
 
-def tracker_url(request: web.Request, kind: str, item_id: str, transaction_id: str) -> str:
+def tracker_url(request: web.Request, kind: Kind, item_id: str, transaction_id: str) -> str:
     return tracker_urls(request, kind, transaction_id)(item_id)
 
 
-def tracker_urls(request: web.Request, kind: str, transaction_id: str) -> Callable[[str], str]:
+def tracker_urls(request: web.Request, kind: Kind, transaction_id: str) -> Callable[[str], str]:
     """The tracker URL of each item of one transaction: what all of them share is built once."""
-    id_parameter = "relationshipid" if kind == "relationships" else "entityid"
-    prefix = f"{base_url(request)}/apollo/status/logs?{id_parameter}="
+    prefix = f"{base_url(request)}/apollo/status/logs?{kind.tracker_parameter}="
     suffix = f"&transactionid={transaction_id}"
     return lambda item_id: prefix + quote(item_id, safe="") + suffix
 

@@ -25,14 +25,16 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping, NamedTuple, Sequence
 
+from erapi import kinds
 from storage_plugins.common import Document, StorageError
 
 if TYPE_CHECKING:
     from storage_plugins.base import Storage
 
-KINDS = ("entities", "relationships")
-VERSION_FIELD = {"entities": "sysEntityVersion", "relationships": "sysRelationshipVersion"}
-TYPE_FIELD = {"entities": "entityType", "relationships": "relationshipType"}
+# plugins see a kind as its name; the names of its fields come from its description (erapi/kinds.py)
+KINDS = tuple(kind.name for kind in kinds.KINDS)
+VERSION_FIELD = {kind.name: kind.version_field for kind in kinds.KINDS}
+TYPE_FIELD = {kind.name: kind.type_field for kind in kinds.KINDS}
 
 
 def version_of(kind: str, document: Mapping[str, Any]) -> int:

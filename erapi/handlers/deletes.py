@@ -10,13 +10,13 @@ from aiohttp import web
 from erapi.acl import WRITE
 from erapi.batch import write_context
 from erapi.errors import shown
+from erapi.kinds import KINDS
 from erapi.metrics import record_items
 from erapi.preconditions import header_expectation
 from erapi.web import WRITE_SCOPE, authorize, boolean_query, collection_header, envelope, require_access, tracker_url
 from erapi.writes.context import WriteContext
 from erapi.writes.deletes import DeleteResult, delete_entity, delete_relationship
 from erapi.writes.status_records import delete_status_records
-from storage_plugins.base import VERSION_FIELD
 
 
 async def delete_relationship_handler(request: web.Request) -> web.Response:
@@ -56,19 +56,19 @@ async def _respond(request: web.Request, context: WriteContext, result: DeleteRe
                    message: str) -> web.Response:
     # awaited before answering: every tracker URL in the response must already resolve
     await context.storage.insert_logs(delete_status_records(context, result, received_at))
-    for kind in ("entities", "relationships"):
-        record_items(kind, "delete", sum(1 for item in result.deactivated if item.kind == kind))
+    for kind in KINDS:
+        record_items(kind.name, "delete", sum(1 for item in result.deactivated if item.kind is kind))
     structlog.get_logger("erapi.transaction").info(
         "transaction", kind="delete", items=len(result.deactivated), succeeded=len(result.deactivated), failed=0,
-        deactivated=[{"kind": item.kind, "ercollectionid": item.collection_id, "id": item.id}
+        deactivated=[{"kind": item.kind.name, "ercollectionid": item.collection_id, "id": item.id}
                      for item in result.deactivated],
     )
     deleted = [
         {
             "id": item.id,
-            "object": "Entity" if item.kind == "entities" else "Relationship",
+            "object": item.kind.label,
             "erCollectionId": item.collection_id,
-            "version": item.document["sysData"][VERSION_FIELD[item.kind]],
+            "version": item.document["sysData"][item.kind.version_field],
             "message": item.message,
             "tracker": tracker_url(request, item.kind, item.id, context.transaction_id),
         }

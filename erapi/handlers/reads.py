@@ -20,6 +20,7 @@ from erapi.catalog import Catalog, spellings
 from erapi.errors import InvalidRequest, NotFound, shown
 from erapi.handlers.documents import get_document, present
 from erapi.keys import acl_key, catalog_key, page_tokens_key, storage_key
+from erapi.kinds import ENTITIES, RELATIONSHIPS, Kind
 from erapi.web import (
     COLLECTION_ID, READ_SCOPE, authorize, collection_header, envelope, require_access,
 )
@@ -37,7 +38,6 @@ RELATIONSHIP_FILTERS = {
     "destinationERCollectionId": "destination_collection_id",
 }
 DIRECTIONS = ("outgoing", "incoming", "both")
-LABELS = {"entities": "Entity", "relationships": "Relationship"}
 
 
 # ---- lists of a collection ------------------------------------------------------------------------------------
@@ -45,19 +45,19 @@ LABELS = {"entities": "Entity", "relationships": "Relationship"}
 
 async def list_relationships(request: web.Request) -> web.Response:
     _principal, collection_id = await _reader(request)
-    return await _list(request, collection_id, "relationships", tuple(RELATIONSHIP_FILTERS))
+    return await _list(request, collection_id, RELATIONSHIPS, tuple(RELATIONSHIP_FILTERS))
 
 
 async def list_entities(request: web.Request) -> web.Response:
     _principal, collection_id = await _reader(request)
-    return await _list(request, collection_id, "entities")
+    return await _list(request, collection_id, ENTITIES)
 
 
 async def list_relationships_of_type(request: web.Request) -> web.Response:
     _principal, collection_id = await _reader(request)
     catalog = request.app[catalog_key]
     found = _relationship_type(catalog, request.match_info["type"])
-    return await _list(request, collection_id, "relationships", tuple(RELATIONSHIP_FILTERS),
+    return await _list(request, collection_id, RELATIONSHIPS, tuple(RELATIONSHIP_FILTERS),
                        type_name=found.name, types=spellings(catalog, [found.name]))
 
 
@@ -69,19 +69,19 @@ async def list_entities_of_type(request: web.Request) -> web.Response:
         raise NotFound(f"Entity type {shown(request.match_info['type'])} not found in the entity type catalog")
     subtypes = _boolean(request, "includeSubtypes", False)
     names = catalog.descendants(found.name) if subtypes else [found.name]
-    return await _list(request, collection_id, "entities", type_name=found.name,
+    return await _list(request, collection_id, ENTITIES, type_name=found.name,
                        types=spellings(catalog, names), subtypes=subtypes)
 
 
 async def get_relationship_of_type(request: web.Request) -> web.Response:
     catalog = request.app[catalog_key]
     name = request.match_info["type"]
-    return await get_document(request, "relationships", request.match_info["relationshipId"],
+    return await get_document(request, RELATIONSHIPS, request.match_info[RELATIONSHIPS.id_field],
                               types=lambda: spellings(catalog, [_relationship_type(catalog, name).name]),
                               type_name=name)
 
 
-async def _list(request: web.Request, collection_id: str, kind: str, filter_names: tuple[str, ...] = (), *,
+async def _list(request: web.Request, collection_id: str, kind: Kind, filter_names: tuple[str, ...] = (), *,
                 type_name: str | None = None, types: frozenset[str] | None = None,
                 subtypes: bool = False) -> web.Response:
     """One page of a list; its query parameters were checked against its operation (erapi/middleware.py)."""
@@ -89,7 +89,7 @@ async def _list(request: web.Request, collection_id: str, kind: str, filter_name
     include_inactive = _boolean(request, "includeInactive", False)
     include_system_data = _boolean(request, "includeSystemData", False)
     size, token = page_headers(request)
-    binding = {"list": kind, "type": type_name, "subtypes": subtypes, "filters": filters,
+    binding = {"list": kind.name, "type": type_name, "subtypes": subtypes, "filters": filters,
                "inactive": include_inactive}
     after = open_token(request, token, collection_id, binding)
     if after is not None and not isinstance(after, str):
@@ -97,12 +97,12 @@ async def _list(request: web.Request, collection_id: str, kind: str, filter_name
     query = DocumentQuery(types=types, active_only=not include_inactive, after_id=after, limit=size + 1,
                           **{RELATIONSHIP_FILTERS[name]: value for name, value in filters.items()})
     storage = request.app[storage_key]
-    documents = await storage.list_current(kind, collection_id, query)
+    documents = await storage.list_current(kind.name, collection_id, query)
     next_token = None
     if len(documents) > size:
         documents = documents[:size]
         next_token = request.app[page_tokens_key].issue(collection_id, binding, documents[-1]["id"])
-    total = await storage.count_current(kind, collection_id, query)
+    total = await storage.count_current(kind.name, collection_id, query)
     return _page(documents, include_system_data, total, next_token)
 
 
@@ -158,32 +158,32 @@ async def readable_collections(request: web.Request, principal: Principal, colle
 
 
 async def relationship_versions(request: web.Request) -> web.Response:
-    return await _versions(request, "relationships", request.match_info["relationshipId"])
+    return await _versions(request, RELATIONSHIPS, request.match_info[RELATIONSHIPS.id_field])
 
 
 async def entity_versions(request: web.Request) -> web.Response:
-    return await _versions(request, "entities", request.match_info["entityId"])
+    return await _versions(request, ENTITIES, request.match_info[ENTITIES.id_field])
 
 
-async def _versions(request: web.Request, kind: str, document_id: str) -> web.Response:
+async def _versions(request: web.Request, kind: Kind, document_id: str) -> web.Response:
     """Every version, oldest first, with sysData unless ``includeSystemData=false``; paged by version."""
     _principal, collection_id = await _reader(request)
     include_system_data = _boolean(request, "includeSystemData", True)
     size, token = page_headers(request)
-    binding = {"list": f"{kind}/versions", "id": document_id}
+    binding = {"list": f"{kind.name}/versions", "id": document_id}
     after = open_token(request, token, collection_id, binding)
     if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
         raise InvalidRequest("continuationToken was issued for another collection or query")
     storage = request.app[storage_key]
-    found = await storage.get_version_page(kind, collection_id, document_id, after, size + 1)
+    found = await storage.get_version_page(kind.name, collection_id, document_id, after, size + 1)
     if found.newest is None:
-        raise NotFound(f"{LABELS[kind]} {shown(document_id)} not found in ERCollection {collection_id}")
+        raise NotFound(f"{kind.label} {shown(document_id)} not found in ERCollection {collection_id}")
     # the newest may be claimed but unpublished (its writer died): publish it, so that GET shows what this lists
-    await storage.publish_behind(kind, collection_id, [found.newest])
+    await storage.publish_behind(kind.name, collection_id, [found.newest])
     versions, next_token = found.versions, None
     if len(versions) > size:
         versions = versions[:size]
-        next_token = request.app[page_tokens_key].issue(collection_id, binding, version_of(kind, versions[-1]))
+        next_token = request.app[page_tokens_key].issue(collection_id, binding, version_of(kind.name, versions[-1]))
     return _page(versions, include_system_data, found.total, next_token)
 
 

@@ -6,12 +6,13 @@ from aiohttp import web
 
 from erapi.batch import handle_batch_write
 from erapi.handlers.documents import get_document
+from erapi.kinds import RELATIONSHIPS
 from erapi.writes.relationships import upsert_relationships
 
 
 async def post_relationships(request: web.Request) -> web.Response:
-    return await handle_batch_write(request, "relationships", upsert_relationships)
+    return await handle_batch_write(request, RELATIONSHIPS, upsert_relationships)
 
 
 async def get_relationship(request: web.Request) -> web.Response:
-    return await get_document(request, "relationships", request.match_info["relationshipId"])
+    return await get_document(request, RELATIONSHIPS, request.match_info[RELATIONSHIPS.id_field])

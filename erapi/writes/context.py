@@ -8,6 +8,7 @@ from typing import Any
 
 from erapi.acl import READ, AccessControl
 from erapi.catalog import Catalog
+from erapi.kinds import Kind
 from storage_plugins.base import Document, Storage
 
 
@@ -51,7 +52,7 @@ def tracker_message(item: ItemResult) -> str:
 
 @dataclass
 class BatchResult:
-    kind: str  # "entities" or "relationships"
+    kind: Kind
     transaction_id: str
     results: list[ItemResult] = field(default_factory=list)  # request order
 

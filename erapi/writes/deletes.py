@@ -9,10 +9,11 @@ import structlog
 
 from erapi.acl import READ, WRITE
 from erapi.errors import Conflict, Forbidden, NotFound, shown
+from erapi.kinds import ENTITIES, RELATIONSHIPS, Kind
 from erapi.preconditions import EXPECTED_VERSION, raise_if_mismatch, version_problem
 from erapi.timestamps import utc_timestamp
 from erapi.writes.context import WriteContext
-from erapi.writes.versioning import LABEL, is_active, read_current, system_data, upsert_versioned
+from erapi.writes.versioning import is_active, read_current, system_data, upsert_versioned
 from storage_plugins.base import Document, EdgeQuery
 
 MAX_CASCADE = 10_000  # relationships one entity delete may deactivate
@@ -21,7 +22,7 @@ MAX_LISTED_REFERENCES = 10  # relationship ids named in a refusal
 
 @dataclass
 class Deactivation:
-    kind: str
+    kind: Kind
     collection_id: str  # where the document lives
     id: str
     document: Document  # the new, inactive version
@@ -37,13 +38,13 @@ class DeleteResult:
 async def delete_relationship(ctx: WriteContext, relationship_id: str, expected: int | None = None) -> DeleteResult:
     """Soft-delete one relationship of the context's collection; NotFound when it is absent or inactive,
     PreconditionFailed when ``expected`` (If-Match) is not its version."""
-    await read_current(ctx.storage, "relationships", ctx.collection_id, relationship_id)  # may roll forward
-    outcome = (await _deactivate(ctx, "relationships", [relationship_id], expected=expected))[relationship_id]
+    await read_current(ctx.storage, RELATIONSHIPS, ctx.collection_id, relationship_id)  # may roll forward
+    outcome = (await _deactivate(ctx, RELATIONSHIPS, [relationship_id], expected=expected))[relationship_id]
     raise_if_mismatch(outcome)
     if isinstance(outcome, str):
         raise NotFound(outcome)
     return DeleteResult(ctx.transaction_id, [
-        Deactivation("relationships", ctx.collection_id, relationship_id, outcome, "Relationship deleted")])
+        Deactivation(RELATIONSHIPS, ctx.collection_id, relationship_id, outcome, "Relationship deleted")])
 
 
 async def delete_entity(ctx: WriteContext, entity_id: str, cascade: bool, expected: int | None = None) -> DeleteResult:
@@ -54,9 +55,9 @@ async def delete_entity(ctx: WriteContext, entity_id: str, cascade: bool, expect
     into a collection exists by the read grant its owner gave, and a grant since revoked must not pin the
     entity for ever.
     """
-    entity = await read_current(ctx.storage, "entities", ctx.collection_id, entity_id)
+    entity = await read_current(ctx.storage, ENTITIES, ctx.collection_id, entity_id)
     if expected is not None:  # a precondition comes before what the delete itself would refuse
-        raise_if_mismatch(version_problem("entities", "Entity", {"id": entity_id, EXPECTED_VERSION: expected}, entity))
+        raise_if_mismatch(version_problem(ENTITIES, {"id": entity_id, EXPECTED_VERSION: expected}, entity))
     if entity is None or not is_active(entity):
         raise NotFound(f"Entity {shown(entity_id)} not found in ERCollection {ctx.collection_id}")
     references = EdgeQuery(ctx.collection_id, entity_id, limit=None)
@@ -84,12 +85,12 @@ async def delete_entity(ctx: WriteContext, entity_id: str, cascade: bool, expect
         )
     # the entity goes first: from now on no new relationship can name it, so the search below is complete
     # but for writers that checked the entity before this point (see docs/API.md)
-    outcome = (await _deactivate(ctx, "entities", [entity_id], expected=expected))[entity_id]
+    outcome = (await _deactivate(ctx, ENTITIES, [entity_id], expected=expected))[entity_id]
     raise_if_mismatch(outcome)  # a concurrent write won
     if isinstance(outcome, str):
         raise NotFound(outcome)  # a concurrent delete won
     result = DeleteResult(ctx.transaction_id, [
-        Deactivation("entities", ctx.collection_id, entity_id, outcome, "Entity deleted")])
+        Deactivation(ENTITIES, ctx.collection_id, entity_id, outcome, "Entity deleted")])
     if cascade and total:
         await _cascade(ctx, entity_id, references, rights, result, owner)
     return result
@@ -110,13 +111,13 @@ async def _cascade(ctx: WriteContext, entity_id: str, references: EdgeQuery,
             structlog.get_logger("erapi.domain").warning(
                 "cascade left relationships active", entity_id=entity_id, ercollection=collection_id, ids=ids)
             continue
-        outcomes = await _deactivate(replace(ctx, collection_id=collection_id), "relationships", ids,
+        outcomes = await _deactivate(replace(ctx, collection_id=collection_id), RELATIONSHIPS, ids,
                                      still=lambda previous: _references(previous, ctx.collection_id, entity_id))
         for relationship_id in sorted(ids):
             outcome = outcomes[relationship_id]
             if not isinstance(outcome, str):  # a str: deactivated or re-pointed meanwhile, nothing to do
                 result.deactivated.append(
-                    Deactivation("relationships", collection_id, relationship_id, outcome, message))
+                    Deactivation(RELATIONSHIPS, collection_id, relationship_id, outcome, message))
 
 
 def _references(relationship: Document, collection_id: str, entity_id: str) -> bool:
@@ -134,7 +135,7 @@ def _referenced_message(entity_id: str, total: int, listed: list[Document]) -> s
     return message + "; delete those first, or delete with cascade=true"
 
 
-async def _deactivate(ctx: WriteContext, kind: str, ids: list[str],
+async def _deactivate(ctx: WriteContext, kind: Kind, ids: list[str],
                       still: Callable[[Document], bool] = lambda previous: True,
                       expected: int | None = None) -> dict[str, Document | str]:
     """Write a new version with ``isActive: false`` of each id that is active (and passes ``still``, and is at
@@ -143,7 +144,7 @@ async def _deactivate(ctx: WriteContext, kind: str, ids: list[str],
 
     def build(item: dict, previous: Document | None) -> Document | str:
         if previous is None or not is_active(previous) or not still(previous):
-            return f"{LABEL[kind]} {item['id']} not found in ERCollection {ctx.collection_id}"
+            return f"{kind.label} {item['id']} not found in ERCollection {ctx.collection_id}"
         document = {key: value for key, value in previous.items() if key != "sysData"}
         document.update(isActive=False, sysData=system_data(ctx, kind, previous, now))
         return document

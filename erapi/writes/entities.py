@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from erapi.catalog import Catalog
+from erapi.kinds import ENTITIES
 from erapi.timestamps import utc_timestamp
 from erapi.writes.context import BatchResult, WriteContext
 from erapi.writes.versioning import (
@@ -21,7 +22,7 @@ from storage_plugins.base import Document
 
 async def upsert_entities(ctx: WriteContext, items: list[dict[str, Any]]) -> BatchResult:
     failures: dict[int, str] = {}
-    unique = first_occurrences(items, "Entity", failures)
+    unique = first_occurrences(items, ENTITIES, failures)
     for index in unique:
         entity_type = ctx.catalog.entity_type(items[index]["entityType"])
         if entity_type is None:
@@ -34,10 +35,10 @@ async def upsert_entities(ctx: WriteContext, items: list[dict[str, Any]]) -> Bat
     candidates = {items[i]["id"]: items[i] for i in unique if i not in failures}
     now = utc_timestamp()
     outcomes = await upsert_versioned(
-        ctx, "entities", candidates,
+        ctx, ENTITIES, candidates,
         unless_unchanged(lambda item, previous: _entity_document(ctx, item, previous, now)),
     )
-    return batch_result(ctx, "entities", items, failures, outcomes, "Entity upserted successfully")
+    return batch_result(ctx, ENTITIES, items, failures, outcomes, "Entity upserted successfully")
 
 
 def _unknown_additional_type(catalog: Catalog, item: Mapping[str, Any]) -> str | None:
@@ -61,7 +62,7 @@ def _entity_document(ctx: WriteContext, item: dict, previous: Document | None, n
     document.update(
         **_entity_derived_fields(ctx.catalog, item),
         isActive=True,
-        sysData=system_data(ctx, "entities", previous, now),
+        sysData=system_data(ctx, ENTITIES, previous, now),
     )
     return document
 

@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 from erapi import brick_relationships
 from erapi.catalog import Catalog, RelationshipType
+from erapi.kinds import ENTITIES
 from erapi.writes.context import WriteContext
 from erapi.writes.versioning import derived_field_problem
 
@@ -106,7 +107,7 @@ async def fetch_entity_types(ctx: WriteContext, items: list[Mapping[str, Any]]) 
         wanted.setdefault(ctx.collection_id, set()).add(item["sourceEntityId"])
         wanted.setdefault(destination_collection(ctx, item), set()).add(item["destinationEntityId"])
     return {
-        collection_id: await ctx.storage.get_active_types("entities", collection_id, ids)
+        collection_id: await ctx.storage.get_active_types(ENTITIES.name, collection_id, ids)
         for collection_id, ids in wanted.items()
     }
 

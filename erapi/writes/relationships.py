@@ -8,6 +8,7 @@ from typing import Any
 
 from erapi import brick_relationships
 from erapi.acl import READ, WRITE
+from erapi.kinds import RELATIONSHIPS
 from erapi.timestamps import utc_timestamp
 from erapi.writes.context import BatchResult, ItemResult, WriteContext
 from erapi.writes.relationship_checks import (
@@ -40,7 +41,7 @@ async def _upsert_relationship_batch(ctx: WriteContext, sent: list[dict[str, Any
     failures: dict[int, str] = {}
     items = list(sent)  # items named by their Brick relationship are replaced by their resolved copies
     types = BatchCatalog(ctx.catalog)
-    unique = first_occurrences(items, "Relationship", failures)
+    unique = first_occurrences(items, RELATIONSHIPS, failures)
     for index in unique:
         message = relationship_request_problem(ctx, types, items[index])
         if message:
@@ -71,10 +72,10 @@ async def _upsert_relationship_batch(ctx: WriteContext, sent: list[dict[str, Any
     candidates = {items[i]["id"]: items[i] for i in unique if i not in failures}
     now = utc_timestamp()
     outcomes = await upsert_versioned(
-        ctx, "relationships", candidates,
+        ctx, RELATIONSHIPS, candidates,
         unless_unchanged(lambda item, previous: _relationship_document(ctx, types, item, previous, now)),
     )
-    result = batch_result(ctx, "relationships", items, failures, outcomes, "Relationship upserted successfully")
+    result = batch_result(ctx, RELATIONSHIPS, items, failures, outcomes, "Relationship upserted successfully")
     for item, outcome in zip(sent, result.results):
         if outcome.ok and brick_relationships.named_by_brick(item):  # say which type was chosen
             outcome.details["relationshipType"] = outcome.document["relationshipType"]
@@ -94,7 +95,7 @@ def _relationship_document(ctx: WriteContext, types: BatchCatalog, item: dict, p
         destinationERCollectionId=destination_collection(ctx, item),
         **types.derived_fields(item["relationshipType"]),
         isActive=True,
-        sysData=system_data(ctx, "relationships", previous, now),
+        sysData=system_data(ctx, RELATIONSHIPS, previous, now),
     )
     return document
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from erapi.kinds import ENTITIES, RELATIONSHIPS, Kind
 from erapi.timestamps import utc_timestamp
 from erapi.writes.context import BatchResult, WriteContext, tracker_message
 from storage_plugins.base import Document
 
 if TYPE_CHECKING:
     from erapi.writes.deletes import DeleteResult
-
-REQUEST_OBJECT = {"entities": "Entity", "relationships": "Relationship"}
-
 
 def status_records(ctx: WriteContext, result: BatchResult, received_at: datetime) -> list[Document]:
     """One status record per item, in its final state, with the whole state history.
@@ -28,7 +26,7 @@ def status_records(ctx: WriteContext, result: BatchResult, received_at: datetime
     finals = {True: ("Completed", state_entry("Completed", finished_at)),
               False: ("Failed", state_entry("Failed", finished_at))}
     transaction_id, correlation_id = ctx.transaction_id, ctx.correlation_id
-    request_object = REQUEST_OBJECT[result.kind]
+    request_object = result.kind.label
     records = []
     for index, item in enumerate(result.results):
         final_state, final_entry = finals[item.ok]
@@ -54,12 +52,12 @@ def item_record_id(transaction_id: str, index: int) -> str:
     return f"{transaction_id}.{index:05d}"
 
 
-def service_data(collection_id: str, kind: str, item_id: str) -> Document:
-    """The record's subject: an entity, a relationship, or (kind "job") the whole transaction."""
+def service_data(collection_id: str, kind: Kind | None, item_id: str) -> Document:
+    """The record's subject: an entity, a relationship, or (kind None) the whole transaction."""
     return {
         "erCollectionId": collection_id,
-        "entityId": item_id if kind == "entities" else None,
-        "relationshipId": item_id if kind == "relationships" else None,
+        ENTITIES.id_field: item_id if kind is ENTITIES else None,
+        RELATIONSHIPS.id_field: item_id if kind is RELATIONSHIPS else None,
     }
 
 
@@ -79,7 +77,7 @@ def delete_status_records(ctx: WriteContext, result: DeleteResult, received_at: 
             "transactionId": ctx.transaction_id,
             "correlationId": ctx.correlation_id,
             "requestAction": "Delete",
-            "requestObject": REQUEST_OBJECT[item.kind],
+            "requestObject": item.kind.label,
             "state": "Completed",
             "message": item.message,
             "serviceData": service_data(ctx.collection_id, item.kind, item.id),

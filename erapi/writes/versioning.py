@@ -5,32 +5,32 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from erapi.errors import shown
+from erapi.kinds import Kind
 from erapi.preconditions import EXPECTED_VERSION, version_problem
 from erapi.writes.context import BatchResult, ItemResult, Unchanged, WriteContext
-from storage_plugins.base import VERSION_FIELD, Document, Storage
+from storage_plugins.base import Document, Storage
 
 MAX_CLAIM_ROUNDS = 64  # each round lets at least one of the racing writers of an id win
 SYSTEM_FIELDS = frozenset({"sysData", "isActive", EXPECTED_VERSION})  # never stored as sent
-LABEL = {"entities": "Entity", "relationships": "Relationship"}
 
 
-async def read_current(storage: Storage, kind: str, collection_id: str, document_id: str) -> Document | None:
+async def read_current(storage: Storage, kind: Kind, collection_id: str, document_id: str) -> Document | None:
     """The current version of one id, or None. An id absent from the current view may have a version claimed
     by a writer that died before publishing it: that version is published first (storage_plugins/base.py), so
     that a read never denies what ``/versions`` lists, and a delete never misses what a read shows."""
-    document = (await storage.get_current(kind, collection_id, [document_id])).get(document_id)
+    document = (await storage.get_current(kind.name, collection_id, [document_id])).get(document_id)
     if document is None:
-        document = (await storage.roll_forward(kind, collection_id, [document_id])).get(document_id)
+        document = (await storage.roll_forward(kind.name, collection_id, [document_id])).get(document_id)
     return document
 
 
-def first_occurrences(items: list[Mapping[str, Any]], label: str, failures: dict[int, str]) -> list[int]:
+def first_occurrences(items: list[Mapping[str, Any]], kind: Kind, failures: dict[int, str]) -> list[int]:
     """Indexes of the first occurrence of each id; every later occurrence is recorded as a failure."""
     seen: set[str] = set()
     unique = []
     for index, item in enumerate(items):
         if item["id"] in seen:
-            failures[index] = f"{label} id {item['id']} appears more than once in the request"
+            failures[index] = f"{kind.label} id {item['id']} appears more than once in the request"
         else:
             seen.add(item["id"])
             unique.append(index)
@@ -43,13 +43,13 @@ def client_fields(item: Mapping[str, Any]) -> Document:
     return {key: value for key, value in item.items() if key not in SYSTEM_FIELDS}
 
 
-def system_data(ctx: WriteContext, kind: str, previous: Document | None, now: str) -> Document:
+def system_data(ctx: WriteContext, kind: Kind, previous: Document | None, now: str) -> Document:
     if previous is None:  # a new document: the same fields as below, without the look-ups
-        return {VERSION_FIELD[kind]: 1, "sysCreatedAt": now, "sysCreatedBy": ctx.principal, "sysUpdatedAt": now,
+        return {kind.version_field: 1, "sysCreatedAt": now, "sysCreatedBy": ctx.principal, "sysUpdatedAt": now,
                 "sysUpdatedBy": ctx.principal, "sysTransactionId": ctx.transaction_id}
     previous_system = previous["sysData"] if previous else {}
     return {
-        VERSION_FIELD[kind]: previous_system.get(VERSION_FIELD[kind], 0) + 1,
+        kind.version_field: previous_system.get(kind.version_field, 0) + 1,
         "sysCreatedAt": previous_system.get("sysCreatedAt", now),
         "sysCreatedBy": previous_system.get("sysCreatedBy", ctx.principal),
         "sysUpdatedAt": now,
@@ -79,7 +79,7 @@ def _content(document: Document) -> Document:
 
 
 async def upsert_versioned(
-    ctx: WriteContext, kind: str, candidates: dict[str, dict], build: Builder
+    ctx: WriteContext, kind: Kind, candidates: dict[str, dict], build: Builder
 ) -> dict[str, Document | Unchanged | str]:
     """Write each candidate as the next version of its id; a str outcome is the item's failure message, an
     Unchanged one an item equal to its current version (nothing written).
@@ -92,48 +92,48 @@ async def upsert_versioned(
     pending = candidates
     if ctx.reapply and pending:
         pending = await _skip_applied(ctx, kind, pending, outcomes)
-    previous = await ctx.storage.get_current(kind, ctx.collection_id, pending) if pending else {}
+    previous = await ctx.storage.get_current(kind.name, ctx.collection_id, pending) if pending else {}
     for _ in range(MAX_CLAIM_ROUNDS):
         documents = []
         for document_id, item in pending.items():
             stored = previous.get(document_id)
-            built = version_problem(kind, LABEL[kind], item, stored) or build(item, stored)
+            built = version_problem(kind, item, stored) or build(item, stored)
             if not isinstance(built, dict):
                 outcomes[document_id] = built
             else:
                 documents.append(built)
         if not documents:
             return outcomes
-        claim = await ctx.storage.claim_versions(kind, ctx.collection_id, documents)
+        claim = await ctx.storage.claim_versions(kind.name, ctx.collection_id, documents)
         claimed = set(claim.claimed)
         winners = [document for document in documents if document["id"] in claimed]
-        await ctx.storage.put_current(kind, ctx.collection_id, winners)
+        await ctx.storage.put_current(kind.name, ctx.collection_id, winners)
         outcomes.update((document["id"], document) for document in winners)
         if not claim.conflicted:
             return outcomes
         pending = {document_id: candidates[document_id] for document_id in claim.conflicted}
         # the version that beat us may be claimed but never published (its writer died): publish it before
         # building on it, so that no version is built on what readers cannot see (see storage_plugins/base.py)
-        previous = await ctx.storage.roll_forward(kind, ctx.collection_id, pending)
+        previous = await ctx.storage.roll_forward(kind.name, ctx.collection_id, pending)
     for document_id in pending:
         outcomes[document_id] = f"Too many concurrent updates of {shown(document_id)}; retry the request"
     return outcomes
 
 
 async def _skip_applied(
-    ctx: WriteContext, kind: str, candidates: dict[str, dict], outcomes: dict[str, Document | str]
+    ctx: WriteContext, kind: Kind, candidates: dict[str, dict], outcomes: dict[str, Document | str]
 ) -> dict[str, dict]:
     """Report versions this transaction wrote before (a worker died after writing) instead of writing again."""
-    applied = await ctx.storage.find_applied(kind, ctx.collection_id, candidates, ctx.transaction_id)
+    applied = await ctx.storage.find_applied(kind.name, ctx.collection_id, candidates, ctx.transaction_id)
     # the dead worker may have claimed a version without publishing it: publishing is forward-only and safe
-    await ctx.storage.put_current(kind, ctx.collection_id, list(applied.values()))
+    await ctx.storage.put_current(kind.name, ctx.collection_id, list(applied.values()))
     outcomes.update(applied)
     return {document_id: item for document_id, item in candidates.items() if document_id not in applied}
 
 
 def batch_result(
     ctx: WriteContext,
-    kind: str,
+    kind: Kind,
     items: list[Mapping[str, Any]],
     failures: dict[int, str],
     outcomes: dict[str, Document | Unchanged | str],
