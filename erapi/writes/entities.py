@@ -6,46 +6,47 @@ from typing import Any, Mapping
 
 from erapi.catalog import Catalog
 from erapi.kinds import ENTITIES
-from erapi.timestamps import utc_timestamp
 from erapi.writes.context import BatchResult, WriteContext
-from erapi.writes.versioning import (
-    batch_result,
-    client_fields,
-    derived_field_problem,
-    first_occurrences,
-    system_data,
-    unless_unchanged,
-    upsert_versioned,
-)
+from erapi.writes.rules import Batch, Rule, upsert_checked
+from erapi.writes.versioning import client_fields, derived_field_problem, system_data
 from storage_plugins.base import Document
 
 
 async def upsert_entities(ctx: WriteContext, items: list[dict[str, Any]]) -> BatchResult:
-    failures: dict[int, str] = {}
-    unique = first_occurrences(items, ENTITIES, failures)
-    for index in unique:
-        entity_type = ctx.catalog.entity_type(items[index]["entityType"])
-        if entity_type is None:
-            failures[index] = _unknown_entity_type_message(ctx.catalog, items[index]["entityType"])
-            continue
-        problem = _unknown_additional_type(ctx.catalog, items[index]) or derived_field_problem(
-            items[index], _entity_derived_fields(ctx.catalog, items[index]))
-        if problem:
-            failures[index] = problem
-    candidates = {items[i]["id"]: items[i] for i in unique if i not in failures}
-    now = utc_timestamp()
-    outcomes = await upsert_versioned(
-        ctx, ENTITIES, candidates,
-        unless_unchanged(lambda item, previous: _entity_document(ctx, item, previous, now)),
+    return await upsert_checked(
+        Batch(ctx, items), ENTITIES, ENTITY_RULES,
+        lambda item, previous, now: _entity_document(ctx, item, previous, now),
+        "Entity upserted successfully",
     )
-    return batch_result(ctx, ENTITIES, items, failures, outcomes, "Entity upserted successfully")
 
 
-def _unknown_additional_type(catalog: Catalog, item: Mapping[str, Any]) -> str | None:
-    for name in item.get("additionalEntityTypes", ()):
-        if catalog.entity_type(name) is None:
-            return _unknown_entity_type_message(catalog, name, " (additionalEntityTypes)")
+# ---- the rules, in the order they apply ----------------------------------------------------------------------
+
+
+def _known_entity_type(batch: Batch, index: int) -> str | None:
+    name = batch.items[index]["entityType"]
+    if batch.ctx.catalog.entity_type(name) is None:
+        return _unknown_entity_type_message(batch.ctx.catalog, name)
     return None
+
+
+def _known_additional_types(batch: Batch, index: int) -> str | None:
+    for name in batch.items[index].get("additionalEntityTypes", ()):
+        if batch.ctx.catalog.entity_type(name) is None:
+            return _unknown_entity_type_message(batch.ctx.catalog, name, " (additionalEntityTypes)")
+    return None
+
+
+def _derived_fields_unchanged(batch: Batch, index: int) -> str | None:
+    item = batch.items[index]
+    return derived_field_problem(item, _entity_derived_fields(batch.ctx.catalog, item))
+
+
+ENTITY_RULES: tuple[Rule[Batch], ...] = (
+    Rule("its entity type is in the catalog", _known_entity_type),
+    Rule("its additional entity types are in the catalog", _known_additional_types),
+    Rule("it sets no derived field to another value", _derived_fields_unchanged),
+)
 
 
 def _unknown_entity_type_message(catalog: Catalog, name: str, where: str = "") -> str:

@@ -1,13 +1,16 @@
-"""The per-item rules of a relationship upsert, and the catalog answers they share within one batch."""
+"""The per-item rules of a relationship upsert, in the order they apply, and what they share within one batch."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from erapi import brick_relationships
+from erapi.acl import READ
 from erapi.catalog import Catalog, RelationshipType
 from erapi.kinds import ENTITIES
 from erapi.writes.context import WriteContext
+from erapi.writes.rules import Batch, Rule
 from erapi.writes.versioning import derived_field_problem
 
 
@@ -44,35 +47,34 @@ class BatchCatalog:
             return found
 
 
-def resolve_brick_name(ctx: WriteContext, items: list[dict[str, Any]], index: int,
-                        entity_types: dict[str, dict[str, str]], failures: dict[int, str]) -> None:
-    item = items[index]
-    ends = ((item["sourceEntityId"], ctx.collection_id, "Source"),
-            (item["destinationEntityId"], destination_collection(ctx, item), "Destination"))
-    found = [entity_types.get(collection_id, {}).get(entity_id) for entity_id, collection_id, _ in ends]
-    for (entity_id, collection_id, label), entity_type in zip(ends, found):
-        if entity_type is None:
-            failures[index] = f"{label} entity {entity_id} not found in ERCollection {collection_id}"
-            return
-    resolved = brick_relationships.resolve(ctx.catalog, item, *found)
-    if isinstance(resolved, str):
-        failures[index] = resolved
-    else:
-        items[index] = resolved
+@dataclass
+class RelationshipBatch(Batch):
+    """A relationship batch under check, with what its rules look up once for the whole batch."""
+
+    types: BatchCatalog = field(init=False)
+    rights: dict[str, frozenset[str]] = field(default_factory=dict)  # on destination collections
+    entity_types: dict[str, dict[str, str]] = field(default_factory=dict)  # of the named ends, per collection
+
+    def __post_init__(self) -> None:
+        self.types = BatchCatalog(self.ctx.catalog)
 
 
-def relationship_request_problem(ctx: WriteContext, types: BatchCatalog, item: Mapping[str, Any]) -> str | None:
+# ---- the rules, in the order they apply ----------------------------------------------------------------------
+
+
+def known_type(batch: RelationshipBatch, index: int) -> str | None:
+    item = batch.items[index]
     if brick_relationships.named_by_brick(item):
-        return _brick_named_request_problem(ctx, item)
-    relationship_type = types.relationship_type(item["relationshipType"])
-    if relationship_type is None:
+        if brick_relationships.catalog_brick_name(batch.ctx.catalog, item["brickRelationshipType"]) is None:
+            return brick_relationships.unknown_brick_name_message(item["brickRelationshipType"])
+    elif batch.types.relationship_type(item["relationshipType"]) is None:
         return f"Relationship type {item['relationshipType']} not found in the relationship type catalog"
-    return _source_collection_problem(ctx, item) or derived_field_problem(
-        item, types.derived_fields(item["relationshipType"]))
+    return None
 
 
-def _source_collection_problem(ctx: WriteContext, item: Mapping[str, Any]) -> str | None:
-    source_collection = item.get("sourceERCollectionId", ctx.collection_id)
+def source_in_header_collection(batch: RelationshipBatch, index: int) -> str | None:
+    ctx = batch.ctx
+    source_collection = batch.items[index].get("sourceERCollectionId", ctx.collection_id)
     if source_collection != ctx.collection_id:
         return (
             f"sourceERCollectionId {source_collection} does not match the ercollectionid header "
@@ -81,10 +83,101 @@ def _source_collection_problem(ctx: WriteContext, item: Mapping[str, Any]) -> st
     return None
 
 
-def _brick_named_request_problem(ctx: WriteContext, item: Mapping[str, Any]) -> str | None:
-    if brick_relationships.catalog_brick_name(ctx.catalog, item["brickRelationshipType"]) is None:
-        return brick_relationships.unknown_brick_name_message(item["brickRelationshipType"])
-    return _source_collection_problem(ctx, item)
+def derived_fields_unchanged(batch: RelationshipBatch, index: int) -> str | None:
+    item = batch.items[index]
+    if brick_relationships.named_by_brick(item):  # its type is chosen later, by its ends
+        return None
+    return derived_field_problem(item, batch.types.derived_fields(item["relationshipType"]))
+
+
+async def fetch_destination_rights(batch: RelationshipBatch, indexes: list[int]) -> None:
+    # the header's collection was authorised for writing already; only other destinations need a check
+    ctx = batch.ctx
+    destinations = {destination_collection(ctx, batch.items[index]) for index in indexes}
+    batch.rights = await ctx.acl.access_to_many(destinations - {ctx.collection_id}, ctx.principal)
+
+
+def destination_accessible(batch: RelationshipBatch, index: int) -> str | None:
+    ctx = batch.ctx
+    destination = destination_collection(ctx, batch.items[index])
+    if destination != ctx.collection_id and ctx.destination_access not in batch.rights[destination]:
+        return (
+            f"Destination ERCollection {destination} does not exist or is not "
+            f"{'readable' if ctx.destination_access == READ else 'writable'} by the caller"
+        )
+    return None
+
+
+async def fetch_end_types(batch: RelationshipBatch, indexes: list[int]) -> None:
+    """The type of every active entity the items name, per collection: one storage call per collection."""
+    ctx = batch.ctx
+    wanted: dict[str, set[str]] = {}
+    for item in (batch.items[index] for index in indexes):
+        wanted.setdefault(ctx.collection_id, set()).add(item["sourceEntityId"])
+        wanted.setdefault(destination_collection(ctx, item), set()).add(item["destinationEntityId"])
+    batch.entity_types = {
+        collection_id: await ctx.storage.get_active_types(ENTITIES.name, collection_id, ids)
+        for collection_id, ids in wanted.items()
+    }
+
+
+def brick_name_resolved(batch: RelationshipBatch, index: int) -> str | None:
+    """A relationship sent with its Brick name gets the catalog type that fits its ends (replacing the item)."""
+    item = batch.items[index]
+    if not brick_relationships.named_by_brick(item):
+        return None
+    found = []
+    for label, entity_id, collection_id in _ends(batch.ctx, item):
+        entity_type = batch.entity_types.get(collection_id, {}).get(entity_id)
+        if entity_type is None:
+            return _missing_end(label, entity_id, collection_id)
+        found.append(entity_type)
+    resolved = brick_relationships.resolve(batch.ctx.catalog, item, *found)
+    if isinstance(resolved, str):
+        return resolved
+    batch.items[index] = resolved
+    return None
+
+
+def ends_exist_and_fit(batch: RelationshipBatch, index: int) -> str | None:
+    """Both ends are active entities of the classes the relationship type requires (types fetched above)."""
+    item = batch.items[index]
+    relationship_type = batch.types.relationship_type(item["relationshipType"])
+    required_classes = (relationship_type.source, relationship_type.destination)
+    for (label, entity_id, collection_id), required_class in zip(_ends(batch.ctx, item), required_classes):
+        entity_type = batch.entity_types.get(collection_id, {}).get(entity_id)
+        if entity_type is None:
+            return _missing_end(label, entity_id, collection_id)
+        if not batch.types.is_a(entity_type, required_class):
+            required = batch.ctx.catalog.spelled_like(required_class, item["relationshipType"])
+            return (
+                f"{label} entity {entity_id} of type {entity_type} is not a {required} "
+                f"as relationship type {item['relationshipType']} requires"
+            )
+    return None
+
+
+RELATIONSHIP_RULES: tuple[Rule[RelationshipBatch], ...] = (
+    Rule("its type (or Brick name) is in the catalog", known_type),
+    Rule("its source collection is the header's", source_in_header_collection),
+    Rule("it sets no derived field to another value", derived_fields_unchanged),
+    Rule("its destination collection grants the caller access", destination_accessible,
+         fetch=fetch_destination_rights),
+    Rule("a Brick name resolves to one catalog type", brick_name_resolved, fetch=fetch_end_types),
+    Rule("both ends exist and are of the classes its type requires", ends_exist_and_fit),
+)
+
+
+# ---- shared by the rules ----------------------------------------------------------------------------------------
+
+
+def _ends(ctx: WriteContext, item: Mapping[str, Any]) -> tuple[tuple[str, str, str], tuple[str, str, str]]:
+    return (("Source", item["sourceEntityId"], ctx.collection_id),
+            ("Destination", item["destinationEntityId"], destination_collection(ctx, item)))
+
+
+def _missing_end(label: str, entity_id: str, collection_id: str) -> str:
+    return f"{label} entity {entity_id} not found in ERCollection {collection_id}"
 
 
 def relationship_derived_fields(catalog: Catalog, item: Mapping[str, Any]) -> dict[str, str]:
@@ -98,35 +191,3 @@ def relationship_derived_fields(catalog: Catalog, item: Mapping[str, Any]) -> di
 
 def destination_collection(ctx: WriteContext, item: Mapping[str, Any]) -> str:
     return item.get("destinationERCollectionId", ctx.collection_id)
-
-
-async def fetch_entity_types(ctx: WriteContext, items: list[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
-    """The type of every active entity the items name, per collection: one storage call per collection."""
-    wanted: dict[str, set[str]] = {}
-    for item in items:
-        wanted.setdefault(ctx.collection_id, set()).add(item["sourceEntityId"])
-        wanted.setdefault(destination_collection(ctx, item), set()).add(item["destinationEntityId"])
-    return {
-        collection_id: await ctx.storage.get_active_types(ENTITIES.name, collection_id, ids)
-        for collection_id, ids in wanted.items()
-    }
-
-
-def endpoint_problem(ctx: WriteContext, types: BatchCatalog, item: Mapping[str, Any],
-                     entity_types: dict[str, dict[str, str]]) -> str | None:
-    relationship_type = types.relationship_type(item["relationshipType"])
-    ends = (
-        ("Source", item["sourceEntityId"], ctx.collection_id, relationship_type.source),
-        ("Destination", item["destinationEntityId"], destination_collection(ctx, item), relationship_type.destination),
-    )
-    for label, entity_id, collection_id, required_class in ends:
-        entity_type = entity_types.get(collection_id, {}).get(entity_id)
-        if entity_type is None:
-            return f"{label} entity {entity_id} not found in ERCollection {collection_id}"
-        if not types.is_a(entity_type, required_class):
-            required = ctx.catalog.spelled_like(required_class, item["relationshipType"])
-            return (
-                f"{label} entity {entity_id} of type {entity_type} is not a {required} "
-                f"as relationship type {item['relationshipType']} requires"
-            )
-    return None

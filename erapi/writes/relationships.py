@@ -7,26 +7,17 @@ from dataclasses import replace
 from typing import Any
 
 from erapi import brick_relationships
-from erapi.acl import READ, WRITE
+from erapi.acl import WRITE
 from erapi.kinds import RELATIONSHIPS
-from erapi.timestamps import utc_timestamp
 from erapi.writes.context import BatchResult, ItemResult, WriteContext
 from erapi.writes.relationship_checks import (
+    RELATIONSHIP_RULES,
     BatchCatalog,
+    RelationshipBatch,
     destination_collection,
-    endpoint_problem,
-    fetch_entity_types,
-    relationship_request_problem,
-    resolve_brick_name,
 )
-from erapi.writes.versioning import (
-    batch_result,
-    client_fields,
-    first_occurrences,
-    system_data,
-    unless_unchanged,
-    upsert_versioned,
-)
+from erapi.writes.rules import upsert_checked
+from erapi.writes.versioning import client_fields, system_data
 from storage_plugins.base import Document
 
 
@@ -38,44 +29,12 @@ async def upsert_relationships(ctx: WriteContext, items: list[dict[str, Any]]) -
 
 
 async def _upsert_relationship_batch(ctx: WriteContext, sent: list[dict[str, Any]]) -> BatchResult:
-    failures: dict[int, str] = {}
-    items = list(sent)  # items named by their Brick relationship are replaced by their resolved copies
-    types = BatchCatalog(ctx.catalog)
-    unique = first_occurrences(items, RELATIONSHIPS, failures)
-    for index in unique:
-        message = relationship_request_problem(ctx, types, items[index])
-        if message:
-            failures[index] = message
-
-    # the header's collection was authorised for writing already; only other destinations need a check
-    destinations = {destination_collection(ctx, items[i]) for i in unique if i not in failures}
-    rights = await ctx.acl.access_to_many(destinations - {ctx.collection_id}, ctx.principal)
-    for index in unique:
-        if index not in failures:
-            destination = destination_collection(ctx, items[index])
-            if destination != ctx.collection_id and ctx.destination_access not in rights[destination]:
-                failures[index] = (
-                    f"Destination ERCollection {destination} does not exist or is not "
-                    f"{'readable' if ctx.destination_access == READ else 'writable'} by the caller"
-                )
-
-    entity_types = await fetch_entity_types(ctx, [items[i] for i in unique if i not in failures])
-    for index in unique:
-        if index not in failures and brick_relationships.named_by_brick(items[index]):
-            resolve_brick_name(ctx, items, index, entity_types, failures)
-    for index in unique:
-        if index not in failures:
-            message = endpoint_problem(ctx, types, items[index], entity_types)
-            if message:
-                failures[index] = message
-
-    candidates = {items[i]["id"]: items[i] for i in unique if i not in failures}
-    now = utc_timestamp()
-    outcomes = await upsert_versioned(
-        ctx, RELATIONSHIPS, candidates,
-        unless_unchanged(lambda item, previous: _relationship_document(ctx, types, item, previous, now)),
+    batch = RelationshipBatch(ctx, list(sent))  # a copy: a rule replaces a Brick-named item by its resolved copy
+    result = await upsert_checked(
+        batch, RELATIONSHIPS, RELATIONSHIP_RULES,
+        lambda item, previous, now: _relationship_document(ctx, batch.types, item, previous, now),
+        "Relationship upserted successfully",
     )
-    result = batch_result(ctx, RELATIONSHIPS, items, failures, outcomes, "Relationship upserted successfully")
     for item, outcome in zip(sent, result.results):
         if outcome.ok and brick_relationships.named_by_brick(item):  # say which type was chosen
             outcome.details["relationshipType"] = outcome.document["relationshipType"]
