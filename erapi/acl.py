@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from erapi.clock import Clock
+from erapi.errors import Conflict
 from storage_plugins.base import Document, DuplicateError, GrantedCollections, Storage
 
 READ = "read"
@@ -36,8 +37,9 @@ class CollectionAcl:
         return self.grants.get(principal, frozenset())
 
 
-class CollectionExists(Exception):
-    pass
+class CollectionExists(Conflict):
+    def __init__(self, collection_id: str):
+        super().__init__(f"ERCollection {collection_id} already exists")
 
 
 class AccessControl:

@@ -20,7 +20,7 @@ import structlog
 
 from erapi.clock import Clock
 from erapi.config import AuthConfig
-from storage_plugins.base import ConfigurationError
+from erapi.errors import ConfigurationError, Unauthenticated
 
 log = structlog.get_logger(__name__)
 
@@ -54,8 +54,8 @@ class Principal:
     scopes: frozenset[str]
 
 
-class AuthenticationError(Exception):
-    """The token is missing, malformed, badly signed or expired (HTTP 401); the message is safe for clients."""
+class AuthenticationError(Unauthenticated):
+    """The token is missing, malformed, badly signed or expired; the message is safe for clients."""
 
 
 class VerifiedTokens:

@@ -12,9 +12,9 @@ from aiohttp import web
 from erapi.acl import WRITE
 from erapi.atomic import all_or_nothing, nothing_written
 from erapi.dryrun import DryRunStorage
-from erapi.errors import InvalidRequest, PayloadTooLarge, TooManyRequests
+from erapi.errors import InvalidRequest, PayloadTooLarge
 from erapi.idempotency import read_idempotency_key, request_fingerprint
-from erapi.jobs import Backpressure, accept_job
+from erapi.jobs import accept_job
 from erapi.keys import acl_key, catalog_key, config_key, idempotency_key, job_workers_key, storage_key
 from erapi.kinds import RELATIONSHIPS, Kind
 from erapi.logs import log_transaction
@@ -128,10 +128,7 @@ async def dry_run(request: web.Request, context: WriteContext, upsert: Upsert, i
 async def accept(request: web.Request, context: WriteContext, kind: Kind, items: list[dict],
                  received_at: datetime) -> web.Response:
     """Store the job, wake this process's workers, answer 202 with the transaction's tracker."""
-    try:
-        await accept_job(context, kind, items, received_at, request.app[config_key].jobs)
-    except Backpressure as error:
-        raise TooManyRequests(str(error), error.retry_after) from error
+    await accept_job(context, kind, items, received_at, request.app[config_key].jobs)  # Backpressure: 429
     for worker in request.app[job_workers_key]:
         worker.wake()
     tracker = f"{base_url(request)}/apollo/status/logs?transactionid={context.transaction_id}"

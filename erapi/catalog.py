@@ -15,8 +15,8 @@ from typing import Any, Iterable
 
 import orjson
 
+from erapi.errors import ConfigurationError
 from erapi.packaged import package_dir
-from storage_plugins.base import ConfigurationError
 
 SCHEMAS_DIR = package_dir("schemas")
 CATALOG_DIR = SCHEMAS_DIR / "catalog"

@@ -20,8 +20,9 @@ from erapi import catalog_build, installed_version
 from erapi.auth import KNOWN_SCOPES
 from erapi.brick_cli import add_commands as add_brick_commands
 from erapi.config import Config, load_config
+from erapi.errors import ConfigurationError
 from erapi.packaged import CONFIG_EXAMPLES, config_example
-from storage_plugins.base import ConfigurationError, StorageError, plugin_class
+from storage_plugins.base import StorageError, plugin_class
 
 # The cyclic garbage collector's thresholds (CPython's defaults: 700, 10, 10). First: a write stores several
 # new containers per item, so with 700 a 100-item request ran several collections, each of them walking the

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from storage_plugins.base import ConfigurationError, available_plugins, plugin_class
+from erapi.errors import ConfigurationError
+from storage_plugins.base import available_plugins, plugin_class
 
 DEFAULT_SECRET_FILE = "~/.config/erapi/local-secret"
 

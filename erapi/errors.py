@@ -1,4 +1,9 @@
-"""The service's own exceptions; one middleware turns each into the contract's JSON envelope."""
+"""The service's own exceptions: what went wrong, in a message safe to show the client, and nothing of HTTP.
+
+The error middleware (erapi/middleware.py) is the one place that turns each into the contract's JSON envelope,
+with its HTTP status and headers (HTTP_STATUS there). ConfigurationError never reaches a client: it stops
+start-up or a command.
+"""
 
 from __future__ import annotations
 
@@ -13,20 +18,23 @@ def shown(value: str) -> str:
     return f"{value[:MAX_SHOWN_CHARS]}... ({len(value)} characters)"
 
 
-class ApiError(Exception):
-    """A request-level refusal with its HTTP status and a message safe to show the client."""
+class ConfigurationError(Exception):
+    """The configuration names something that does not exist or is out of range."""
 
-    status = 400
 
-    def __init__(self, message: str, errors: list[dict] | None = None, headers: dict[str, str] | None = None):
+class ServiceError(Exception):
+    """A refusal of a request, with a message (and, for a body that fails its schema, the errors) to show, and
+    for a refusal that may pass later, after how many seconds to try again."""
+
+    def __init__(self, message: str, errors: list[dict] | None = None, retry_after: int | None = None):
         super().__init__(message)
         self.message = message
         self.errors = errors or []
-        self.headers = headers or {}
+        self.retry_after = retry_after
 
 
-class InvalidRequest(ApiError):
-    status = 400
+class InvalidRequest(ServiceError):
+    """The request is malformed: a header, a query parameter or the body."""
 
 
 class UnreadableBody(InvalidRequest):
@@ -34,58 +42,55 @@ class UnreadableBody(InvalidRequest):
 
 
 class RequestTimeout(UnreadableBody):
-    status = 408
+    """The body did not arrive in time."""
 
 
 class ClientDisconnected(UnreadableBody):
     """The body stopped short: a client that hung up, or whose framing broke. Logged as such, not as a fault."""
 
 
-class Unauthenticated(ApiError):
-    status = 401
-
-    def __init__(self, message: str):
-        super().__init__(message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+class Unauthenticated(ServiceError):
+    """No valid bearer token."""
 
 
-class Forbidden(ApiError):
-    status = 403
+class Forbidden(ServiceError):
+    """The caller may not do this: a scope, a grant."""
 
 
-class NotFound(ApiError):
-    status = 404
+class NotFound(ServiceError):
+    """Nothing of that id where the request looks (or nothing the caller may know of)."""
 
 
-class Conflict(ApiError):
-    status = 409
+class Conflict(ServiceError):
+    """The request contradicts what is stored."""
 
 
-class PayloadTooLarge(ApiError):
-    status = 413
+class PayloadTooLarge(ServiceError):
+    """The body is over the byte limit, or carries more items than a request may."""
 
 
-class HeadersTooLarge(ApiError):
-    status = 431
+class HeadersTooLarge(ServiceError):
+    """The request headers are over their limit."""
 
 
-class UnsupportedMediaType(ApiError):
-    status = 415
+class UnsupportedMediaType(ServiceError):
+    """The body is not of a content type the operation takes."""
 
 
-class TooManyRequests(ApiError):
-    status = 429
+class TooManyRequests(ServiceError):
+    """Come back later: after ``retry_after`` seconds."""
 
     def __init__(self, message: str, retry_after: int):
-        super().__init__(message, headers={"Retry-After": str(retry_after)})
+        super().__init__(message, retry_after=retry_after)
 
 
-class PreconditionFailed(ApiError):
-    status = 412
+class PreconditionFailed(ServiceError):
+    """A conditional write (If-Match, If-None-Match) found another version."""
 
 
-class Unprocessable(ApiError):
-    status = 422
+class Unprocessable(ServiceError):
+    """Well-formed, but cannot be applied as sent (an idempotency key reused for another request)."""
 
 
-class NotAcceptable(ApiError):
-    status = 406
+class NotAcceptable(ServiceError):
+    """No representation the Accept header takes."""

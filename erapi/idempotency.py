@@ -89,9 +89,9 @@ class Idempotency:
                 return replay(held["answer"])
             if held is not None:
                 raise Conflict(f"The request with {HEADER} {key} is still being processed; retry later",
-                               headers={"Retry-After": str(max(1, round(self.settings.wait_seconds)))})
+                               retry_after=max(1, round(self.settings.wait_seconds)))
         raise Conflict(f"{HEADER} {key} is being claimed by other requests; retry later",
-                       headers={"Retry-After": "1"})
+                       retry_after=1)
 
     async def _first(self, key_id: str, owner: str, process: Process) -> web.Response:
         try:

@@ -23,6 +23,7 @@ from erapi.acl import WRITE, AccessControl
 from erapi.catalog import Catalog
 from erapi.clock import Clock
 from erapi.config import JobsConfig
+from erapi.errors import TooManyRequests
 from erapi.kinds import BY_NAME, ENTITIES, RELATIONSHIPS, Kind
 from erapi.logs import audit, log_transaction
 from erapi.timestamps import utc_timestamp
@@ -38,12 +39,8 @@ FINAL_STATES = ("Completed", "Failed")
 logger = structlog.get_logger("erapi.jobs")
 
 
-class Backpressure(Exception):
+class Backpressure(TooManyRequests):
     """Too many items are waiting; the client should retry after ``retry_after`` seconds."""
-
-    def __init__(self, message: str, retry_after: int):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 def job_record_id(transaction_id: str) -> str:

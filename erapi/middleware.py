@@ -5,13 +5,61 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from erapi.errors import ApiError, ClientDisconnected, HeadersTooLarge, UnreadableBody
+from erapi.errors import (
+    ClientDisconnected,
+    Conflict,
+    Forbidden,
+    HeadersTooLarge,
+    InvalidRequest,
+    NotAcceptable,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    RequestTimeout,
+    ServiceError,
+    TooManyRequests,
+    Unauthenticated,
+    UnreadableBody,
+    Unprocessable,
+    UnsupportedMediaType,
+)
 from erapi.keys import config_key
 from erapi.routes import route_of
 from erapi.web import check_query_names, envelope
 from storage_plugins.base import StorageError
 
 logger = structlog.get_logger("erapi.http")
+
+# The one mapping from a refusal to its HTTP status; the envelope's code is the status as text. A subclass
+# answers as its nearest listed base (RequestTimeout is an UnreadableBody, hence an InvalidRequest, but 408).
+HTTP_STATUS: dict[type[ServiceError], int] = {
+    InvalidRequest: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    NotAcceptable: 406,
+    RequestTimeout: 408,
+    Conflict: 409,
+    PreconditionFailed: 412,
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    Unprocessable: 422,
+    TooManyRequests: 429,
+    HeadersTooLarge: 431,
+}
+
+
+def http_status(error: ServiceError) -> int:
+    return next(HTTP_STATUS[cls] for cls in type(error).__mro__ if cls in HTTP_STATUS)
+
+
+def http_headers(error: ServiceError) -> dict[str, str]:
+    """The headers a refusal's answer carries: how to authenticate, or when to come back."""
+    if isinstance(error, Unauthenticated):
+        return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    if error.retry_after is not None:
+        return {"Retry-After": str(error.retry_after)}
+    return {}
 
 
 @web.middleware
@@ -29,16 +77,16 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
         if isinstance(error, ClientDisconnected):
             # the answer will most likely reach no one; what operators need is what happened
             logger.warning("client disconnected", reason=error.message)
-        response = envelope(error.status, error.message)
+        response = envelope(http_status(error), error.message)
         # the rest of the body may still be on the wire: no next request can follow it on this connection.
         # Marked read, the body is not drained either (aiohttp would wait for a slow client, or re-raise
         # a broken stream's error and log it as an unhandled exception)
         response.force_close()
         request.content.feed_eof()
         return response
-    except ApiError as error:
-        response = envelope(error.status, error.message, **({"errors": error.errors} if error.errors else {}))
-        response.headers.update(error.headers)
+    except ServiceError as error:
+        response = envelope(http_status(error), error.message, **({"errors": error.errors} if error.errors else {}))
+        response.headers.update(http_headers(error))
         return response
     except web.HTTPException as error:
         # aiohttp's own refusals (unknown route, wrong method, body too large) in our envelope

@@ -13,16 +13,13 @@ import time
 from dataclasses import dataclass
 
 from erapi.clock import Clock
-from erapi.errors import ApiError
+from erapi.errors import TooManyRequests
 
 MAX_TRACKED_PRINCIPALS = 100_000  # beyond it, idle (full) buckets are forgotten: they would allow a burst anyway
 
 
-class RateLimited(ApiError):
-    status = 429
-
-    def __init__(self, message: str, retry_after: int):
-        super().__init__(message, headers={"Retry-After": str(retry_after)})
+class RateLimited(TooManyRequests):
+    """The principal's bucket is empty."""
 
 
 @dataclass

@@ -14,7 +14,7 @@ from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from erapi.acl import READ, WRITE
-from erapi.auth import READ_SCOPE, WRITE_SCOPE, AuthenticationError, Principal
+from erapi.auth import READ_SCOPE, WRITE_SCOPE, Principal
 from erapi.errors import (
     ClientDisconnected,
     Forbidden,
@@ -46,10 +46,7 @@ async def authorize(request: web.Request, *scopes: str) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("A bearer token is required")
-    try:
-        principal = await request.app[authenticator_key].authenticate(token.strip())
-    except AuthenticationError as error:
-        raise Unauthenticated(str(error)) from error
+    principal = await request.app[authenticator_key].authenticate(token.strip())  # AuthenticationError: 401
     structlog.contextvars.bind_contextvars(principal=principal.subject)
     limiter = request.app[rate_limiter_key]
     if limiter is not None:

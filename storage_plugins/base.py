@@ -26,8 +26,9 @@ import sys
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Mapping
 
+from erapi.errors import ConfigurationError
 from storage_plugins.access import AccessStore, GrantedCollections
-from storage_plugins.common import AtomicConflict, ConfigurationError, Document, DuplicateError, StorageError
+from storage_plugins.common import AtomicConflict, Document, DuplicateError, StorageError
 from storage_plugins.documents import (
     KINDS,
     TYPE_FIELD,
@@ -46,7 +47,7 @@ from storage_plugins.logs import LogQuery, LogStore, LogTransition
 from storage_plugins.subscriptions import SubscriptionStore
 
 __all__ = [
-    "AccessStore", "AtomicConflict", "ClaimResult", "ConfigurationError", "Document", "DocumentQuery", "DocumentStore",
+    "AccessStore", "AtomicConflict", "ClaimResult", "Document", "DocumentQuery", "DocumentStore",
     "DuplicateError", "EdgeQuery", "FrontierQuery", "GrantedCollections", "IDEMPOTENCY_SWEEP_EVERY", "JobQueue",
     "KINDS", "LogQuery", "LogStore", "LogTransition", "Storage", "StorageError", "SubscriptionStore", "TYPE_FIELD",
     "VERSION_FIELD", "VersionPage", "VersionProblem", "WRITE_PATH_READS", "WritePathView", "available_plugins",

@@ -19,6 +19,3 @@ class AtomicConflict(Exception):
     """A concurrent writer took a version an all-or-nothing batch needed; nothing of the batch was kept."""
 
 
-class ConfigurationError(Exception):
-    """The configuration names something that does not exist or is out of range."""
-

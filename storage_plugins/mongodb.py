@@ -51,6 +51,7 @@ except ImportError as missing:  # told by create_storage as a configuration erro
     raise ImportError(f"PyMongo is not installed ({missing}); install the mongodb extra: "
                       f"pip install 'erapi[mongodb]'") from missing
 
+from erapi.errors import ConfigurationError
 from storage_plugins.base import (
     IDEMPOTENCY_SWEEP_EVERY,
     KINDS,
@@ -58,7 +59,6 @@ from storage_plugins.base import (
     VERSION_FIELD,
     AtomicConflict,
     ClaimResult,
-    ConfigurationError,
     Document,
     DocumentQuery,
     DuplicateError,

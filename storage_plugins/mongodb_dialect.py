@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from storage_plugins.base import ConfigurationError
+from erapi.errors import ConfigurationError
 
 
 @dataclass(frozen=True)

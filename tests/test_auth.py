@@ -29,7 +29,7 @@ from erapi.auth import (
     resolve_local_secret,
 )
 from erapi.config import AuthConfig, load_config
-from storage_plugins.base import ConfigurationError
+from erapi.errors import ConfigurationError
 from tests.clock import ManualClock
 
 SECRET = "s" * 48

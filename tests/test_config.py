@@ -9,7 +9,8 @@ import pytest
 
 from erapi.app import create_app
 from erapi.config import Config, load_config
-from storage_plugins.base import ConfigurationError, create_storage, plugin_class
+from erapi.errors import ConfigurationError
+from storage_plugins.base import create_storage, plugin_class
 from tests.api_fixtures import TEST_SECRET, Api, entity
 
 REPO = Path(__file__).resolve().parent.parent

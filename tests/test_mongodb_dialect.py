@@ -7,7 +7,8 @@ import uuid
 import pytest
 from pymongo import monitoring
 
-from storage_plugins.base import ConfigurationError, StorageError, create_storage
+from erapi.errors import ConfigurationError
+from storage_plugins.base import StorageError, create_storage
 from storage_plugins.mongodb_dialect import FERRETDB1, MONGODB, choose_dialect
 from tests.command_monitoring import DatabaseWindow
 

@@ -10,7 +10,8 @@ import uuid
 
 import pytest
 
-from storage_plugins.base import ConfigurationError, DuplicateError, StorageError, create_storage
+from erapi.errors import ConfigurationError
+from storage_plugins.base import DuplicateError, StorageError, create_storage
 from tests.storage_contract.helpers import relationship, status_record, store
 
 # ---- the MongoDB plugin's own checks -------------------------------------------------------------------------

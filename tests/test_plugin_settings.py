@@ -9,13 +9,14 @@ import sys
 import pytest
 
 from erapi.config import load_config
-from storage_plugins.base import ConfigurationError, create_storage
+from erapi.errors import ConfigurationError
+from storage_plugins.base import create_storage
 from tests.test_cli import cli_env, erapi_command  # noqa: F401 (cli_env: a fixture)
 
 THIRD_PARTY_PLUGIN = '''
 from dataclasses import dataclass
 
-from storage_plugins.base import ConfigurationError
+from erapi.errors import ConfigurationError
 from storage_plugins.memory import MemoryStorage
 
 

@@ -7,8 +7,8 @@ import uuid
 import structlog
 from aiohttp import web
 
-from erapi.acl import READ, WRITE, CollectionExists
-from erapi.errors import Conflict, Forbidden, InvalidRequest, NotFound, shown
+from erapi.acl import READ, WRITE
+from erapi.errors import Forbidden, InvalidRequest, NotFound, shown
 from erapi.handlers.reads import open_token, page_headers
 from erapi.keys import acl_key, page_tokens_key
 from erapi.logs import audit
@@ -29,10 +29,7 @@ async def create_collection(request: web.Request) -> web.Response:
         "owner": principal.subject,
         "createdAt": now,
     }
-    try:
-        await request.app[acl_key].register(registration)
-    except CollectionExists as error:
-        raise Conflict(f"ERCollection {registration['collectionId']} already exists") from error
+    await request.app[acl_key].register(registration)  # CollectionExists: 409
     structlog.contextvars.bind_contextvars(ercollectionid=registration["collectionId"])
     audit("collection registered", owner=principal.subject, collection_name=registration["collectionName"],
           access=[READ, WRITE])
