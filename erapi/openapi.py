@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping
 
 from erapi.catalog import SCHEMAS_DIR
 from erapi.config import JobsConfig, ServerConfig
+from erapi.kinds import ENTITIES, RELATIONSHIPS, Kind
 from erapi.schema_components import COMPONENTS, component_name, load_components
 from erapi.web import READ_SCOPE, WRITE_SCOPE
 
@@ -100,7 +101,7 @@ EXAMPLE_RELATIONSHIP = {
     "sourceERCollectionId": "august_14_81",
     "destinationERCollectionId": "august_14_8",
 }
-EXAMPLES = {"entities": EXAMPLE_ENTITY, "relationships": EXAMPLE_RELATIONSHIP}
+EXAMPLES = {ENTITIES: EXAMPLE_ENTITY, RELATIONSHIPS: EXAMPLE_RELATIONSHIP}
 
 ERCOLLECTION = Parameter(
     "ercollectionid", "header", schema("common", "collectionId"), required=True,
@@ -140,8 +141,9 @@ STATUS_TIME = {"type": "string", "format": "date-time"}
 # the tracker's query, exactly what erapi/handlers/status.py reads; at least one of the first six is required
 STATUS_QUERY = (
     Parameter("transactionid", "query", STATUS_ID, "Records of this transaction (`transactionId` of a write)."),
-    Parameter("relationshipid", "query", STATUS_ID, "Records of this relationship id."),
-    Parameter("entityid", "query", STATUS_ID, "Records of this entity id.", example=EXAMPLE_ENTITY["id"]),
+    Parameter(RELATIONSHIPS.tracker_parameter, "query", STATUS_ID, "Records of this relationship id."),
+    Parameter(ENTITIES.tracker_parameter, "query", STATUS_ID, "Records of this entity id.",
+              example=EXAMPLE_ENTITY["id"]),
     Parameter("correlationid", "query", STATUS_ID, "Records of this correlation id (`X-Correlation-Id` of a write)."),
     Parameter("startTime", "query", STATUS_TIME, "Records received at or after this moment (ISO 8601; UTC when "
                                                   "it has no offset)."),
@@ -226,16 +228,15 @@ ATOMIC = boolean_parameter(
 WRITE_OPTIONS = (VALIDATE_ONLY, ATOMIC, IF_MATCH, IF_NONE_MATCH, IDEMPOTENCY_KEY)
 
 
-def batch_write(kind: str, label: str) -> Operation:
-    singular = kind[:-1] if kind == "relationships" else "entity"
-    extra = (CREATE_INVERSE,) if kind == "relationships" else ()
+def batch_write(kind: Kind) -> Operation:
+    extra = (CREATE_INVERSE,) if kind is RELATIONSHIPS else ()
     return Operation(
-        summary=f"Upsert {label.lower()}: one object or an array, up to {SYNC_ITEM_LIMIT} (sync) or "
+        summary=f"Upsert {kind.plural_label.lower()}: one object or an array, up to {SYNC_ITEM_LIMIT} (sync) or "
                 f"{ASYNC_ITEM_LIMIT:,} (async: true)",
-        tag=label,
+        tag=kind.plural_label,
         scopes=(WRITE_SCOPE,),
         parameters=(ERCOLLECTION, ASYNC, CORRELATION, *extra, *WRITE_OPTIONS),
-        request=one_or_many(singular, f"{kind}-request"),
+        request=one_or_many(kind.label.lower(), f"{kind.name}-request"),
         request_example=EXAMPLES[kind],
         responses={
             207: Response("batch", "Every item reported once, in request order, as success or failure "
@@ -256,22 +257,22 @@ def batch_write(kind: str, label: str) -> Operation:
         description=f"The body schema allows {ASYNC_ITEM_LIMIT:,} items, the async limit; a synchronous "
                     f"request (no `async: true`) takes at most {SYNC_ITEM_LIMIT} and answers 413 beyond. Both "
                     "limits are settings (`server.max_items`, `jobs.max_items`); these are their defaults.",
-        operation_id=f"upsert{label}",
+        operation_id=f"upsert{kind.plural_label}",
     )
 
 
-def document_read(kind: str, label: str, id_name: str) -> Operation:
+def document_read(kind: Kind) -> Operation:
+    singular = kind.label.lower()
     return Operation(
-        summary=f"Read one {label.lower()} by id",
-        tag="Entities" if label == "Entity" else "Relationships",
+        summary=f"Read one {singular} by id",
+        tag=kind.plural_label,
         scopes=(READ_SCOPE,),
-        parameters=(path_parameter(id_name, schema("common", "id"), example=EXAMPLES[kind]["id"]),
-                    ERCOLLECTION, INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
+        parameters=(id_parameter(kind), ERCOLLECTION, INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
         responses={
-            200: Response(f"{label.lower()}-read", f"`data` holds the {label.lower()}", ("ETag",)),
+            200: Response(f"{singular}-read", f"`data` holds the {singular}", ("ETag",)),
             **errors(400, *AUTHENTICATED, 404, *STORAGE),
         },
-        operation_id=f"get{label}",
+        operation_id=f"get{kind.label}",
     )
 
 
@@ -358,18 +359,18 @@ GRAPH_PARAMETERS = (
 DELETE_IF_MATCH = replace(
     IF_MATCH, description="Delete only if the stored version is this ETag (from a read, e.g. `\"3\"`); `*`: only if "
                           "the id has a version. Otherwise 412 and nothing is deleted (checked before 404 and 409).")
-TYPE_EXAMPLES = {"relationships": EXAMPLE_RELATIONSHIP["relationshipType"], "entities": EXAMPLE_ENTITY["entityType"]}
+TYPE_EXAMPLES = {RELATIONSHIPS: EXAMPLE_RELATIONSHIP["relationshipType"], ENTITIES: EXAMPLE_ENTITY["entityType"]}
 
 
-def document_list(kind: str, label: str, summary: str, *extra: Parameter, operation_id: str,
+def document_list(kind: Kind, summary: str, *extra: Parameter, operation_id: str,
                   description: str = "") -> Operation:
     return Operation(
         summary=summary,
-        tag=label,
+        tag=kind.plural_label,
         scopes=(READ_SCOPE,),
         parameters=(*extra, ERCOLLECTION, *PAGED, INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
         responses={
-            200: Response(f"{kind[:-1] if kind == 'relationships' else 'entity'}-list",
+            200: Response(f"{kind.label.lower()}-list",
                           "One page, in id order; `paging.continuationToken` is null on the last page"),
             **errors(400, *AUTHENTICATED, 404, *STORAGE, e404="The type is not in the catalog"),
         },
@@ -378,21 +379,20 @@ def document_list(kind: str, label: str, summary: str, *extra: Parameter, operat
     )
 
 
-def type_parameter(kind: str) -> Parameter:
+def type_parameter(kind: Kind) -> Parameter:
     return path_parameter("type", schema("common", "typeName"), example=TYPE_EXAMPLES[kind])
 
 
-def id_parameter(kind: str) -> Parameter:
-    name = "relationshipId" if kind == "relationships" else "entityId"
-    return path_parameter(name, schema("common", "id"), example=EXAMPLES[kind]["id"])
+def id_parameter(kind: Kind) -> Parameter:
+    return path_parameter(kind.id_field, schema("common", "id"), example=EXAMPLES[kind]["id"])
 
 
-def versions(kind: str, label: str) -> Operation:
-    singular = "relationship" if kind == "relationships" else "entity"
+def versions(kind: Kind) -> Operation:
+    singular = kind.label.lower()
     return Operation(
         summary=f"Every version of one {singular}, oldest first, with sysData (a deletion is a version with "
                 "isActive false)",
-        tag=label,
+        tag=kind.plural_label,
         scopes=(READ_SCOPE,),
         parameters=(id_parameter(kind), ERCOLLECTION, *PAGED,
                     boolean_parameter("includeSystemData", "query", "`false` leaves out `sysData` (shown by "
@@ -403,16 +403,16 @@ def versions(kind: str, label: str) -> Operation:
     )
 
 
-def delete(kind: str, label: str, *extra: Parameter, description: str) -> Operation:
-    singular = "relationship" if kind == "relationships" else "entity"
+def delete(kind: Kind, *extra: Parameter, description: str) -> Operation:
+    singular = kind.label.lower()
     return Operation(
         summary=f"Soft-delete one {singular}: a new version with isActive false",
-        tag=label,
+        tag=kind.plural_label,
         scopes=(WRITE_SCOPE,),
         parameters=(id_parameter(kind), ERCOLLECTION, CORRELATION, *extra, DELETE_IF_MATCH),
         responses={
             200: Response("delete", "What was deactivated, with versions and trackers", ("X-Transaction-Id",)),
-            **errors(400, *AUTHENTICATED, 404, 412, *STORAGE, *(() if kind == "relationships" else (409,)),
+            **errors(400, *AUTHENTICATED, 404, 412, *STORAGE, *(() if kind is RELATIONSHIPS else (409,)),
                      e412=f"If-Match: the {singular}'s version is not the one expected; nothing deleted",
                      e404=f"No active {singular} of that id in the collection",
                      e409="Active relationships reference the entity (without cascade=true)"),

@@ -28,6 +28,7 @@ from erapi.handlers import (
     status,
 )
 from erapi.handlers import schema as schema_handlers
+from erapi.kinds import ENTITIES, RELATIONSHIPS
 from erapi.openapi import (
     AUTHENTICATED,
     CASCADE,
@@ -149,21 +150,21 @@ ROUTES: tuple[Route, ...] = (
                    **errors(*AUTHENTICATED, 404, *STORAGE, e403="Not the owner, or scope missing")},
         operation_id="getGrants",
     )),
-    Route("POST", "/apollo/er/entities", entities.post_entities, batch_write("entities", "Entities")),
+    Route("POST", "/apollo/er/entities", entities.post_entities, batch_write(ENTITIES)),
     Route("GET", "/apollo/er/entities", reads.list_entities, document_list(
-        "entities", "Entities", "List the entities of a collection, in pages", operation_id="listEntities")),
+        ENTITIES, "List the entities of a collection, in pages", operation_id="listEntities")),
     Route("GET", "/apollo/er/entities/{entityId}",
-          entities.get_entity, document_read("entities", "Entity", "entityId")),
+          entities.get_entity, document_read(ENTITIES)),
     Route("DELETE", "/apollo/er/entities/{entityId}", deletes.delete_entity_handler, delete(
-        "entities", "Entities", CASCADE,
+        ENTITIES, CASCADE,
         description="Refused with 409 while active relationships reference the entity from any collection, "
                     "unless cascade=true, which deactivates them in the same request and reports them.")),
-    Route("GET", "/apollo/er/entities/{entityId}/versions", reads.entity_versions, versions("entities", "Entities")),
+    Route("GET", "/apollo/er/entities/{entityId}/versions", reads.entity_versions, versions(ENTITIES)),
     Route("GET", "/apollo/er/entities/{entityId}/relationships", reads.list_entity_relationships, Operation(
         summary="The relationships of one entity: outgoing, incoming from any readable collection, or both",
-        tag="Relationships",
+        tag=RELATIONSHIPS.plural_label,
         scopes=(READ_SCOPE,),
-        parameters=(id_parameter("entities"), ERCOLLECTION, DIRECTION, *PAGED, INCLUDE_SYSTEM_DATA,
+        parameters=(id_parameter(ENTITIES), ERCOLLECTION, DIRECTION, *PAGED, INCLUDE_SYSTEM_DATA,
                     INCLUDE_INACTIVE),
         responses={200: Response("relationship-list", "One page, ordered by (sourceERCollectionId, id)"),
                    **errors(400, *AUTHENTICATED, *STORAGE)},
@@ -175,7 +176,7 @@ ROUTES: tuple[Route, ...] = (
         summary="The neighbourhood of one entity over several hops, across the collections the caller may read",
         tag="Graph",
         scopes=(READ_SCOPE,),
-        parameters=(id_parameter("entities"), ERCOLLECTION, *GRAPH_PARAMETERS),
+        parameters=(id_parameter(ENTITIES), ERCOLLECTION, *GRAPH_PARAMETERS),
         responses={200: Response("graph", "`{nodes, edges, truncated}`: each entity once, with its collection and "
                                           "depth; the relationships followed between them"),
                    **errors(400, *AUTHENTICATED, 404, *STORAGE, e404="The entity is not in the collection")},
@@ -202,35 +203,34 @@ ROUTES: tuple[Route, ...] = (
         operation_id="queryGraph",
     )),
     Route("GET", "/apollo/er/entitytypes/{type}/entities", reads.list_entities_of_type, document_list(
-        "entities", "Entities", "List the entities of one type (includeSubtypes=true: and of its subclasses)",
-        type_parameter("entities"), INCLUDE_SUBTYPES, operation_id="listEntitiesOfType",
+        ENTITIES, "List the entities of one type (includeSubtypes=true: and of its subclasses)",
+        type_parameter(ENTITIES), INCLUDE_SUBTYPES, operation_id="listEntitiesOfType",
         description="The type may be given under any of its names (aliases); entities stored under any of them "
                     "are listed.")),
     Route("POST", "/apollo/er/relationships",
-          relationships.post_relationships, batch_write("relationships", "Relationships")),
+          relationships.post_relationships, batch_write(RELATIONSHIPS)),
     Route("GET", "/apollo/er/relationships", reads.list_relationships, document_list(
-        "relationships", "Relationships", "List the relationships of a collection, in pages", *RELATIONSHIP_FILTERS,
+        RELATIONSHIPS, "List the relationships of a collection, in pages", *RELATIONSHIP_FILTERS,
         operation_id="listRelationships")),
     Route("GET", "/apollo/er/relationships/{relationshipId}",
-          relationships.get_relationship, document_read("relationships", "Relationship",
-                                                                        "relationshipId")),
+          relationships.get_relationship, document_read(RELATIONSHIPS)),
     Route("DELETE", "/apollo/er/relationships/{relationshipId}", deletes.delete_relationship_handler, delete(
-        "relationships", "Relationships",
+        RELATIONSHIPS,
         description="A new version with isActive false and a status record (requestAction Delete); afterwards "
                     "lists leave it out and a read answers 404 unless includeInactive=true.")),
     Route("GET", "/apollo/er/relationships/{relationshipId}/versions",
-          reads.relationship_versions, versions("relationships", "Relationships")),
+          reads.relationship_versions, versions(RELATIONSHIPS)),
     Route("GET", "/apollo/er/relationshiptypes/{type}/relationships", reads.list_relationships_of_type, document_list(
-        "relationships", "Relationships", "List the relationships of one type", type_parameter("relationships"),
+        RELATIONSHIPS, "List the relationships of one type", type_parameter(RELATIONSHIPS),
         *RELATIONSHIP_FILTERS, operation_id="listRelationshipsOfType",
         description="The type may be given under any of its names (aliases); relationships stored under any of "
                     "them are listed.")),
     Route("GET", "/apollo/er/relationshiptypes/{type}/relationships/{relationshipId}",
           reads.get_relationship_of_type, Operation(
         summary="Read one relationship of one type by id",
-        tag="Relationships",
+        tag=RELATIONSHIPS.plural_label,
         scopes=(READ_SCOPE,),
-        parameters=(type_parameter("relationships"), id_parameter("relationships"), ERCOLLECTION,
+        parameters=(type_parameter(RELATIONSHIPS), id_parameter(RELATIONSHIPS), ERCOLLECTION,
                     INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
         responses={200: Response("relationship-read", "`data` holds the relationship", ("ETag",)),
                    **errors(400, *AUTHENTICATED, 404, *STORAGE,

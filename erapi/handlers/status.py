@@ -10,6 +10,7 @@ from aiohttp import web
 from erapi.errors import InvalidRequest, NotFound
 from erapi.jobs import job_counts
 from erapi.keys import page_tokens_key, storage_key
+from erapi.kinds import ENTITIES, RELATIONSHIPS
 from erapi.timestamps import utc_timestamp
 from erapi.web import (
     READ_SCOPE, WRITE_SCOPE, authorize, collection_header, json_response, require_any_access,
@@ -19,8 +20,8 @@ from storage_plugins.base import LogQuery
 # query parameter names are case-insensitive; these are their lowercase forms
 FILTERS = {
     "transactionid": "transaction_id",
-    "relationshipid": "relationship_id",
-    "entityid": "entity_id",
+    RELATIONSHIPS.tracker_parameter: "relationship_id",
+    ENTITIES.tracker_parameter: "entity_id",
     "correlationid": "correlation_id",
     "starttime": "start_time",
     "endtime": "end_time",
