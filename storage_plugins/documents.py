@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 KINDS = tuple(kind.name for kind in kinds.KINDS)
 VERSION_FIELD = {kind.name: kind.version_field for kind in kinds.KINDS}
 TYPE_FIELD = {kind.name: kind.type_field for kind in kinds.KINDS}
+EVERY_VERSION = 2**31 - 1  # a page size no history reaches (every backend takes it as a limit)
 
 
 def version_of(kind: str, document: Mapping[str, Any]) -> int:
@@ -226,9 +227,10 @@ class DocumentStore(abc.ABC):
         An empty batch is a no-op.
         """
 
-    @abc.abstractmethod
     async def get_versions(self, kind: str, collection_id: str, document_id: str) -> list[Document]:
-        """Every version of one id from the history, oldest first; ``[]`` when the id never existed."""
+        """Every version of one id from the history, oldest first; ``[]`` when the id never existed. One page of
+        ``get_version_page`` as long as any history."""
+        return (await self.get_version_page(kind, collection_id, document_id, None, EVERY_VERSION)).versions
 
     @abc.abstractmethod
     async def get_version_page(

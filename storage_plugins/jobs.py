@@ -8,11 +8,20 @@ acts at a time in any number of processes, and gives back or finishes.
 from __future__ import annotations
 
 import abc
-from typing import Sequence
+import time
+from typing import Mapping, Sequence
 
 from storage_plugins.common import Document
 
 IDEMPOTENCY_SWEEP_EVERY = 100  # claims of idempotency keys between two removals of expired records
+# The lease fields of a chunk no worker holds (new, or handed back), and of a new chunk: every plugin writes these.
+UNLEASED: Mapping[str, object] = {"state": "pending", "leaseOwner": None, "leaseExpiresAt": 0.0}
+NEW_CHUNK: Mapping[str, object] = {**UNLEASED, "attempts": 0}
+
+
+def leased(worker_id: str, expires_at: float) -> Document:
+    """The lease fields of a chunk ``worker_id`` holds until ``expires_at`` (a claim also adds one attempt)."""
+    return {"state": "processing", "leaseOwner": worker_id, "leaseExpiresAt": expires_at}
 
 
 class JobQueue(abc.ABC):
@@ -61,11 +70,27 @@ class JobQueue(abc.ABC):
     # processes: they are how a retry reaching another process, or the same one after a restart, finds the
     # first request's answer. A record whose ``expiresAt`` has passed may be removed by the plugin at any time.
 
-    @abc.abstractmethod
+    _idempotency_claims = 0
+
     async def claim_idempotency_key(self, record: Document) -> Document | None:
         """Store ``record`` if no record of its ``id`` exists, and return None; otherwise store nothing and return
         the record that holds the id (whatever its age: expiry is the caller's business). Of concurrent claims
-        of one id, in any number of processes, exactly one returns None."""
+        of one id, in any number of processes, exactly one returns None. Every IDEMPOTENCY_SWEEP_EVERY claims, the
+        expired records are removed first (a backend without expiry of its own, FerretDB 1.x, needs it)."""
+        self._idempotency_claims += 1
+        if self._idempotency_claims % IDEMPOTENCY_SWEEP_EVERY == 0:
+            await self.remove_expired_idempotency_keys(time.time())
+        return await self.insert_idempotency_key(record)
+
+    @abc.abstractmethod
+    async def insert_idempotency_key(self, record: Document) -> Document | None:
+        """Store ``record`` if no record of its ``id`` exists, and return None; otherwise store nothing and return
+        the record that holds the id. Of concurrent inserts of one id, in any number of processes, exactly one
+        returns None."""
+
+    @abc.abstractmethod
+    async def remove_expired_idempotency_keys(self, now: float) -> None:
+        """Remove every record whose ``expiresAt`` is before ``now`` (seconds since the epoch)."""
 
     @abc.abstractmethod
     async def get_idempotency_key(self, key_id: str) -> Document | None:

@@ -28,7 +28,6 @@ import copy
 import heapq
 import itertools
 import sys
-import time
 from dataclasses import replace
 from typing import AsyncIterator, Iterable, Iterator, Sequence
 
@@ -36,7 +35,6 @@ import orjson
 from sortedcontainers import SortedList, SortedSet
 
 from storage_plugins.base import (
-    IDEMPOTENCY_SWEEP_EVERY,
     KINDS,
     TYPE_FIELD,
     AtomicConflict,
@@ -54,6 +52,7 @@ from storage_plugins.base import (
     WritePathView,
     version_of,
 )
+from storage_plugins.jobs import NEW_CHUNK, UNLEASED, leased
 from storage_plugins.memory_subscriptions import MemorySubscriptions
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})  # immutable: a copy may share them
@@ -222,7 +221,6 @@ class MemoryStorage(MemorySubscriptions, Storage):
         self._registrations: dict[str, Document] = {}
         self._grants: dict[str, dict[str, Document]] = {}
         self._idempotency: dict[str, Document] = {}
-        self._idempotency_claims = 0
         self._granted: dict[str, SortedSet] = {}  # principal -> ids of the collections it has some access to
 
     async def open(self) -> None:
@@ -445,10 +443,6 @@ class MemoryStorage(MemorySubscriptions, Storage):
                 counts[stored[TYPE]] = counts.get(stored[TYPE], 0) + 1
         return counts
 
-    async def get_versions(self, kind: str, collection_id: str, document_id: str) -> list[Document]:
-        held = self._history[kind].get(collection_id, {}).get(document_id)
-        return [_decode(version[BLOB]) for version in _versions(held)] if held is not None else []
-
     async def get_version_page(
         self, kind: str, collection_id: str, document_id: str, after: int | None, limit: int
     ) -> VersionPage:
@@ -573,7 +567,7 @@ class MemoryStorage(MemorySubscriptions, Storage):
             if "items" in chunk:  # the bulk of a chunk, read once by the worker that claims it: kept serialised
                 stored["items"] = _compact(orjson.dumps(chunk["items"]))
             self._chunks[chunk["id"]] = {
-                **stored, "state": "pending", "attempts": 0, "leaseOwner": None, "leaseExpiresAt": 0.0
+                **stored, **NEW_CHUNK
             }
 
     async def claim_chunk(self, worker_id: str, now: float, lease_seconds: float) -> Document | None:
@@ -584,8 +578,7 @@ class MemoryStorage(MemorySubscriptions, Storage):
         if not claimable:
             return None
         chunk = min(claimable, key=lambda chunk: (chunk["createdAt"], chunk["id"]))  # the oldest
-        chunk.update(state="processing", leaseOwner=worker_id, leaseExpiresAt=now + lease_seconds,
-                     attempts=chunk["attempts"] + 1)
+        chunk.update(leased(worker_id, now + lease_seconds), attempts=chunk["attempts"] + 1)
         claimed = {key: _clone(value) for key, value in chunk.items() if key != "items"}
         if "items" in chunk:
             claimed["items"] = _decode(chunk["items"])
@@ -607,7 +600,7 @@ class MemoryStorage(MemorySubscriptions, Storage):
     async def release_chunk(self, chunk_id: str, worker_id: str) -> bool:
         chunk = self._owned_chunk(chunk_id, worker_id)
         if chunk is not None:
-            chunk.update(state="pending", leaseOwner=None, leaseExpiresAt=0.0, attempts=chunk["attempts"] - 1)
+            chunk.update(UNLEASED, attempts=chunk["attempts"] - 1)
         return chunk is not None
 
     async def pending_items(self, collection_id: str | None) -> int:
@@ -637,12 +630,11 @@ class MemoryStorage(MemorySubscriptions, Storage):
         else:
             granted.discard(collection_id)
 
-    async def claim_idempotency_key(self, record: Document) -> Document | None:
-        self._idempotency_claims += 1
-        if self._idempotency_claims % IDEMPOTENCY_SWEEP_EVERY == 0:
-            now = time.time()
-            for key_id in [k for k, held in self._idempotency.items() if held["expiresAt"] < now]:
-                del self._idempotency[key_id]
+    async def remove_expired_idempotency_keys(self, now: float) -> None:
+        for key_id in [k for k, held in self._idempotency.items() if held["expiresAt"] < now]:
+            del self._idempotency[key_id]
+
+    async def insert_idempotency_key(self, record: Document) -> Document | None:
         held = self._idempotency.get(record["id"])
         if held is not None:
             return _clone(held)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import time
 import weakref
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable, Iterator, Sequence
@@ -53,7 +52,6 @@ except ImportError as missing:  # told by create_storage as a configuration erro
 
 from erapi.errors import ConfigurationError
 from storage_plugins.base import (
-    IDEMPOTENCY_SWEEP_EVERY,
     KINDS,
     TYPE_FIELD,
     VERSION_FIELD,
@@ -72,6 +70,7 @@ from storage_plugins.base import (
     VersionPage,
     WritePathView,
 )
+from storage_plugins.jobs import NEW_CHUNK, UNLEASED, leased
 from storage_plugins.mongodb_dialect import AUTO, MONGODB, MongoDialect, choose_dialect, dialect_named
 from storage_plugins.mongodb_subscriptions import SUBSCRIPTION_INDEXES, MongoSubscriptions
 
@@ -234,7 +233,6 @@ class MongoStorage(MongoSubscriptions, Storage):
         self._db: Any = None
         # What the server lacks of MongoDB: chosen in open() from the server's version, or as configured
         self.dialect: MongoDialect = MONGODB
-        self._idempotency_claims = 0
         self._atomic_unavailable: str | None = "the MongoDB storage is not open"
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
@@ -577,12 +575,6 @@ class MongoStorage(MongoSubscriptions, Storage):
         return {"n": result.get("nMatched", 0) + result.get("nUpserted", 0), "nModified": result.get("nModified", 0),
                 "writeErrors": result.get("writeErrors", [])}
 
-    async def get_versions(self, kind: str, collection_id: str, document_id: str) -> list[Document]:
-        query = {"ercollectionid": _text(collection_id, "collection id"), "id": _text(document_id, "id")}
-        with self._operation(f"read of {kind} history"):
-            cursor = self._db[f"{kind}_history"].find(query).sort(f"sysData.{VERSION_FIELD[kind]}", ASCENDING)
-            return [_returned(document) for document in await cursor.to_list()]
-
     async def get_version_page(
         self, kind: str, collection_id: str, document_id: str, after: int | None, limit: int
     ) -> VersionPage:
@@ -832,18 +824,14 @@ class MongoStorage(MongoSubscriptions, Storage):
         batch = []
         for chunk in chunks:
             _text(chunk["id"], "chunk id")
-            stored = {**chunk, "state": "pending", "attempts": 0, "leaseOwner": None, "leaseExpiresAt": 0.0}
+            stored = {**chunk, **NEW_CHUNK}
             stored.pop("_id", None)
             batch.append(stored)
         await self._insert_new(JOBS, batch, chunks, "chunks")
 
     async def claim_chunk(self, worker_id: str, now: float, lease_seconds: float) -> Document | None:
         claimable = {"$or": [{"state": "pending"}, {"state": "processing", "leaseExpiresAt": {"$lte": now}}]}
-        claim = {
-            "$set": {"state": "processing", "leaseOwner": _text(worker_id, "worker id"),
-                     "leaseExpiresAt": now + lease_seconds},
-            "$inc": {"attempts": 1},
-        }
+        claim = {"$set": leased(_text(worker_id, "worker id"), now + lease_seconds), "$inc": {"attempts": 1}}
         with self._operation("claim of a job chunk"):
             # No projection: FerretDB 1.24 does not implement findAndModify's "fields".
             async with self._one_update_at_a_time():
@@ -871,7 +859,7 @@ class MongoStorage(MongoSubscriptions, Storage):
         return result.deleted_count == 1
 
     async def release_chunk(self, chunk_id: str, worker_id: str) -> bool:
-        release = {"$set": {"state": "pending", "leaseOwner": None, "leaseExpiresAt": 0.0}, "$inc": {"attempts": -1}}
+        release = {"$set": dict(UNLEASED), "$inc": {"attempts": -1}}
         with self._operation("release of a job chunk"):
             async with self._one_update_at_a_time():
                 result = await self._db[JOBS].update_one(_owned(chunk_id, worker_id), release)
@@ -908,22 +896,24 @@ class MongoStorage(MongoSubscriptions, Storage):
     # ---- idempotency keys ------------------------------------------------------------------------------------
     # Claims are inserts keyed by _id, so the unique _id index decides between concurrent first requests, in
     # any number of processes and on every dialect (an insert is atomic on FerretDB 1.x too). FerretDB 1.x has
-    # no TTL indexes, so expired records are swept by a delete every IDEMPOTENCY_SWEEP_EVERY claims instead.
+    # no TTL indexes, so expired records are swept by a delete every IDEMPOTENCY_SWEEP_EVERY claims instead (the
+    # interface's claim_idempotency_key calls remove_expired_idempotency_keys).
 
-    async def claim_idempotency_key(self, record: Document) -> Document | None:
+    async def remove_expired_idempotency_keys(self, now: float) -> None:
+        with self._operation("removal of expired idempotency keys"):
+            await self._db[IDEMPOTENCY].delete_many({"expiresAt": {"$lt": now}})
+
+    async def insert_idempotency_key(self, record: Document) -> Document | None:
         key_id = _text(record["id"], "idempotency key id")
         stored = {**record, "_id": key_id}
         with self._operation("claim of an idempotency key"):
-            self._idempotency_claims += 1
-            if self._idempotency_claims % IDEMPOTENCY_SWEEP_EVERY == 0:
-                await self._db[IDEMPOTENCY].delete_many({"expiresAt": {"$lt": time.time()}})
             try:
                 await self._db[IDEMPOTENCY].insert_one(stored)
                 return None
             except mongo_errors.DuplicateKeyError:
                 held = await self._db[IDEMPOTENCY].find_one({"_id": key_id})
-        if held is None:  # released between our insert and our read: claim again
-            return await self.claim_idempotency_key(record)
+        if held is None:  # released between our insert and our read: insert again
+            return await self.insert_idempotency_key(record)
         held.pop("_id", None)
         return held
 

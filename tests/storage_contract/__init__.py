@@ -1,8 +1,9 @@
-"""The storage contract: what the docstrings of the four storage interfaces promise, checked against every plugin.
+"""The storage contract: what the docstrings of the storage interfaces promise, checked against every plugin.
 
 One module per interface of ``storage_plugins/base.py``: ``test_documents.py`` (DocumentStore: versioned
 documents, history, lists, edges, atomic batches), ``test_logs.py`` (LogStore: status records), ``test_jobs.py``
-(JobQueue: job chunks and idempotency keys) and ``test_access.py`` (AccessStore: registrations and grants).
+(JobQueue: job chunks and idempotency keys), ``test_access.py`` (AccessStore: registrations and grants) and
+``test_subscriptions.py`` (SubscriptionStore: webhook subscriptions).
 
 Each test takes the ``storage`` fixture of ``tests.storage_fixtures`` and so runs once per plugin (memory, and the
 MongoDB plugin on FerretDB and on SecantusDB); a new plugin joins by being listed there. A storage method added to
