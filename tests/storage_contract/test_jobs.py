@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from storage_plugins.base import DuplicateError
+from storage_plugins.base import IDEMPOTENCY_SWEEP_EVERY, DuplicateError
 from tests.storage_contract.helpers import at
 
 
@@ -111,6 +111,19 @@ async def test_only_the_holder_finishes_or_releases_a_key(storage):
     assert await storage.get_idempotency_key("k") is None
     assert not await storage.finish_idempotency_key("k", "me", answer)
     assert await storage.claim_idempotency_key(key_record("k", "next")) is None
+
+
+async def test_removing_expired_keys_keeps_the_others_and_claims_sweep_now_and_then(storage):
+    now = time.time()
+    await storage.insert_idempotency_key(key_record("old", "a", expires_in=-10.0))
+    await storage.insert_idempotency_key(key_record("live", "b"))
+    await storage.remove_expired_idempotency_keys(now)
+    assert await storage.get_idempotency_key("old") is None
+    assert (await storage.get_idempotency_key("live"))["owner"] == "b"
+    await storage.insert_idempotency_key(key_record("old", "a", expires_in=-10.0))
+    for n in range(IDEMPOTENCY_SWEEP_EVERY):  # one of these claims removes the expired record first
+        assert await storage.claim_idempotency_key(key_record(f"k{n}", "c")) is None
+    assert await storage.get_idempotency_key("old") is None
 
 
 async def test_of_concurrent_claims_of_one_key_exactly_one_stores_it(storage):
