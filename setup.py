@@ -29,6 +29,7 @@ setup(
         "swagger-ui-py>=25.7",  # Swagger UI 5 assets for /apollo/docs, served by the service itself
         "prometheus-client>=0.20",  # /metrics; its multiprocess mode sums the processes of `erapi serve --workers N`
         "rdflib>=7.1.4",  # the Brick export (imported on the first export, never at start-up) and erapi import
+        "pyoxigraph>=0.5",  # erapi import's parser (lenient mode), three times rdflib's speed on Turtle
         "rich>=13.7",  # erapi import's progress bar
         # erapi serve --workers N: gunicorn's arbiter runs the processes with aiohttp's worker class
         # (25.1: its control socket can be turned off)

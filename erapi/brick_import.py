@@ -11,6 +11,7 @@ the same import again sends the same items, and the service writes no new versio
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import time
 import uuid
@@ -18,6 +19,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
+
+import orjson
 
 from erapi import brick_rdf
 from erapi.brick_collections import CATALOG_PREFIX, CollectionOf, collection_rule
@@ -79,13 +82,48 @@ class Summary:
 # ---- the model ------------------------------------------------------------------------------------------------
 
 
+# rdflib's format names that Oxigraph's parser reads too (pyoxigraph.RdfFormat's attribute names)
+OXIGRAPH_FORMATS = {"turtle": "TURTLE", "nt": "N_TRIPLES", "nt11": "N_TRIPLES", "ntriples": "N_TRIPLES",
+                    "n3": "N3", "xml": "RDF_XML", "trig": "TRIG", "nquads": "N_QUADS"}
+
+
 def load_graph(path: Path) -> Graph:
+    """The file as an rdflib graph. Oxigraph's parser (pyoxigraph, Rust) reads the formats it knows about three
+    times faster than rdflib's (EBU3B's 14,572 triples: 0.27 s instead of 0.75 s), in its lenient mode, which like
+    rdflib takes IRIs that are not quite valid (``...#SUPFLO_AVG_%``); anything else goes to rdflib."""
+    import pyoxigraph
     from rdflib import Graph
     from rdflib.util import guess_format
 
+    rdf_format = guess_format(str(path)) or "turtle"
     graph = Graph()
-    graph.parse(str(path), format=guess_format(str(path)) or "turtle")
+    if rdf_format not in OXIGRAPH_FORMATS:
+        return graph.parse(str(path), format=rdf_format)
+    triples = pyoxigraph.parse(path=str(path), format=getattr(pyoxigraph.RdfFormat, OXIGRAPH_FORMATS[rdf_format]),
+                               lenient=True)
+    term = _rdflib_term(pyoxigraph)
+    graph.addN((term(t.subject), term(t.predicate), term(t.object), graph) for t in triples)
     return graph
+
+
+def _rdflib_term(pyoxigraph: Any) -> Callable[[Any], Any]:
+    """Oxigraph's terms to rdflib's (a plain literal without its xsd:string, as rdflib reads it), each IRI once."""
+    from rdflib import XSD, BNode, Literal, URIRef
+
+    iris: dict[str, URIRef] = {}
+
+    def convert(term: Any) -> Any:
+        if isinstance(term, pyoxigraph.NamedNode):
+            value = term.value
+            return iris.get(value) or iris.setdefault(value, URIRef(value))
+        if isinstance(term, pyoxigraph.BlankNode):
+            return BNode(term.value)
+        if term.language:
+            return Literal(term.value, lang=term.language)
+        datatype = term.datatype.value
+        return Literal(term.value, datatype=None if datatype == str(XSD.string) else URIRef(datatype))
+
+    return convert
 
 
 def map_model(graph: Graph, catalog: Catalog, collection_of: CollectionOf) -> Model:
@@ -201,9 +239,13 @@ class Client:
                 raise ImportFailed(f"registering ERCollection {collection_id}: {await _message(answer)}")
 
     async def submit(self, kind: str, collection_id: str, items: list[dict]) -> str:
-        headers = {**self.headers, "ercollectionid": collection_id, "async": "true"}
+        headers = {**self.headers, "ercollectionid": collection_id, "async": "true",
+                   "Content-Type": "application/json"}
+        body = orjson.dumps(items)
         while True:
-            async with self.session.post(f"{self.url}/apollo/er/{kind}", headers=headers, json=items) as answer:
+            # a file-like body: aiohttp sends it in pieces (a job of thousands of items is megabytes)
+            async with self.session.post(f"{self.url}/apollo/er/{kind}", headers=headers,
+                                         data=io.BytesIO(body)) as answer:
                 if answer.status == 202:
                     return (await answer.json())["transactionId"]
                 if answer.status != 429:
