@@ -79,7 +79,7 @@ async def apply(request: web.Request, context: WriteContext, upsert: Upsert, ite
     result = await upsert(context, items)
     raise_if_precondition_failed(request, result)
     # awaited before answering: every tracker URL in the response must already resolve
-    await context.storage.insert_logs(status_records(context, result, received_at))
+    await context.storage.insert_status_batch(status_records(context, result, received_at))
     log_transaction(result)
     response = batch_response(request, result)
     response.headers["X-Transaction-Id"] = context.transaction_id

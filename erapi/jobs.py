@@ -30,9 +30,10 @@ from erapi.timestamps import utc_timestamp
 from erapi.writes.context import BatchResult, ItemResult, WriteContext, tracker_message
 from erapi.writes.entities import upsert_entities
 from erapi.writes.relationships import upsert_relationships
-from erapi.writes.status_records import item_record_id, service_data, state_entry
+from erapi.writes.status_records import add_item_record, item_record_id, new_status_batch, state_entry
 from erapi.writes.versioning import first_occurrences
 from storage_plugins.base import Document, LogTransition, Storage
+from storage_plugins.status_batch import StatusBatch
 
 UPSERTS = {ENTITIES.name: upsert_entities, RELATIONSHIPS.name: upsert_relationships}  # by a chunk's "kind"
 FINAL_STATES = ("Completed", "Failed")
@@ -55,14 +56,6 @@ async def accept_job(ctx: WriteContext, kind: Kind, items: list[dict[str, Any]],
     failures: dict[int, str] = {}
     unique = first_occurrences(items, kind, failures)
     received = utc_timestamp(received_at)
-    requested = state_entry("Requested", received_at)  # one entry for every record: nothing changes an entry
-    records = [_job_record(ctx, kind, received, requested)]
-    for index, item in enumerate(items):
-        record = _item_record(ctx, kind, item["id"], index, received, requested)
-        if index in failures:
-            record.update(state="Failed", message=failures[index])
-            record["stateHistory"].append(state_entry("Failed", received_at))
-        records.append(record)
     chunks = [
         {
             "id": f"{ctx.transaction_id}.c{number:04d}",
@@ -79,7 +72,7 @@ async def accept_job(ctx: WriteContext, kind: Kind, items: list[dict[str, Any]],
         }
         for number, group in enumerate(_groups(unique, settings.chunk_size))
     ]
-    await ctx.storage.insert_logs(records)
+    await ctx.storage.insert_status_batch(_job_status_records(ctx, kind, items, failures, received_at))
     await ctx.storage.enqueue_chunks(chunks)
     audit("job accepted", transaction_id=ctx.transaction_id, ercollectionid=ctx.collection_id,
           principal=ctx.principal, kind=kind.name, items=len(items), chunks=len(chunks))
@@ -102,34 +95,20 @@ def _groups(indexes: list[int], size: int) -> list[list[int]]:
     return [indexes[start:start + size] for start in range(0, len(indexes), size)]
 
 
-def _job_record(ctx: WriteContext, kind: Kind, received: str, requested: Document) -> Document:
-    return _requested_record(ctx, job_record_id(ctx.transaction_id), "Job",
-                             f"Job of {kind.label} upserts accepted",
-                             service_data(ctx.collection_id, None, ""), received, requested)
-
-
-def _item_record(ctx: WriteContext, kind: Kind, item_id: str, index: int, received: str,
-                 requested: Document) -> Document:
-    return _requested_record(ctx, item_record_id(ctx.transaction_id, index), kind.label,
-                             "Waiting to be processed", service_data(ctx.collection_id, kind, item_id), received,
-                             requested)
-
-
-def _requested_record(ctx: WriteContext, record_id: str, request_object: str, message: str, service: Document,
-                      received: str, requested: Document) -> Document:
-    """A status record just accepted: state Requested, its history starting there (``requested``)."""
-    return {
-        "id": record_id,
-        "transactionId": ctx.transaction_id,
-        "correlationId": ctx.correlation_id,
-        "requestAction": "Upsert",
-        "requestObject": request_object,
-        "state": "Requested",
-        "message": message,
-        "serviceData": service,
-        "receivedTimestamp": received,
-        "stateHistory": [requested],
-    }
+def _job_status_records(ctx: WriteContext, kind: Kind, items: list[dict[str, Any]], failures: dict[int, str],
+                        received_at: datetime) -> StatusBatch:
+    """The job's own record and one per item, just accepted: Requested, or Failed for a repeated id."""
+    batch = new_status_batch(ctx, "Upsert", received_at)
+    requested = (batch.entry(state_entry("Requested", received_at)),)
+    failed = (*requested, batch.entry(state_entry("Failed", received_at)))
+    batch.add(job_record_id(ctx.transaction_id), "Job", None, None, "Requested",
+              f"Job of {kind.label} upserts accepted", requested)
+    for index, item in enumerate(items):
+        if index in failures:
+            add_item_record(batch, kind, index, item["id"], "Failed", failures[index], failed)
+        else:
+            add_item_record(batch, kind, index, item["id"], "Requested", "Waiting to be processed", requested)
+    return batch
 
 
 async def job_counts(storage: Storage, collection_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, int]]:

@@ -12,8 +12,13 @@ edge behaviour of its methods in their docstrings:
 The service holds one storage object and calls ``storage.method(...)`` whatever interface the method is of.
 
 Every method is batch-first: it takes all the ids or documents of one request at once, so a request costs a
-constant number of storage calls whatever its item count. Documents are plain dicts of JSON types; plugins
-must return copies the caller may mutate, never their own internal objects.
+constant number of storage calls whatever its item count. Documents are plain dicts of JSON types.
+
+Ownership. What a caller hands to a write method (documents, records, a StatusBatch) belongs to the plugin
+from then on: the caller must not change it, nor anything in it, afterwards, and the plugin may keep it as it
+is instead of copying it (the memory plugin keeps a StatusBatch as the transaction's records, and serialises a
+claimed document once for both the history and the current view). The caller may go on reading it. What a
+plugin returns belongs to the caller: a copy it may change, never an object the plugin keeps.
 
 This module re-exports every name of the interfaces, so ``from storage_plugins.base import ...`` finds them.
 """

@@ -1,6 +1,6 @@
 """LogStore: the status records of transactions, one per item and one per job, each with its state history.
 
-A record is written once (``insert_logs``) and then only moved from state to state (``transition_logs``); the
+A record is written once (``insert_status_batch``, a transaction's records at once) and then only moved from state to state (``transition_logs``); the
 status tracker reads it by its filters (``find_logs``, ``count_logs``) and an async job's progress by the count
 of its item records per state (``count_log_states``).
 """
@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, NamedTuple, Sequence
 
-from storage_plugins.common import Document
+from storage_plugins import status_batch
+from storage_plugins.common import Document, DuplicateError
+from storage_plugins.status_batch import StatusBatch
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,28 @@ class LogStore(abc.ABC):
     plugin keeps by the methods that write them, never by anything a client sends."""
 
     @abc.abstractmethod
-    async def insert_logs(self, records: Sequence[Document]) -> None:
-        """Append status records (each with ``id`` unique within its collection, ``serviceData.erCollectionId`` set).
+    async def insert_status_batch(self, batch: StatusBatch) -> None:
+        """Append the status records of one transaction (storage_plugins/status_batch.py), each ``id`` unique
+        within ``batch.collection_id``. How they are stored is the plugin's (one object for the batch, or one
+        document per record); what ``find_logs`` returns is not.
 
-        An empty batch is a no-op. Raises DuplicateError when a record id already exists; records of the
-        batch without a clash are still written.
+        The plugin takes ownership of ``batch``: the caller must not change it afterwards, and the plugin may
+        keep it (and change it in place for later transitions). An empty batch is a no-op. Raises DuplicateError
+        when a record id already exists; records of the batch without a clash are still written.
         """
+
+    async def insert_logs(self, records: Sequence[Document]) -> None:
+        """Append status records given as documents (status_batch.RECORD_FIELDS): ``insert_status_batch`` for
+        each run of records that share collection, transaction, correlation, action and received time. The
+        documents are copied, not kept. DuplicateError, after writing every record without a clash."""
+        clashes = []
+        for batch in status_batch.group(records):
+            try:
+                await self.insert_status_batch(batch)
+            except DuplicateError as error:
+                clashes.append(str(error))
+        if clashes:
+            raise DuplicateError("; ".join(clashes))
 
     @abc.abstractmethod
     async def find_logs(self, query: LogQuery) -> list[Document]:

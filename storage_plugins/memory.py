@@ -3,21 +3,21 @@
 Each method runs without an ``await`` inside it, so on one event loop every call is atomic; the
 claim-then-publish protocol of the interface still decides races between requests that interleave.
 
-Compact store. Versioned documents and status records are kept serialised (orjson bytes) in a plain tuple
-with the few fields the plugin's indexes and filters read (``Stored``, ``StoredLog``): the serialisation is
-the copy the interface requires (the caller may change its objects afterwards), and each read decodes a
-fresh one. It is also what keeps a large store cheap for the garbage collector: CPython stops tracking bytes
-and tuples of plain values, so at 1,000,000 stored relationships it tracks about 74,000 objects instead of
-3,051,499 and a full collection takes about 0.3 s instead of 1.34 s (what is left is the walk of the big
-index containers; bench/gc_pause.py measures it). Serialising costs a third of what copying the dicts did
-(0.33 against 1.0 us for a relationship); decoding costs about what a copy did; memory per relationship is
-about the same. Documents are JSON (they came from JSON), so nothing is lost.
+Versioned documents are kept serialised (orjson bytes) in a plain tuple with the few fields the plugin's indexes
+and filters read (``Stored``, one layout: the names below say which position holds what). The serialisation is
+the copy the interface allows the plugin to skip but needs anyway (see Ownership in storage_plugins/base.py):
+bytes are what keeps a large store cheap for the garbage collector. CPython stops tracking bytes and exact
+tuples of plain values, so at 1,000,000 stored relationships it tracks about 74,000 objects instead of 3,051,499
+and a full collection takes about 0.3 s instead of 1.34 s (bench/gc_pause.py measures it). A class with
+``__slots__`` in place of the tuple reads better but is tracked: 1,000,000 of them holding bytes make a full
+collection take 0.45 s instead of 0.001 s for the tuples (docs/PERFORMANCE.md), a pause every request would meet
+once in a while at that size, so the tuple stays. A claimed document is serialised once: the publish that
+follows reuses the history's tuple for the current view (the caller handed the document over and no longer
+changes it). Each read decodes a fresh document. Documents are JSON (they came from JSON), so nothing is lost.
 
-The history's version and the current view share one stored tuple when they hold the same bytes. A status
-record's transition makes a new tuple over the same bytes (its state, message and the entries appended
-since), and a read lays those over the decoded record; the sorted indexes of records hold keys, so only
-the record itself is replaced. Job-queue chunks and ACL records are few and stay dicts, copied in and out,
-but for a chunk's items, kept serialised until a worker claims them.
+Status records are the LogStore mixin's (storage_plugins/memory_logs.py): one StatusBatch per transaction.
+Job-queue chunks and ACL records are few and stay dicts, copied in and out, but for a chunk's items, kept
+serialised until a worker claims them.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import AsyncIterator, Iterable, Iterator, Sequence
 import orjson
 from sortedcontainers import SortedList, SortedSet
 
+from storage_plugins.memory_logs import MemoryLogs
 from storage_plugins.base import (
     KINDS,
     TYPE_FIELD,
@@ -45,8 +46,6 @@ from storage_plugins.base import (
     EdgeQuery,
     FrontierQuery,
     GrantedCollections,
-    LogQuery,
-    LogTransition,
     Storage,
     VersionPage,
     WritePathView,
@@ -66,8 +65,8 @@ def _compact(serialised: bytes) -> bytes:
 
 
 # A stored version of a versioned document is a plain tuple: its bytes, then what the indexes, lists and version
-# checks read (the relationship fields as sent, None when absent). Plain, not a NamedTuple: CPython's collector
-# stops tracking a tuple of plain values, but only an exact tuple, never an instance of a subclass.
+# checks read (the relationship fields as sent, None when absent). Plain, not a NamedTuple nor a class: CPython's
+# collector stops tracking a tuple of plain values, but only an exact tuple (see the module's docstring).
 BLOB, VERSION, ACTIVE, TYPE, SOURCE, DESTINATION_COLLECTION, DESTINATION, TRANSACTION = range(8)
 Stored = tuple  # (bytes, int, bool, str | None, str | None, str | None, str | None, str | None)
 
@@ -99,39 +98,6 @@ def _shared(value):
     return sys.intern(value) if type(value) is str else value
 
 
-# A status record, likewise: its bytes as inserted, its sort key (receivedTimestamp, id), what the tracker's
-# filters and the job counts read, its state, and MOVED: None until a transition, then (message, the state
-# entries appended since). A transition makes a new tuple and leaves the bytes alone, so an async job's two
-# moves per item neither decode nor encode the record; a read lays the moves over the decoded bytes.
-KEY, LOG_TRANSACTION, CORRELATION, RELATIONSHIP, ENTITY, STATE, REQUEST_OBJECT, MOVED = range(1, 9)  # 0: BLOB
-StoredLog = tuple
-
-
-def _store_log(record: Document) -> StoredLog:
-    get = record.get
-    service = record["serviceData"]
-    return (
-        _compact(orjson.dumps(record)),
-        (record["receivedTimestamp"], record["id"]),
-        get("transactionId"),
-        get("correlationId"),
-        service.get("relationshipId"),
-        service.get("entityId"),
-        get("state"),
-        get("requestObject"),
-        None,
-    )
-
-
-def _decode_log(stored: StoredLog) -> Document:
-    record = _decode(stored[BLOB])
-    if stored[MOVED] is not None:
-        message, entries = stored[MOVED]
-        record.update(state=stored[STATE], message=message)
-        record.setdefault("stateHistory", []).extend(dict(entry) for entry in entries)
-    return record
-
-
 class _StagedBatch(WritePathView):
     """One all-or-nothing batch: its writes wait here, then land in one step that never yields to the event loop.
 
@@ -153,7 +119,7 @@ class _StagedBatch(WritePathView):
         return ClaimResult(claimed=[document["id"] for document in documents])
 
     async def put_current(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
-        self._published.append((kind, collection_id, [_clone(document) for document in documents]))
+        self._published.append((kind, collection_id, list(documents)))  # handed over: see documents.py
 
     def _check(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
         for document in documents:
@@ -185,18 +151,11 @@ def _clone(value):
     return copy.deepcopy(value)
 
 
-def _insert_key(keys: list[tuple[str, str]], key: tuple[str, str]) -> None:
-    """Insert into a sorted list of record keys: an append in the usual case (newest last)."""
-    if not keys or keys[-1] < key:
-        keys.append(key)
-    else:
-        keys.insert(bisect.bisect_right(keys, key), key)
-
-
-class MemoryStorage(MemorySubscriptions, Storage):
+class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
     name = "memory"
 
     def __init__(self) -> None:
+        super().__init__()
         # kind -> collection -> id -> the current version
         self._current: dict[str, dict[str, dict[str, Stored]]] = {kind: {} for kind in KINDS}
         # kind -> collection -> every id of the current view, sorted: a page is a bisect and a walk; an insert
@@ -209,19 +168,12 @@ class MemoryStorage(MemorySubscriptions, Storage):
         # kind -> collection -> id -> versions (oldest first): the version itself while there is one (most ids
         # have one: a list per id would cost 88 bytes and an object the garbage collector tracks), else a list
         self._history: dict[str, dict[str, dict[str, Stored | list[Stored]]]] = {kind: {} for kind in KINDS}
-        # status records by collection and id; their keys (receivedTimestamp, id) sorted per collection and per
-        # transaction (the tracker's usual filter, and the job counts), so neither walks the whole collection
-        self._log_by_id: dict[str, dict[str, StoredLog]] = {}
-        self._log_keys: dict[str, list[tuple[str, str]]] = {}
-        self._log_keys_by_transaction: dict[tuple[str, str], list[tuple[str, str]]] = {}
-        # (collection, transaction) -> state -> how many item records (not the Job record) are in it: an async job
-        # asks after every chunk, and counting its 10,000 records each time cost more than applying the chunk
-        self._log_states: dict[tuple[str, str], dict[str, int]] = {}
         self._chunks: dict[str, Document] = {}  # claimed oldest first, by (createdAt, id)
         self._registrations: dict[str, Document] = {}
         self._grants: dict[str, dict[str, Document]] = {}
         self._idempotency: dict[str, Document] = {}
         self._granted: dict[str, SortedSet] = {}  # principal -> ids of the collections it has some access to
+        self._last_claim: dict[int, tuple[Document, Stored]] = {}  # see _claim_now
 
     async def open(self) -> None:
         return None
@@ -257,11 +209,15 @@ class MemoryStorage(MemorySubscriptions, Storage):
     def _claim_now(self, kind: str, collection_id: str, documents: Sequence[Document]) -> ClaimResult:
         history = self._history[kind].setdefault(collection_id, {})
         result = ClaimResult()
+        # what each document was stored as, for the publish that follows: the caller hands documents over and no
+        # longer changes them (storage_plugins/documents.py), so their bytes are not made a second time
+        claimed = self._last_claim = {}
         for document in documents:
             document_id = document["id"]
             held = history.get(document_id)
             if held is None:
-                history[document_id] = _store(kind, document)
+                stored = history[document_id] = _store(kind, document)
+                claimed[id(document)] = (document, stored)
                 result.claimed.append(document_id)
                 continue
             versions = _versions(held)
@@ -269,7 +225,9 @@ class MemoryStorage(MemorySubscriptions, Storage):
             if any(version[VERSION] == wanted for version in versions):
                 result.conflicted.append(document_id)
                 continue
-            versions = [*versions, _store(kind, document)]
+            stored = _store(kind, document)
+            claimed[id(document)] = (document, stored)
+            versions = [*versions, stored]
             if versions[-2][VERSION] > wanted:
                 versions.sort(key=lambda version: version[VERSION])
             history[document_id] = versions
@@ -282,12 +240,15 @@ class MemoryStorage(MemorySubscriptions, Storage):
     def _publish_now(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
         current = self._current[kind].setdefault(collection_id, {})
         history = self._history[kind].get(collection_id, {})
+        claimed, self._last_claim = self._last_claim, {}
         for document in documents:
             document_id = document["id"]
             old = current.get(document_id)
             version = version_of(kind, document)
             if old is None or old[VERSION] < version:
-                new = _same_version(kind, history.get(document_id), version, document)
+                made = claimed.get(id(document))
+                new = made[1] if made is not None and made[0] is document else _same_version(
+                    kind, history.get(document_id), version, document)
                 current[document_id] = new
                 self._reindex(kind, collection_id, document_id, old, new)
 
@@ -470,82 +431,6 @@ class MemoryStorage(MemorySubscriptions, Storage):
                     keys.append(key)
         return keys[:limit]
 
-    async def insert_logs(self, records: Sequence[Document]) -> None:
-        clashes = []
-        for record in records:
-            collection_id = record["serviceData"]["erCollectionId"]
-            by_id = self._log_by_id.get(collection_id)
-            if by_id is None:
-                by_id = self._log_by_id[collection_id] = {}
-            if record["id"] in by_id:
-                clashes.append(record["id"])
-                continue
-            stored = _store_log(record)
-            transaction = (collection_id, stored[LOG_TRANSACTION])
-            _insert_key(self._log_keys.setdefault(collection_id, []), stored[KEY])
-            _insert_key(self._log_keys_by_transaction.setdefault(transaction, []), stored[KEY])
-            by_id[record["id"]] = stored
-            if stored[REQUEST_OBJECT] != "Job":
-                _count_state(self._log_states.setdefault(transaction, {}), stored[STATE], 1)
-        if clashes:
-            raise DuplicateError(f"log records already exist: {', '.join(clashes)}")
-
-    async def find_logs(self, query: LogQuery) -> list[Document]:
-        found = []
-        if query.limit <= 0:
-            return found
-        for stored in self._matching_logs(query, query.after):
-            found.append(_decode_log(stored))
-            if len(found) >= query.limit:
-                break
-        return found
-
-    async def count_logs(self, query: LogQuery) -> int:
-        return sum(1 for _ in self._matching_logs(query, None))  # decodes none of the records
-
-    def _matching_logs(self, query: LogQuery, after: tuple[str, str] | None) -> Iterator[StoredLog]:
-        if query.transaction_id is not None:
-            keys = self._log_keys_by_transaction.get((query.collection_id, query.transaction_id), [])
-        else:
-            keys = self._log_keys.get(query.collection_id, [])
-        start = bisect.bisect_right(keys, tuple(after)) if after else 0
-        if query.start_time and (not after or after[0] < query.start_time):
-            start = max(start, bisect.bisect_left(keys, (query.start_time, "")))
-        by_id = self._log_by_id.get(query.collection_id, {})
-        for index in range(start, len(keys)):
-            received, record_id = keys[index]
-            if query.end_time and received > query.end_time:
-                break
-            stored = by_id[record_id]
-            if _matches(stored, query):
-                yield stored
-
-    async def transition_logs(self, collection_id: str, transitions: Sequence[LogTransition]) -> int:
-        moved = 0
-        by_id = self._log_by_id.get(collection_id, {})
-        entries: dict[tuple, Document] = {}  # one entry per (moment, state), shared: entries never change
-        for transition in transitions:
-            stored = by_id.get(transition.record_id)
-            if stored is None or stored[STATE] not in transition.from_states:
-                continue
-            if stored[REQUEST_OBJECT] != "Job":
-                counts = self._log_states[(collection_id, stored[LOG_TRANSACTION])]
-                _count_state(counts, stored[STATE], -1)
-                _count_state(counts, transition.state, 1)
-            entry = entries.get((transition.at, transition.state))
-            if entry is None:
-                entry = entries[(transition.at, transition.state)] = transition.history_entry()
-            earlier = stored[MOVED][1] if stored[MOVED] is not None else ()
-            by_id[transition.record_id] = (*stored[:STATE], transition.state, stored[REQUEST_OBJECT],
-                                           (transition.message, (*earlier, entry)))
-            moved += 1
-        return moved
-
-    async def count_log_states(self, collection_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, int]]:
-        found = ((transaction_id, self._log_states.get((collection_id, transaction_id))) for transaction_id in
-                 set(transaction_ids))
-        return {transaction_id: dict(counts) for transaction_id, counts in found if counts}
-
     async def find_applied(
         self, kind: str, collection_id: str, ids: Iterable[str], transaction_id: str
     ) -> dict[str, Document]:
@@ -673,12 +558,6 @@ class MemoryStorage(MemorySubscriptions, Storage):
 
 
 
-def _count_state(counts: dict[str, int], state: str, change: int) -> None:
-    counts[state] = counts.get(state, 0) + change
-    if not counts[state]:
-        del counts[state]
-
-
 def _versions(held: Stored | list[Stored]) -> list[Stored]:
     """An id's versions in the history, oldest first, from what ``_history`` keeps for it."""
     return held if type(held) is list else [held]
@@ -701,12 +580,3 @@ def _source_end(collection_id: str, relationship: Stored) -> tuple[str, str | No
 def _destination_end(collection_id: str, relationship: Stored) -> tuple[str, str | None]:
     destination_collection = relationship[DESTINATION_COLLECTION]
     return (collection_id if destination_collection is None else destination_collection, relationship[DESTINATION])
-
-
-def _matches(stored: StoredLog, query: LogQuery) -> bool:
-    return (
-        (query.transaction_id is None or stored[LOG_TRANSACTION] == query.transaction_id)
-        and (query.correlation_id is None or stored[CORRELATION] == query.correlation_id)
-        and (query.relationship_id is None or stored[RELATIONSHIP] == query.relationship_id)
-        and (query.entity_id is None or stored[ENTITY] == query.entity_id)
-    )

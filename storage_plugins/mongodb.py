@@ -73,6 +73,7 @@ from storage_plugins.base import (
 from storage_plugins.jobs import NEW_CHUNK, UNLEASED, leased
 from storage_plugins.mongodb_dialect import AUTO, MONGODB, MongoDialect, choose_dialect, dialect_named
 from storage_plugins.mongodb_subscriptions import SUBSCRIPTION_INDEXES, MongoSubscriptions
+from storage_plugins.status_batch import StatusBatch
 
 LOGS = "logs"
 JOBS = "jobs"
@@ -713,15 +714,14 @@ class MongoStorage(MongoSubscriptions, Storage):
 
     # ---- log store: status records ---------------------------------------------------------------------------
 
-    async def insert_logs(self, records: Sequence[Document]) -> None:
-        if not records:
+    async def insert_status_batch(self, batch: StatusBatch) -> None:
+        # one document per record: each tracker filter and each transition stays one indexed statement
+        if not len(batch):
             return
-        batch = [
-            _stored(record, _text(record["serviceData"]["erCollectionId"], "serviceData.erCollectionId"),
-                    recordKind=STATUS)
-            for record in records
-        ]
-        await self._insert_new(LOGS, batch, records, "log records")
+        collection_id = _text(batch.collection_id, "serviceData.erCollectionId")
+        records = list(batch.records())
+        stored = [{**record, "ercollectionid": collection_id, "recordKind": STATUS} for record in records]
+        await self._insert_new(LOGS, stored, records, "log records")
 
     async def _insert_new(self, collection: str, batch: list[Document], originals: Sequence[Document],
                           what: str) -> None:

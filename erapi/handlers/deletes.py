@@ -55,7 +55,7 @@ async def _write_context(request: web.Request) -> tuple[WriteContext, datetime]:
 async def _respond(request: web.Request, context: WriteContext, result: DeleteResult, received_at: datetime,
                    message: str) -> web.Response:
     # awaited before answering: every tracker URL in the response must already resolve
-    await context.storage.insert_logs(delete_status_records(context, result, received_at))
+    await context.storage.insert_status_batch(delete_status_records(context, result, received_at))
     for kind in KINDS:
         record_items(kind.name, "delete", sum(1 for item in result.deactivated if item.kind is kind))
     structlog.get_logger("erapi.transaction").info(
