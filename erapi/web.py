@@ -30,6 +30,7 @@ from erapi.kinds import Kind
 from erapi.validation import NestedTooDeep
 
 COLLECTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")  # what quote() leaves as it is (RFC 3986 unreserved)
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -141,7 +142,8 @@ def tracker_urls(request: web.Request, kind: Kind, transaction_id: str) -> Calla
     """The tracker URL of each item of one transaction: what all of them share is built once."""
     prefix = f"{base_url(request)}/apollo/status/logs?{kind.tracker_parameter}="
     suffix = f"&transactionid={transaction_id}"
-    return lambda item_id: prefix + quote(item_id, safe="") + suffix
+    # most ids need no escaping: telling so by a regular expression costs a third of what quote() does
+    return lambda item_id: prefix + (item_id if UNRESERVED.fullmatch(item_id) else quote(item_id, safe="")) + suffix
 
 
 def check_query_names(request: web.Request, allowed: frozenset[str] | tuple[str, ...], case_insensitive: bool = False) -> None:
