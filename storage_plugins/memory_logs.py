@@ -46,7 +46,7 @@ class MemoryLogs(LogStore):
     async def insert_status_batch(self, batch: StatusBatch) -> None:
         by_id = self._log_by_id.setdefault(batch.collection_id, {})
         clashes = _clashes(batch.ids, by_id)
-        kept = _in_id_order(_without(batch, clashes) if clashes else batch)
+        kept = _frozen(_in_id_order(_without(batch, clashes) if clashes else batch))
         if len(kept):
             by_id.update(dict.fromkeys(kept.ids, kept))
             batches = self._log_batches.get(batch.collection_id)
@@ -152,6 +152,14 @@ def _merged(batches: list[StatusBatch], after: tuple[str, str] | None) -> Iterat
         return ((batch, index) for _, batch, index in following(batches[0]))
     merged = heapq.merge(*(following(batch) for batch in batches), key=lambda entry: entry[0])
     return ((batch, index) for _, batch, index in merged)
+
+
+def _frozen(batch: StatusBatch) -> StatusBatch:
+    """The batch with the columns no transition changes as tuples: CPython's collector stops tracking a tuple of
+    strings, where a list stays tracked (about 40,000 objects fewer to walk at 1,000,000 stored records)."""
+    batch.ids, batch.request_objects = tuple(batch.ids), tuple(batch.request_objects)
+    batch.entity_ids, batch.relationship_ids = tuple(batch.entity_ids), tuple(batch.relationship_ids)
+    return batch
 
 
 def _item_states(batch: StatusBatch) -> list[str]:

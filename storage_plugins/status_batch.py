@@ -31,7 +31,8 @@ class StatusBatch:
     """Status records of one transaction in one collection, received at one moment, by one action.
 
     Columns hold one value per record, in the order of ``add``. Record ids must be unique within the
-    collection (storage refuses a clash with DuplicateError).
+    collection (storage refuses a clash with DuplicateError). A plugin that keeps the batch may turn the columns
+    no transition changes (ids, request objects, entity and relationship ids) into tuples.
     """
 
     collection_id: str
