@@ -240,7 +240,9 @@ async def test_two_workers_on_one_queue_apply_every_item_once(app_factory, stora
     await api.register("c1")
     await api.entities("c1", [entity(f"e{i}") for i in range(100)])
     body = await submit(api, chain(total))
-    workers = [_worker(api, FAST_JOBS, f"w{n}") for n in range(2)]
+    # a lease far longer than a chunk takes even on a loaded FerretDB: a lease that runs out is another test's
+    # subject, and here it would let the second worker claim a chunk again (counted twice below)
+    workers = [_worker(api, {**FAST_JOBS, "lease_seconds": 120.0}, f"w{n}") for n in range(2)]
 
     async def drain(worker):
         applied = 0
