@@ -21,6 +21,7 @@ import structlog
 from erapi.clock import Clock
 from erapi.config import AuthConfig
 from erapi.errors import ConfigurationError, Unauthenticated
+from erapi.scopes import KNOWN_SCOPES, READ_SCOPE, WRITE_SCOPE  # noqa: F401 (imported from here by handlers)
 
 log = structlog.get_logger(__name__)
 
@@ -30,9 +31,6 @@ LOCAL_ALGORITHMS = ("HS256",)
 JWKS_ALGORITHMS = ("RS256", "ES256")  # a tuple, not a set: a client-supplied unhashable "alg" must not raise
 VERIFIED_TOKEN_SECONDS = 30.0  # how long a verified token is taken on trust (never past its exp)
 VERIFIED_TOKEN_ENTRIES = 10_000
-READ_SCOPE = "apollo_read"
-WRITE_SCOPE = "apollo_write"
-KNOWN_SCOPES = (READ_SCOPE, WRITE_SCOPE)  # every scope a handler checks
 
 # Most specific first: several of these are subclasses of DecodeError.
 _ERROR_MESSAGES: tuple[tuple[type[jwt.PyJWTError], str], ...] = (

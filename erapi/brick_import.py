@@ -37,7 +37,7 @@ TRACKER_PAGE = 1000
 # Seconds between two reads of a job's record (only that record: cheap for the service): short at first, so
 # that a short job is seen finished soon after it finishes, then longer, so that a long job is not read for
 # nothing hundreds of times.
-FIRST_POLL_SECONDS, MOST_POLL_SECONDS = 0.005, 0.25
+FIRST_POLL_SECONDS, MOST_POLL_SECONDS = 0.005, 0.025
 
 
 @dataclass
@@ -141,8 +141,16 @@ def map_model(graph: Graph, catalog: Catalog, collection_of: CollectionOf) -> Mo
         known_type = item["entityType"] if catalog.entity_type(item["entityType"]) else CATALOG_PREFIX + "Entity"
         collections[subject] = collection_of(item["id"], known_type)
         model.entities.setdefault(collections[subject], []).append(item)
-    taken = _add_statements(graph, catalog, model, collections)
-    _count_the_rest(graph, model, collections, taken)
+    # one pass over the graph: rdflib's lookup by subject costs more per entity than reading every statement once
+    about: dict[Any, list] = {subject: [] for subject in collections}
+    rest = []
+    for subject, predicate, value in graph:
+        if subject in about:
+            about[subject].append((predicate, value))
+        else:
+            rest.append((subject, predicate))
+    taken = _add_statements(graph, catalog, model, collections, about)
+    _count_the_rest(graph, model, rest, taken)
     return model
 
 
@@ -163,8 +171,9 @@ def _local_name(iri: str) -> str:
     return re.split(r"[#/:]", iri.rstrip("/#"))[-1][:1024] or iri[:1024]
 
 
-def _add_statements(graph: Graph, catalog: Catalog, model: Model, collections: dict) -> set:
-    """Relationships and kept statements of every entity; returns the blank nodes taken along."""
+def _add_statements(graph: Graph, catalog: Catalog, model: Model, collections: dict, about: dict) -> set:
+    """Relationships and kept statements of every entity (``about``: its predicates and values); returns the
+    blank nodes taken along."""
     from rdflib import RDF, RDFS, Literal
 
     taken: set = set()
@@ -172,7 +181,7 @@ def _add_statements(graph: Graph, catalog: Catalog, model: Model, collections: d
     names = brick_rdf.relationship_names(graph)  # an export's erapi:relationshipName annotations
     for subject, collection_id in collections.items():
         item, statements = items[str(subject)], []
-        for predicate, value in sorted(graph.predicate_objects(subject)):
+        for predicate, value in sorted(about[subject]):
             if predicate == RDF.type and BRICK_CLASS.match(str(value)):
                 continue
             relationship = _relationship_name(catalog, predicate) if value in collections else None
@@ -215,10 +224,11 @@ def _relationship(subject: Any, brick_name: str, value: Any, name: str,
             "relationshipName": name[:1024], "destinationERCollectionId": collections[1]}
 
 
-def _count_the_rest(graph: Graph, model: Model, collections: dict, taken: set) -> None:
-    """Every statement about something that is neither an entity nor a blank node taken along, by kind."""
-    for subject, predicate, _value in graph:
-        if subject not in collections and subject not in taken:
+def _count_the_rest(graph: Graph, model: Model, rest: list[tuple], taken: set) -> None:
+    """Every statement about something that is neither an entity (``rest``: their subjects and predicates) nor a
+    blank node taken along, by kind."""
+    for subject, predicate in rest:
+        if subject not in taken:
             model.unmapped[f"statement about something that is not a Brick entity ({graph.qname(predicate)})"] += 1
 
 
@@ -261,7 +271,7 @@ class Client:
         async with self.session.get(f"{self.url}/apollo/status/logs", headers=headers, params=params) as answer:
             if answer.status != 200:
                 raise ImportFailed(f"following job {transaction_id}: {await _message(answer)}")
-            body = await answer.json()
+            body = orjson.loads(await answer.read())  # a page of 1,000 records: a third of json's time
             return body["data"], body["paging"]["continuationToken"]
 
 

@@ -17,11 +17,11 @@ from typing import NoReturn
 from aiohttp import web
 
 from erapi import catalog_build, installed_version
-from erapi.auth import KNOWN_SCOPES
 from erapi.brick_cli import add_commands as add_brick_commands
 from erapi.config import Config, load_config
 from erapi.errors import ConfigurationError
 from erapi.packaged import CONFIG_EXAMPLES, config_example
+from erapi.scopes import KNOWN_SCOPES
 from storage_plugins.base import StorageError, plugin_class
 
 # The cyclic garbage collector's thresholds (CPython's defaults: 700, 10, 10). First: a write stores several
