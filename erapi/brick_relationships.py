@@ -44,12 +44,15 @@ def unknown_brick_name_message(sent: str) -> str:
 
 
 @lru_cache(maxsize=65536)
-def choose(catalog: Catalog, brick_name: str, source_type: str, destination_type: str) -> RelationshipType | None:
-    """The type of Brick relationship ``brick_name`` (a catalog name) for these end classes; None when
-    none fits. Remembered: an import names the same few class pairs thousands of times."""
+def choose(catalog: Catalog, brick_name: str, source_types: tuple[str, ...],
+           destination_types: tuple[str, ...]) -> RelationshipType | None:
+    """The type of Brick relationship ``brick_name`` (a catalog name) for ends of these classes (an entity's
+    ``entityType`` and its ``additionalEntityTypes``: a type fits when one class of each end is at or below its
+    end); None when none fits. Remembered: an import names the same few class pairs thousands of times."""
     fitting = [
         candidate for candidate in catalog.by_brick_relationship[brick_name]
-        if catalog.is_a(source_type, candidate.source) and catalog.is_a(destination_type, candidate.destination)
+        if any(catalog.is_a(source, candidate.source) for source in source_types)
+        and any(catalog.is_a(destination, candidate.destination) for destination in destination_types)
     ]
     most_specific = [candidate for candidate in fitting if not any(
         other is not candidate and catalog.is_a(other.source, candidate.source)
@@ -68,18 +71,18 @@ def stored_name(catalog: Catalog, chosen: RelationshipType, sent: str) -> str:
     return chosen.name
 
 
-def resolve(catalog: Catalog, item: Mapping[str, Any], source_type: str,
-            destination_type: str) -> dict[str, Any] | str:
+def resolve(catalog: Catalog, item: Mapping[str, Any], source_types: tuple[str, ...],
+            destination_types: tuple[str, ...]) -> dict[str, Any] | str:
     """The item with the chosen ``relationshipType`` (its ``brickRelationshipType`` left to the service),
-    or the item's failure message naming the relationship and both classes."""
+    or the item's failure message naming the relationship and both ends' types (``entityType``)."""
     sent = item["brickRelationshipType"]
     brick_name = catalog_brick_name(catalog, sent)
     if brick_name is None:
         return unknown_brick_name_message(sent)
-    chosen = choose(catalog, brick_name, source_type, destination_type)
+    chosen = choose(catalog, brick_name, source_types, destination_types)
     if chosen is None:
-        return (f"No relationship type of Brick relationship {sent} joins a source of type {source_type} "
-                f"to a destination of type {destination_type}")
+        return (f"No relationship type of Brick relationship {sent} joins a source of type {source_types[0]} "
+                f"to a destination of type {destination_types[0]}")
     resolved = {key: value for key, value in item.items() if key != "brickRelationshipType"}
     resolved["relationshipType"] = stored_name(catalog, chosen, sent)
     return resolved

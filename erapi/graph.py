@@ -13,7 +13,7 @@ whole frontier (``find_frontier_edges``); the collections met are checked once p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from erapi.brick_relationships import catalog_brick_name
 from erapi.catalog import Catalog, RelationshipType, spellings
@@ -81,6 +81,11 @@ def entity_classes(catalog: Catalog, name: str, where: str) -> frozenset[str]:
     if found is None:
         raise invalid(where, f"{name} is not an entity type of the catalog")
     return spellings(catalog, catalog.descendants(found.name))
+
+
+def of_classes(document: Mapping[str, Any], classes: frozenset[str]) -> bool:
+    """Whether an entity's type or one of its additionalEntityTypes is among ``classes`` (from entity_classes)."""
+    return document.get("entityType") in classes or not classes.isdisjoint(document.get("additionalEntityTypes", ()))
 
 
 def invalid(where: str, message: str) -> InvalidRequest:

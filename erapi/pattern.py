@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from erapi.catalog import Catalog
-from erapi.graph import (EDGES_PER_NODE, Key, Step, Visibility, entities_of, entity_classes, hop, invalid,
+from erapi.graph import (EDGES_PER_NODE, Key, Step, Visibility, entities_of, entity_classes, hop, invalid, of_classes,
                          relationship_types, step, transitive)
 from storage_plugins.base import Document, DocumentQuery, Storage
 
@@ -68,7 +68,7 @@ class Matcher:
     async def starts(self, pattern: Pattern, collection_id: str) -> set[Key]:
         if pattern.start_id is not None:
             return {(collection_id, pattern.start_id)}
-        query = DocumentQuery(types=pattern.start_classes, limit=MAX_MATCHES + 1)
+        query = DocumentQuery(types=pattern.start_classes, additional_types=True, limit=MAX_MATCHES + 1)
         found = await self.storage.list_current("entities", collection_id, query)
         if len(found) > MAX_MATCHES:
             raise invalid("/start/entityType", f"more than {MAX_MATCHES} entities of this class: start from fewer")
@@ -84,7 +84,7 @@ class Matcher:
             if item.classes is not None and links:
                 documents = await entities_of(self.storage, links)
                 links = {key: came for key, came in links.items()
-                         if key in documents and documents[key].get("entityType") in item.classes}
+                         if key in documents and of_classes(documents[key], item.classes)}
             matched.append(links)
             frontier = set(links)
         return matched

@@ -35,6 +35,7 @@ from erapi.errors import ConfigurationError
 from storage_plugins.access import AccessStore, GrantedCollections
 from storage_plugins.common import AtomicConflict, Document, DuplicateError, StorageError
 from storage_plugins.documents import (
+    ADDITIONAL_TYPES_FIELD,
     KINDS,
     TYPE_FIELD,
     VERSION_FIELD,
@@ -52,11 +53,11 @@ from storage_plugins.logs import LogQuery, LogStore, LogTransition
 from storage_plugins.subscriptions import SubscriptionStore
 
 __all__ = [
-    "AccessStore", "AtomicConflict", "ClaimResult", "Document", "DocumentQuery", "DocumentStore",
-    "DuplicateError", "EdgeQuery", "FrontierQuery", "GrantedCollections", "IDEMPOTENCY_SWEEP_EVERY", "JobQueue",
-    "KINDS", "LogQuery", "LogStore", "LogTransition", "Storage", "StorageError", "SubscriptionStore", "TYPE_FIELD",
-    "VERSION_FIELD", "VersionPage", "VersionProblem", "WRITE_PATH_READS", "WritePathView", "available_plugins",
-    "create_storage", "plugin_class", "version_of",
+    "ADDITIONAL_TYPES_FIELD", "AccessStore", "AtomicConflict", "ClaimResult", "Document", "DocumentQuery",
+    "DocumentStore", "DuplicateError", "EdgeQuery", "FrontierQuery", "GrantedCollections", "IDEMPOTENCY_SWEEP_EVERY",
+    "JobQueue", "KINDS", "LogQuery", "LogStore", "LogTransition", "Storage", "StorageError", "SubscriptionStore",
+    "TYPE_FIELD", "VERSION_FIELD", "VersionPage", "VersionProblem", "WRITE_PATH_READS", "WritePathView",
+    "available_plugins", "create_storage", "plugin_class", "version_of",
 ]
 
 ENTRY_POINT_GROUP = "erapi.storage_plugins"

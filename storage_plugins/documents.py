@@ -36,6 +36,8 @@ KINDS = tuple(kind.name for kind in kinds.KINDS)
 VERSION_FIELD = {kind.name: kind.version_field for kind in kinds.KINDS}
 TYPE_FIELD = {kind.name: kind.type_field for kind in kinds.KINDS}
 EVERY_VERSION = 2**31 - 1  # a page size no history reaches (every backend takes it as a limit)
+# An entity's other classes (Brick says it is of several): a list of type names, absent when it has none
+ADDITIONAL_TYPES_FIELD = "additionalEntityTypes"
 
 
 def version_of(kind: str, document: Mapping[str, Any]) -> int:
@@ -51,7 +53,9 @@ class DocumentQuery:
     (an entity has none of them, so a query of entities that sets one matches nothing). ``types`` matches the
     stored type field (``entityType`` or ``relationshipType``, see TYPE_FIELD) against a set of names, exactly
     as stored: the caller passes every spelling (aliases) and, for subclasses, every descendant; an empty set
-    matches nothing. ``active_only`` leaves out soft-deleted documents (``isActive: false``).
+    matches nothing. With ``additional_types`` an entity also matches when one of its ADDITIONAL_TYPES_FIELD
+    names is in ``types`` (subclass-aware lists; no effect on relationships). ``active_only`` leaves out
+    soft-deleted documents (``isActive: false``).
 
     Results are ordered by ``id`` ascending (code-point order, the same as UTF-8 byte order, so every plugin
     agrees); only ids strictly greater than ``after_id`` are returned, at most ``limit`` (``limit <= 0``: none).
@@ -61,6 +65,7 @@ class DocumentQuery:
     destination_entity_id: str | None = None
     destination_collection_id: str | None = None
     types: frozenset[str] | None = None
+    additional_types: bool = False
     active_only: bool = True
     after_id: str | None = None
     limit: int = 100
@@ -194,8 +199,9 @@ class DocumentStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def get_active_types(self, kind: str, collection_id: str, ids: Iterable[str]) -> dict[str, str]:
-        """The type (the TYPE_FIELD of the kind) of each id whose current document is active, keyed by id.
+    async def get_active_types(self, kind: str, collection_id: str, ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """The types of each id whose current document is active, keyed by id: its TYPE_FIELD, then (entities)
+        its ADDITIONAL_TYPES_FIELD names in their stored order.
 
         Missing and inactive (``isActive: false``) ids are absent. What the write path needs of the entities a
         batch names, without reading whole documents.

@@ -36,6 +36,7 @@ from sortedcontainers import SortedList, SortedSet
 
 from storage_plugins.memory_logs import MemoryLogs
 from storage_plugins.base import (
+    ADDITIONAL_TYPES_FIELD,
     KINDS,
     TYPE_FIELD,
     AtomicConflict,
@@ -65,10 +66,11 @@ def _compact(serialised: bytes) -> bytes:
 
 
 # A stored version of a versioned document is a plain tuple: its bytes, then what the indexes, lists and version
-# checks read (the relationship fields as sent, None when absent). Plain, not a NamedTuple nor a class: CPython's
-# collector stops tracking a tuple of plain values, but only an exact tuple (see the module's docstring).
-BLOB, VERSION, ACTIVE, TYPE, SOURCE, DESTINATION_COLLECTION, DESTINATION, TRANSACTION = range(8)
-Stored = tuple  # (bytes, int, bool, str | None, str | None, str | None, str | None, str | None)
+# checks read (the relationship fields as sent, None when absent; an entity's additional types, () when none).
+# Plain, not a NamedTuple nor a class: CPython's collector stops tracking a tuple of plain values, but only an
+# exact tuple (see the module's docstring).
+BLOB, VERSION, ACTIVE, TYPE, SOURCE, DESTINATION_COLLECTION, DESTINATION, TRANSACTION, ADDITIONAL = range(9)
+Stored = tuple  # (bytes, int, bool, str | None, str | None, str | None, str | None, str | None, tuple[str, ...])
 
 # the DocumentQuery equality filters, by the position of the field they compare
 _EQUALITY_POSITIONS = {
@@ -89,7 +91,13 @@ def _store(kind: str, document: Document, blob: bytes | None = None) -> Stored:
         _shared(get("destinationERCollectionId")),
         _shared(get("destinationEntityId")),
         document["sysData"].get("sysTransactionId"),
+        tuple(map(_shared, get(ADDITIONAL_TYPES_FIELD, ()))) if kind == "entities" else (),
     )
+
+
+def _typed(stored: Stored, types: frozenset[str], additional: bool) -> bool:
+    """Whether the document's type, or with ``additional`` one of its additional types, is one of ``types``."""
+    return stored[TYPE] in types or (additional and not types.isdisjoint(stored[ADDITIONAL]))
 
 
 def _shared(value):
@@ -188,13 +196,13 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
         stored = self._current[kind].get(collection_id, {})
         return {doc_id: _decode(stored[doc_id][BLOB]) for doc_id in set(ids) if doc_id in stored}
 
-    async def get_active_types(self, kind: str, collection_id: str, ids: Iterable[str]) -> dict[str, str]:
+    async def get_active_types(self, kind: str, collection_id: str, ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
         stored = self._current[kind].get(collection_id, {})
         found = {}
         for doc_id in ids:
             held = stored.get(doc_id)
             if held is not None and held[ACTIVE]:
-                found[doc_id] = held[TYPE]
+                found[doc_id] = (held[TYPE], *held[ADDITIONAL])
         return found
 
     async def get_latest_versions(
@@ -329,7 +337,7 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
             stored = current[document_id]
             if query.active_only and not stored[ACTIVE]:
                 continue
-            if query.types is not None and stored[TYPE] not in query.types:
+            if query.types is not None and not _typed(stored, query.types, query.additional_types):
                 continue
             if any(stored[_EQUALITY_POSITIONS[name]] != value for name, value in equalities.items()):
                 continue

@@ -52,6 +52,7 @@ except ImportError as missing:  # told by create_storage as a configuration erro
 
 from erapi.errors import ConfigurationError
 from storage_plugins.base import (
+    ADDITIONAL_TYPES_FIELD,
     KINDS,
     TYPE_FIELD,
     VERSION_FIELD,
@@ -388,16 +389,19 @@ class MongoStorage(MongoSubscriptions, Storage):
             found = await self._db[kind].find(query).to_list()
         return {document["id"]: _returned(document) for document in found}
 
-    async def get_active_types(self, kind: str, collection_id: str, ids: Iterable[str]) -> dict[str, str]:
+    async def get_active_types(self, kind: str, collection_id: str, ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
         wanted = _texts(ids, "id")
         if not wanted:
             return {}
         type_field = TYPE_FIELD[kind]
         query = {"ercollectionid": _text(collection_id, "collection id"), "id": {"$in": wanted},
                  "isActive": {"$ne": False}}
+        fields = (type_field, ADDITIONAL_TYPES_FIELD) if kind == "entities" else (type_field,)
+        projection = {"_id": False, "id": True, **dict.fromkeys(fields, True)}
         with self._operation(f"read of {kind}"):
-            found = await self._db[kind].find(query, {"_id": False, "id": True, type_field: True}).to_list()
-        return {document["id"]: document.get(type_field) for document in found}
+            found = await self._db[kind].find(query, projection).to_list()
+        return {document["id"]: (document.get(type_field), *document.get(ADDITIONAL_TYPES_FIELD, ()))
+                for document in found}
 
     async def get_latest_versions(
         self, kind: str, collection_id: str, ids: Iterable[str]
@@ -640,18 +644,18 @@ class MongoStorage(MongoSubscriptions, Storage):
             return []
         if query.after_id is not None:
             selector["id"] = {"$gt": _text(query.after_id, "after id")}
-        page: list[Document] = []
+        page: dict[str, Document] = {}  # by id: an entity may match by its type and by an additional type
         with self._operation(f"list of {kind}"):
-            for part in _split_types(selector, TYPE_FIELD[kind]):
+            for part in _split_types(selector, _type_fields(kind, query), query.types):
                 cursor = self._db[kind].find(part).sort("id", ASCENDING).limit(query.limit)
-                page.extend(await cursor.to_list())
-        page.sort(key=lambda document: document["id"])
-        return [_returned(document) for document in page[: query.limit]]
+                page.update((document["id"], document) for document in await cursor.to_list())
+        return [_returned(page[document_id]) for document_id in sorted(page)[: query.limit]]
 
     async def count_current(self, kind: str, collection_id: str, query: DocumentQuery) -> int:
         selector = _document_selector(kind, collection_id, query)
         if selector is None:
             return 0
+        selector = _with_types(selector, _type_fields(kind, query), query.types)
         with self._operation(f"count of {kind}"):
             return await self._db[kind].count_documents(selector)
 
@@ -1083,9 +1087,10 @@ def _indexes() -> list[tuple[str, IndexModel]]:
          ("id", ASCENDING)], name="destination")))
     # the other list filters: the field after ercollectionid, then id, so a page is an index range already in
     # order (a type filter's $in merges one range per name, at most TYPES_PER_QUERY of them); (ercollectionid,
-    # isActive, type) answers the active count and the count by type from the index alone
+    # isActive, type) answers the active count and the count by type from the index alone. An entity's
+    # additionalEntityTypes (a list) get a multikey index: one entry per name, for subclass-aware lists
     for kind, fields in (("relationships", ("destinationEntityId", "destinationERCollectionId", "relationshipType")),
-                         ("entities", ("entityType",))):
+                         ("entities", ("entityType", ADDITIONAL_TYPES_FIELD))):
         for field in fields:
             indexes.append((kind, IndexModel([("ercollectionid", ASCENDING), (field, ASCENDING), ("id", ASCENDING)],
                                              name=f"collection_{field}")))
@@ -1133,33 +1138,50 @@ def _owned(chunk_id: str, worker_id: str) -> Document:
 
 
 def _document_selector(kind: str, collection_id: str, query: DocumentQuery) -> Document | None:
-    """The filters of a list as a selector (without its paging); None when nothing can match."""
+    """The filters of a list as a selector without its type filter or paging; None when nothing can match."""
     if query.types is not None and not query.types:
         return None
     selector: Document = {"ercollectionid": _text(collection_id, "collection id")}
     for field, value in query.equalities().items():
         selector[field] = _text(value, field)
-    if query.types is not None:
-        selector[TYPE_FIELD[kind]] = {"$in": sorted(_text(name, "type") for name in query.types)}
     if query.active_only:
         selector["isActive"] = {"$ne": False}
     return selector
 
 
-def _split_types(selector: Document, type_field: str) -> list[Document]:
-    """The selector as one query per TYPES_PER_QUERY type names, so that each page stays an index walk.
+def _type_fields(kind: str, query: DocumentQuery) -> tuple[str, ...]:
+    """The fields a type filter compares: the kind's type, and an entity's additional types when asked."""
+    if kind == "entities" and query.additional_types:
+        return TYPE_FIELD[kind], ADDITIONAL_TYPES_FIELD
+    return (TYPE_FIELD[kind],)
+
+
+def _with_types(selector: Document, fields: tuple[str, ...], types: frozenset[str] | None) -> Document:
+    """The selector kept to documents one of whose ``fields`` names one of ``types`` (None: any)."""
+    if types is None:
+        return selector
+    names = sorted(_text(name, "type") for name in types)
+    if len(fields) == 1:
+        return {**selector, fields[0]: {"$in": names}}
+    return {**selector, "$or": [{field: {"$in": names}} for field in fields]}
+
+
+def _split_types(selector: Document, fields: tuple[str, ...], types: frozenset[str] | None) -> list[Document]:
+    """The selector as one query per type field and TYPES_PER_QUERY type names, so that each page stays an
+    index walk.
 
     MongoDB serves ``{type: {$in: names}}`` sorted by ``id`` from the (ercollectionid, type, id) index by merging
     one sorted range per name, but only up to 200 names (``internalQueryMaxScansToExplode``); beyond that it
     either walks every match of every name and sorts them, or walks the collection in id order filtering by
-    type. A type with its subtypes can name ~950 (Point). Each part here is a merge of at most 200 ranges that
-    stops after ``limit`` documents; the caller merges the parts' pages and keeps the first ``limit``.
+    type. A type with its subtypes can name ~950 (Point). Each part here is a merge of at most 200 ranges of one
+    index (an entity's additional types have their own, multikey) that stops after ``limit`` documents; the
+    caller merges the parts' pages, drops the documents two parts found, and keeps the first ``limit``.
     """
-    names = selector.get(type_field, {}).get("$in")
-    if names is None or len(names) <= TYPES_PER_QUERY:
+    if types is None:
         return [selector]
-    return [{**selector, type_field: {"$in": names[start : start + TYPES_PER_QUERY]}}
-            for start in range(0, len(names), TYPES_PER_QUERY)]
+    names = sorted(_text(name, "type") for name in types)
+    return [{**selector, field: {"$in": names[start : start + TYPES_PER_QUERY]}}
+            for field in fields for start in range(0, len(names), TYPES_PER_QUERY)]
 
 
 def _edge_selector(query: EdgeQuery) -> Document | None:

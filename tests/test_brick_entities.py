@@ -104,3 +104,47 @@ async def test_an_unknown_name_is_refused_with_the_closest_known_names(collectio
     assert body["data"]["responses"]["failure"][0]["message"] == (
         "Entity type BRICK_1_4__Electrical_Power_Meter not found in the entity type catalog; closest known names: "
         "BRICK_1_4__Electrical_Meter, BRICK_1_4__Electric_Power_Sensor, BRICK_1_4__Thermal_Power_Meter")
+
+
+def brick_named(relationship_id: str, source: str, destination: str, relationship: str) -> dict:
+    return {"id": relationship_id, "sourceEntityId": source, "destinationEntityId": destination,
+            "brickRelationshipType": "BRICK_1_4__" + relationship}
+
+
+async def test_subclass_aware_lists_and_filters_find_an_entity_by_its_additional_classes(collection):
+    # a rooftop unit modelled as a Room and an AHU: its entityType is the Room
+    await collection.entities(COLLECTION, [
+        entity("rtu", "BRICK_1_4__Room", additionalEntityTypes=["BRICK_1_4__AHU"]),
+        entity("ahu", "BRICK_1_4__AHU"), entity("zone", "BRICK_1_4__HVAC_Zone")])
+    assert await ids_of_type(collection, "BRICK_1_4__Equipment", subtypes=True) == ["ahu", "rtu"]
+    assert await ids_of_type(collection, "BRICK_0_4__AHU", subtypes=True) == ["ahu", "rtu"]
+    assert await ids_of_type(collection, "BRICK_1_4__AHU") == ["ahu"]  # the exact list reads entityType alone
+    assert await ids_of_type(collection, "BRICK_1_4__Location", subtypes=True) == ["rtu", "zone"]
+    await collection.relationships(COLLECTION, [
+        brick_named("f1", "rtu", "zone", "feeds"), brick_named("f2", "ahu", "rtu", "feeds")])
+    graph = await collection.call("GET", "/apollo/er/entities/zone/graph", 200, collection=COLLECTION,
+                                  params={"depth": "2", "entityType": "AHU"})
+    assert sorted(node["id"] for node in graph["data"]["nodes"]) == ["ahu", "rtu", "zone"]
+    pattern = await collection.call("POST", "/apollo/er/graph/query", 200, collection=COLLECTION, json_body={
+        "start": {"entityType": "AHU"}, "hops": [{"relationshipType": "feeds", "entityType": "AHU"}]})
+    assert [match["id"] for match in pattern["data"]] == ["rtu"]
+
+
+async def test_a_relationship_end_fits_when_one_of_the_entitys_classes_does(collection):
+    await collection.entities(COLLECTION, [
+        entity("rtu", "BRICK_1_4__Room", additionalEntityTypes=["BRICK_1_4__AHU"]),
+        entity("room", "BRICK_1_4__Room"), entity("zone", "BRICK_1_4__HVAC_Zone")])
+    body = await collection.relationships(COLLECTION, [
+        {"id": "r1", "sourceEntityId": "rtu", "destinationEntityId": "zone",
+         "relationshipType": "BRICK_1_4__feeds_Equipment_Location"},
+        {"id": "r2", "sourceEntityId": "room", "destinationEntityId": "zone",
+         "relationshipType": "BRICK_1_4__feeds_Equipment_Location"},
+        brick_named("r3", "rtu", "zone", "isFedBy"), brick_named("r4", "zone", "rtu", "isFedBy")])
+    responses = body["data"]["responses"]
+    assert [(s["id"], s.get("relationshipType")) for s in responses["success"]] == [
+        ("r1", None), ("r4", "BRICK_1_4__isFedBy_Location_Equipment")]
+    assert {f["id"]: f["message"] for f in responses["failure"]} == {
+        "r2": "Source entity room of type BRICK_1_4__Room is not a BRICK_1_4__Equipment as relationship type "
+              "BRICK_1_4__feeds_Equipment_Location requires",
+        "r3": "No relationship type of Brick relationship BRICK_1_4__isFedBy joins a source of type BRICK_1_4__Room "
+              "to a destination of type BRICK_1_4__HVAC_Zone"}

@@ -122,13 +122,13 @@ def test_among_incomparable_types_the_deepest_ends_win():
     catalog = small_catalog({"Entity": [], "Shallow": ["Entity"], "Middle": ["Entity"], "Deep": ["Middle"],
                              "Leaf": ["Shallow", "Deep"], "Target": ["Entity"]},
                             [("Shallow", "Target"), ("Deep", "Target"), ("Entity", "Entity")])
-    assert brick_relationships.choose(catalog, "X__r", "Leaf", "Target").name == "r_Deep_Target"
+    assert brick_relationships.choose(catalog, "X__r", ("Leaf",), ("Target",)).name == "r_Deep_Target"
 
 
 def test_a_tie_of_depth_goes_to_the_first_name():
     catalog = small_catalog({"Entity": [], "Beta": ["Entity"], "Alpha": ["Entity"], "Leaf": ["Beta", "Alpha"]},
                             [("Beta", "Entity"), ("Alpha", "Entity")])
-    assert brick_relationships.choose(catalog, "X__r", "Leaf", "Leaf").name == "r_Alpha_Entity"
+    assert brick_relationships.choose(catalog, "X__r", ("Leaf",), ("Leaf",)).name == "r_Alpha_Entity"
 
 
 @pytest.mark.parametrize("brick_name", sorted(CATALOG.by_brick_relationship))
@@ -138,7 +138,7 @@ def test_the_choice_fits_both_ends_and_no_fitting_type_refines_it(brick_name):
         for destination in classes:
             fitting = [t for t in CATALOG.by_brick_relationship[brick_name]
                        if CATALOG.is_a(source, t.source) and CATALOG.is_a(destination, t.destination)]
-            chosen = brick_relationships.choose(CATALOG, brick_name, source, destination)
+            chosen = brick_relationships.choose(CATALOG, brick_name, (source,), (destination,))
             assert (chosen is None) == (not fitting)
             if chosen is not None:
                 assert chosen in fitting

@@ -11,7 +11,7 @@ from aiohttp import web
 from erapi.acl import READ
 from erapi.auth import Principal
 from erapi.errors import InvalidRequest, NotFound, shown
-from erapi.graph import (DIRECTIONS, Key, Subgraph, Visibility, ends, entities_of, entity_classes, invalid,
+from erapi.graph import (DIRECTIONS, Key, Subgraph, Visibility, ends, entities_of, entity_classes, invalid, of_classes,
                          relationship_types, step, transitive, traverse)
 from erapi.handlers.documents import present
 from erapi.handlers.reads import open_token, page_headers
@@ -86,7 +86,7 @@ async def _answer(request: web.Request, graph: Subgraph, start: Key, classes: fr
     if start not in documents:
         raise NotFound(f"Entity {shown(start[1])} not found in ERCollection {start[0]}")
     kept = {key for key, document in documents.items()
-            if key == start or classes is None or document.get("entityType") in classes}
+            if key == start or classes is None or of_classes(document, classes)}
     nodes = [{"erCollectionId": key[0], "id": key[1], "depth": graph.depth[key],
               "entity": present(documents[key], include_system_data)}
              for key in sorted(kept, key=lambda key: (graph.depth[key], key))]

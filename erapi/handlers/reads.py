@@ -94,7 +94,8 @@ async def _list(request: web.Request, collection_id: str, kind: Kind, filter_nam
     after = open_token(request, token, collection_id, binding)
     if after is not None and not isinstance(after, str):
         raise InvalidRequest("continuationToken was issued for another collection or query")
-    query = DocumentQuery(types=types, active_only=not include_inactive, after_id=after, limit=size + 1,
+    query = DocumentQuery(types=types, additional_types=subtypes, active_only=not include_inactive, after_id=after,
+                          limit=size + 1,
                           **{RELATIONSHIP_FILTERS[name]: value for name, value in filters.items()})
     storage = request.app[storage_key]
     documents = await storage.list_current(kind.name, collection_id, query)

@@ -53,7 +53,8 @@ class RelationshipBatch(Batch):
 
     types: BatchCatalog = field(init=False)
     rights: dict[str, frozenset[str]] = field(default_factory=dict)  # on destination collections
-    entity_types: dict[str, dict[str, str]] = field(default_factory=dict)  # of the named ends, per collection
+    # the classes of the named ends (entityType, then additionalEntityTypes), per collection
+    entity_types: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.types = BatchCatalog(self.ctx.catalog)
@@ -109,7 +110,8 @@ def destination_accessible(batch: RelationshipBatch, index: int) -> str | None:
 
 
 async def fetch_end_types(batch: RelationshipBatch, indexes: list[int]) -> None:
-    """The type of every active entity the items name, per collection: one storage call per collection."""
+    """The classes of every active entity the items name (its entityType, then its additionalEntityTypes), per
+    collection: one storage call per collection."""
     ctx = batch.ctx
     wanted: dict[str, set[str]] = {}
     for item in (batch.items[index] for index in indexes):
@@ -128,10 +130,10 @@ def brick_name_resolved(batch: RelationshipBatch, index: int) -> str | None:
         return None
     found = []
     for label, entity_id, collection_id in _ends(batch.ctx, item):
-        entity_type = batch.entity_types.get(collection_id, {}).get(entity_id)
-        if entity_type is None:
+        classes = batch.entity_types.get(collection_id, {}).get(entity_id)
+        if classes is None:
             return _missing_end(label, entity_id, collection_id)
-        found.append(entity_type)
+        found.append(classes)
     resolved = brick_relationships.resolve(batch.ctx.catalog, item, *found)
     if isinstance(resolved, str):
         return resolved
@@ -145,13 +147,14 @@ def ends_exist_and_fit(batch: RelationshipBatch, index: int) -> str | None:
     relationship_type = batch.types.relationship_type(item["relationshipType"])
     required_classes = (relationship_type.source, relationship_type.destination)
     for (label, entity_id, collection_id), required_class in zip(_ends(batch.ctx, item), required_classes):
-        entity_type = batch.entity_types.get(collection_id, {}).get(entity_id)
-        if entity_type is None:
+        classes = batch.entity_types.get(collection_id, {}).get(entity_id)
+        if classes is None:
             return _missing_end(label, entity_id, collection_id)
-        if not batch.types.is_a(entity_type, required_class):
+        # an entity of several classes fits an end when one of them does (its entityType is named if none)
+        if not any(batch.types.is_a(entity_type, required_class) for entity_type in classes):
             required = batch.ctx.catalog.spelled_like(required_class, item["relationshipType"])
             return (
-                f"{label} entity {entity_id} of type {entity_type} is not a {required} "
+                f"{label} entity {entity_id} of type {classes[0]} is not a {required} "
                 f"as relationship type {item['relationshipType']} requires"
             )
     return None

@@ -60,7 +60,7 @@ async def test_get_active_types_names_the_type_of_active_documents_only(storage,
     await store(storage, kind, "c1", doc(kind, "a", 1), doc(kind, "b", 1, isActive=False),
                 doc(kind, "c", 1, **{TYPE_FIELD[kind]: "Other_Type"}))
     assert await storage.get_active_types(kind, "c1", iter(["a", "b", "c", "a", "missing"])) == {
-        "a": doc(kind, "a", 1)[TYPE_FIELD[kind]], "c": "Other_Type"}
+        "a": (doc(kind, "a", 1)[TYPE_FIELD[kind]],), "c": ("Other_Type",)}
     assert await storage.get_active_types(kind, "c1", []) == {}
     assert await storage.get_active_types(kind, "never-used", ["a"]) == {}
 
@@ -70,7 +70,16 @@ async def test_get_active_types_follows_the_current_version(storage, kind):
     await store(storage, kind, "c1", doc(kind, "a", 2, isActive=False))
     assert await storage.get_active_types(kind, "c1", ["a"]) == {}
     await store(storage, kind, "c1", doc(kind, "a", 3, **{TYPE_FIELD[kind]: "Renamed"}))
-    assert await storage.get_active_types(kind, "c1", ["a"]) == {"a": "Renamed"}
+    assert await storage.get_active_types(kind, "c1", ["a"]) == {"a": ("Renamed",)}
+
+
+async def test_get_active_types_names_an_entitys_additional_types_after_its_type(storage):
+    await store(storage, "entities", "c1", entity("a", 1, entityType="T1", additionalEntityTypes=["T3", "T2"]),
+                entity("b", 1, entityType="T1", additionalEntityTypes=[]))
+    assert await storage.get_active_types("entities", "c1", ["a", "b"]) == {"a": ("T1", "T3", "T2"), "b": ("T1",)}
+    # a relationship's client property of that name is not a type
+    await store(storage, "relationships", "c1", relationship("r", 1, additionalEntityTypes=["T3"]))
+    assert await storage.get_active_types("relationships", "c1", ["r"]) == {"r": (RELATIONSHIP_TYPE,)}
 
 
 async def test_put_current_of_no_documents_is_a_no_op(storage, kind):
@@ -358,6 +367,43 @@ async def test_list_current_filters_types_and_soft_deleted_documents(storage, ki
     assert await storage.count_current(kind, "c1", DocumentQuery()) == 2
     assert await storage.count_by_type(kind, "c1") == {"T1": 1, "T2": 1}
     assert await storage.count_by_type(kind, "unknown") == {}
+
+
+async def test_additional_types_match_only_when_the_query_asks(storage):
+    await store(storage, "entities", "c1",
+                entity("a", 1, entityType="T1"),
+                entity("b", 1, entityType="T2", additionalEntityTypes=["T9", "T1"]),
+                entity("c", 1, entityType="T1", additionalEntityTypes=["T1"]),  # found by both: listed once
+                entity("d", 1, entityType="T3", additionalEntityTypes=["T4"]),
+                entity("e", 1, entityType="T2", additionalEntityTypes=["T1"], isActive=False))
+    exact = DocumentQuery(types=frozenset({"T1"}))
+    assert [d["id"] for d in await storage.list_current("entities", "c1", exact)] == ["a", "c"]
+    assert await storage.count_current("entities", "c1", exact) == 2
+    wide = replace(exact, additional_types=True)
+    assert [d["id"] for d in await storage.list_current("entities", "c1", wide)] == ["a", "b", "c"]
+    assert await storage.count_current("entities", "c1", wide) == 3
+    second = replace(wide, after_id="a", limit=1)
+    assert [d["id"] for d in await storage.list_current("entities", "c1", second)] == ["b"]
+    assert await storage.count_current("entities", "c1", replace(wide, active_only=False)) == 4
+    assert await storage.list_current("entities", "c1", replace(wide, types=frozenset())) == []
+
+
+async def test_additional_types_page_through_950_names(storage):
+    # subclass-aware: the names go in parts of at most 200 against each field, an entity found twice is one
+    names = [f"T{n:03d}" for n in range(950)]
+    await store(storage, "entities", "c1", *(
+        entity(f"d{n:03d}", 1, entityType=names[(n * 37) % 950], additionalEntityTypes=[names[(n * 11) % 950]])
+        for n in range(60)))
+    wanted = frozenset(names[::2])
+    expected = [f"d{n:03d}" for n in range(60) if ((n * 37) % 950) % 2 == 0 or ((n * 11) % 950) % 2 == 0]
+    query = DocumentQuery(types=wanted, additional_types=True, limit=7)
+    walked, after = [], None
+    while page := await storage.list_current("entities", "c1", replace(query, after_id=after)):
+        assert len(page) <= 7
+        walked.extend(d["id"] for d in page)
+        after = page[-1]["id"]
+    assert walked == expected
+    assert await storage.count_current("entities", "c1", query) == len(expected)
 
 
 async def test_list_current_equality_filters(storage):
