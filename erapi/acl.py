@@ -15,6 +15,7 @@ from typing import Iterable
 from erapi.clock import Clock
 from erapi.errors import Conflict
 from storage_plugins.base import Document, DuplicateError, GrantedCollections, Storage
+from storage_plugins.changes import grant_change
 
 READ = "read"
 WRITE = "write"
@@ -81,19 +82,23 @@ class AccessControl:
         """A page of the collections ``principal`` holds a grant on, read from storage (not the cache): one call."""
         return await self._storage.list_granted_collections(principal, after, limit)
 
-    async def register(self, registration: Document) -> None:
-        """Store the registration and the owner's read+write grant; CollectionExists if already there."""
+    async def register(self, registration: Document) -> int:
+        """Store the registration and the owner's read+write grant; CollectionExists if already there. Returns
+        the collection's sequence number after the grant (its first change)."""
         collection_id = registration["collectionId"]
         try:
             await self._storage.register_collection(registration)
         except DuplicateError as error:
             raise CollectionExists(collection_id) from error
-        await self.grant(collection_id, registration["owner"], [READ, WRITE], registration["owner"],
-                         registration["createdAt"])
+        _, sequence = await self.grant(collection_id, registration["owner"], [READ, WRITE], registration["owner"],
+                                       registration["createdAt"])
         self._cache.pop(collection_id, None)
+        return sequence
 
     async def grant(self, collection_id: str, principal: str, access: Iterable[str], granted_by: str,
-                    timestamp: str) -> Document:
+                    timestamp: str) -> tuple[Document, int]:
+        """Store ``principal``'s grant and record it in the change feed (after it is stored: a process killed
+        in between leaves that grant out of the feed); the record and the collection's sequence number."""
         record = {
             "collectionId": collection_id,
             "principal": principal,
@@ -106,4 +111,9 @@ class AccessControl:
         cached = self._cache.get(collection_id)
         if cached is not None:
             cached.grants[principal] = frozenset(record["access"])
-        return record
+        return record, await self._storage.record_changes(collection_id, [grant_change(principal, record)])
+
+    def forget(self, collection_id: str) -> None:
+        """Drop the cached entry of a collection: the next check reads its grants from storage (a read that
+        must reflect a write made through another process, see erapi/consistency.py)."""
+        self._cache.pop(collection_id, None)

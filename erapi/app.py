@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -17,6 +18,7 @@ from erapi.access_log import AccessLogger, request_context_middleware
 from erapi.acl import AccessControl
 from erapi.auth import create_authenticator, resolve_local_secret
 from erapi.catalog import load_catalog
+from erapi.changes import ChangeNotifier, ChangeTrimmer
 from erapi.config import Config
 from erapi.idempotency import Idempotency
 from erapi.jobs import JobWorker, Services
@@ -24,6 +26,7 @@ from erapi.keys import (
     acl_key,
     authenticator_key,
     catalog_key,
+    change_notifier_key,
     config_key,
     idempotency_key,
     openapi_key,
@@ -67,7 +70,7 @@ def create_app(config: Config) -> web.Application:
     app[rate_limiter_key] = RateLimiter(limits.requests_per_second, limits.burst) if limits.enabled else None
     app.add_routes([route.definition() for route in ROUTES])
     # cleanup runs in reverse: job workers stop before the storage they use is closed
-    app.cleanup_ctx.extend([_schemas_and_catalog, _storage, _authenticator, _job_workers])
+    app.cleanup_ctx.extend([_schemas_and_catalog, _storage, _change_feed, _authenticator, _job_workers])
     return app
 
 
@@ -91,6 +94,21 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await storage.close()
+
+
+async def _change_feed(app: web.Application) -> AsyncIterator[None]:
+    """The waits of long polls and read-your-writes, and the trimming of the feeds this process writes."""
+    settings, storage = app[config_key].changes, app[storage_key]
+    storage.change_gap_grace_seconds = settings.gap_grace_seconds
+    app[change_notifier_key] = ChangeNotifier(storage, settings.poll_interval_seconds)
+    trimming = asyncio.create_task(ChangeTrimmer(storage, settings.retention_seconds,
+                                                 settings.trim_interval_seconds).run())
+    try:
+        yield
+    finally:
+        trimming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await trimming
 
 
 async def _authenticator(app: web.Application) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from erapi.acl import WRITE
 from erapi.atomic import all_or_nothing, nothing_written
+from erapi.consistency import with_sequences
 from erapi.dryrun import DryRunStorage
 from erapi.errors import InvalidRequest, PayloadTooLarge
 from erapi.idempotency import read_idempotency_key, request_fingerprint
@@ -83,7 +84,16 @@ async def apply(request: web.Request, context: WriteContext, upsert: Upsert, ite
     log_transaction(result)
     response = batch_response(request, result)
     response.headers["X-Transaction-Id"] = context.transaction_id
-    return response
+    return with_sequences(response, await sequences_after(context))
+
+
+async def sequences_after(context: WriteContext) -> dict[str, int]:
+    """The X-ER-Sequence of a write's answer: each collection it changed with its sequence number after the
+    write, the request's collection first and always (its current number when the write changed nothing)."""
+    written = context.sequences
+    own = written.get(context.collection_id) or await context.storage.latest_sequence(context.collection_id)
+    return {context.collection_id: own, **{name: number for name, number in written.items()
+                                           if name != context.collection_id}}
 
 
 def check_atomic_available(request: web.Request, run_async: bool) -> None:

@@ -77,6 +77,16 @@ class IdempotencyConfig:
 
 
 @dataclass(frozen=True)
+class ChangesConfig:
+    retention_seconds: float = 7 * 86400.0  # the change feed keeps changes this long (the newest one always)
+    trim_interval_seconds: float = 600.0  # how often a process trims the feeds of the collections it wrote
+    poll_interval_seconds: float = 0.05  # how often a long poll asks storage for changes made by other processes
+    max_wait_seconds: float = 60.0  # the longest wait= of a feed request
+    read_your_writes_wait_seconds: float = 5.0  # a read sent with X-ER-Sequence waits this long, then 503
+    gap_grace_seconds: float = 10.0  # a claimed sequence number without its record is skipped after this long
+
+
+@dataclass(frozen=True)
 class RateLimitConfig:
     enabled: bool = False  # per-principal token buckets; off for a laptop, on behind a public endpoint
     requests_per_second: float = 20.0  # refill rate of each principal's bucket
@@ -103,6 +113,7 @@ class Config:
     jobs: JobsConfig = field(default_factory=JobsConfig)
     ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
     idempotency: IdempotencyConfig = field(default_factory=IdempotencyConfig)
+    changes: ChangesConfig = field(default_factory=ChangesConfig)
     log: LogConfig = field(default_factory=LogConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     # each storage plugin's own table ([mongodb], ...) by plugin name, checked by the plugin, holding only the keys
@@ -260,6 +271,7 @@ def _check(config: Config) -> None:
         "idempotency.retention_seconds": config.idempotency.retention_seconds,
         "idempotency.wait_seconds": config.idempotency.wait_seconds,
         "idempotency.lease_seconds": config.idempotency.lease_seconds,
+        **{f"changes.{item.name}": getattr(config.changes, item.name) for item in fields(ChangesConfig)},
     }
     for key, value in positive.items():
         if value <= 0:

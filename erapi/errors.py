@@ -94,3 +94,14 @@ class Unprocessable(ServiceError):
 
 class NotAcceptable(ServiceError):
     """No representation the Accept header takes."""
+
+
+class Gone(ServiceError):
+    """What the request asks for was there once and is no more (a trimmed part of the change feed)."""
+
+
+class NotYet(ServiceError):
+    """This server does not reflect what the request asks to see yet: retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 1):
+        super().__init__(message, retry_after=retry_after)

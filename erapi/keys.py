@@ -7,6 +7,7 @@ from aiohttp import web
 from erapi.acl import AccessControl
 from erapi.auth import Authenticator
 from erapi.catalog import Catalog
+from erapi.changes import ChangeNotifier
 from erapi.config import Config
 from erapi.idempotency import Idempotency
 from erapi.jobs import JobWorker
@@ -26,3 +27,4 @@ openapi_key = web.AppKey("openapi", bytes)  # the OpenAPI document, serialised o
 rate_limiter_key = web.AppKey("rate_limiter", RateLimiter | None)  # None: rate limiting is off
 job_workers_key = web.AppKey("job_workers", list[JobWorker])
 idempotency_key = web.AppKey("idempotency", Idempotency)  # answers of requests sent with an Idempotency-Key
+change_notifier_key = web.AppKey("change_notifier", ChangeNotifier)  # long polls and read-your-writes wait on it

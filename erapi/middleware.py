@@ -9,10 +9,12 @@ from erapi.errors import (
     ClientDisconnected,
     Conflict,
     Forbidden,
+    Gone,
     HeadersTooLarge,
     InvalidRequest,
     NotAcceptable,
     NotFound,
+    NotYet,
     PayloadTooLarge,
     PreconditionFailed,
     RequestTimeout,
@@ -46,6 +48,8 @@ HTTP_STATUS: dict[type[ServiceError], int] = {
     Unprocessable: 422,
     TooManyRequests: 429,
     HeadersTooLarge: 431,
+    Gone: 410,
+    NotYet: 503,
 }
 
 

@@ -18,7 +18,7 @@ from http import HTTPStatus
 from typing import Any, Iterable, Mapping
 
 from erapi.catalog import SCHEMAS_DIR
-from erapi.config import JobsConfig, ServerConfig
+from erapi.config import ChangesConfig, JobsConfig, ServerConfig
 from erapi.kinds import ENTITIES, RELATIONSHIPS, Kind
 from erapi.schema_components import COMPONENTS, component_name, load_components
 from erapi.web import READ_SCOPE, WRITE_SCOPE
@@ -155,6 +155,7 @@ STATUS_QUERY = (
               "`paging.continuationToken` of the previous page, with the same filters."),
 )
 
+SEQUENCE_PAIRS = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}=[0-9]+(, [A-Za-z0-9][A-Za-z0-9_.:-]{0,127}=[0-9]+)*$"
 RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
     "WWW-Authenticate": {"description": "`Bearer` with the reason", "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string",
@@ -163,6 +164,11 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
              "schema": {"type": "string", "pattern": '^"[1-9][0-9]*"$'}},
     "X-Transaction-Id": {"description": "The transaction id of the write (also in the body)",
                          "schema": {"type": "string", "format": "uuid"}},
+    "X-ER-Sequence": {"description": "Each collection the write changed with its change-feed sequence number "
+                                     "after the write, e.g. `site=42` or `site=42, plant=7` (the request's "
+                                     "collection first, also when nothing changed). Send it back as the "
+                                     "X-ER-Sequence request header to read your writes through any process",
+                      "schema": {"type": "string", "pattern": SEQUENCE_PAIRS}},
 }
 
 ERROR = "error"
@@ -242,7 +248,7 @@ def batch_write(kind: Kind) -> Operation:
             207: Response("batch", "Every item reported once, in request order, as success or failure "
                           "(a one-item write that succeeded also sends its new version as `ETag`; a replayed "
                           "answer to an Idempotency-Key retry adds `Idempotent-Replayed: true`)",
-                          ("X-Transaction-Id",)),
+                          ("X-Transaction-Id", "X-ER-Sequence")),
             202: Response("job-accepted", "async: true — the batch is stored as a job; follow the tracker",
                           ("X-Transaction-Id",)),
             **errors(*WRITE_REQUEST, *AUTHENTICATED, 409, 412, 422, *STORAGE,
@@ -334,6 +340,23 @@ CASCADE = boolean_parameter(
     "`true`: also deactivate every active relationship referencing the entity, in whichever collection it lives "
     "(a write grant on each is needed).")
 PAGED = (PAGE_SIZE, CONTINUATION_TOKEN)
+FEED_PARAMETERS = (
+    Parameter("after", "query", {"type": "integer", "minimum": 0, "maximum": 10**18, "default": 0},
+              "Changes with a sequence number above this one (0: from the start)", example=0),
+    Parameter("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+              "At most this many changes"),
+    Parameter("wait", "query", {"type": "number", "minimum": 0, "maximum": ChangesConfig().max_wait_seconds,
+                                "default": 0},
+              "Long poll: when nothing is new, wait up to this many seconds for a change (at most "
+              "`changes.max_wait_seconds`); answers as soon as one comes"),
+    boolean_parameter("includeDocuments", "query", "false: leave each change's document out", default=True),
+)
+SEQUENCE = Parameter(
+    "X-ER-Sequence", "header", {"type": "string", "maxLength": 4096},
+    "Read your writes: the X-ER-Sequence of a write's answer (or a bare number for the request's collection). "
+    "The request is answered once this server reflects those sequence numbers (grants read afresh); 503 with "
+    "Retry-After after `changes.read_your_writes_wait_seconds`",
+)
 GRAPH_PARAMETERS = (
     Parameter("depth", "query", {"type": "integer", "minimum": 1, "maximum": 5, "default": 1},
               description="Hops from the entity, 1-5. Left out with `transitive=true`."),
@@ -411,7 +434,8 @@ def delete(kind: Kind, *extra: Parameter, description: str) -> Operation:
         scopes=(WRITE_SCOPE,),
         parameters=(id_parameter(kind), ERCOLLECTION, CORRELATION, *extra, DELETE_IF_MATCH),
         responses={
-            200: Response("delete", "What was deactivated, with versions and trackers", ("X-Transaction-Id",)),
+            200: Response("delete", "What was deactivated, with versions and trackers",
+                          ("X-Transaction-Id", "X-ER-Sequence")),
             **errors(400, *AUTHENTICATED, 404, 412, *STORAGE, *(() if kind is RELATIONSHIPS else (409,)),
                      e412=f"If-Match: the {singular}'s version is not the one expected; nothing deleted",
                      e404=f"No active {singular} of that id in the collection",
@@ -434,6 +458,8 @@ def build_document(operations: Mapping[tuple[str, str], Operation], *, version: 
     components = load_components((SCHEMAS_DIR, RESPONSES_DIR))
     paths: dict[str, dict[str, Any]] = {}
     for (method, path), operation in operations.items():
+        if _reads_its_collection(path, operation):
+            operation = replace(operation, parameters=(*operation.parameters, SEQUENCE))
         paths.setdefault(path, {})[method.lower()] = _operation(operation)
     for name in _referenced_components(paths):
         if name not in components:
@@ -460,6 +486,12 @@ def build_document(operations: Mapping[tuple[str, str], Operation], *, version: 
             },
         },
     }
+
+
+def _reads_its_collection(path: str, operation: Operation) -> bool:
+    """Whether the operation checks the caller's grant on the collection of its ercollectionid header or of its
+    /apollo/er/ercollections/{collectionId} path: those are the ones that take X-ER-Sequence."""
+    return ERCOLLECTION in operation.parameters or path.startswith("/apollo/er/ercollections/")
 
 
 def _operation(operation: Operation) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from erapi.handlers import (
+    changes,
     collections,
     deletes,
     docs,
@@ -36,6 +37,7 @@ from erapi.openapi import (
     COLLECTION_ID,
     DIRECTION,
     ERCOLLECTION,
+    FEED_PARAMETERS,
     ERROR,
     EXAMPLE_COLLECTION,
     GRAPH_PARAMETERS,
@@ -110,7 +112,7 @@ ROUTES: tuple[Route, ...] = (
         request=schema("collection-request"),
         request_example={"collectionId": EXAMPLE_COLLECTION, "collectionName": "August 14, building 81"},
         responses={
-            201: Response("collection", "Registered"),
+            201: Response("collection", "Registered", ("X-ER-Sequence",)),
             **errors(*WRITE_REQUEST, *AUTHENTICATED, 409, *STORAGE, e409="The collection exists"),
         },
         operation_id="createCollection",
@@ -138,7 +140,7 @@ ROUTES: tuple[Route, ...] = (
         parameters=(COLLECTION_ID,),
         request=schema("acl-request"),
         request_example={"principal": "bob", "access": ["read"]},
-        responses={200: Response("grant", "The grant as stored"),
+        responses={200: Response("grant", "The grant as stored", ("X-ER-Sequence",)),
                    **errors(*WRITE_REQUEST, *AUTHENTICATED, 404, *STORAGE, e403="Not the owner, or scope missing")},
         operation_id="putGrant",
     )),
@@ -247,6 +249,22 @@ ROUTES: tuple[Route, ...] = (
         description="The collection comes from the path (no ercollectionid header); a read grant is needed. "
                     "Types are counted under the names they are stored with.",
         operation_id="getCollectionStats",
+    )),
+    Route("GET", "/apollo/er/ercollections/{collectionId}/changes", changes.get_changes, Operation(
+        summary="The collection's change feed: every change after a sequence number, in order; long poll with wait",
+        tag="Collections",
+        scopes=(READ_SCOPE,),
+        parameters=(COLLECTION_ID, *FEED_PARAMETERS),
+        responses={200: Response("changes", "The changes after `after`, at most `limit`, in sequence order; "
+                                            "send `paging.next` as the next `after`"),
+                   **errors(400, *AUTHENTICATED, 410, *STORAGE, e403="No read grant on the collection, or scope missing",
+                            e410="`after` is below the trimmed part of the feed: the message and `errors` say "
+                                 "from which number it is whole")},
+        description="Entities and relationships written or deactivated, and grants given or taken. A consumer that "
+                    "remembers the last sequence number it processed and asks for `after` that number misses "
+                    "nothing and sees nothing twice, whichever process served the writes. Retention: "
+                    "`changes.retention_seconds` (default 7 days); see docs/API.md, Change feed.",
+        operation_id="getCollectionChanges",
     )),
     Route("GET", "/apollo/er/ercollections/{collectionId}/export", export.export_collection, Operation(
         summary="The collection as Brick RDF: Turtle or JSON-LD, streamed page by page",

@@ -25,6 +25,7 @@ from erapi.errors import (
     UnreadableBody,
     UnsupportedMediaType,
 )
+from erapi.consistency import reflect_sequences
 from erapi.keys import acl_key, authenticator_key, config_key, rate_limiter_key, validator_key
 from erapi.kinds import Kind
 from erapi.validation import NestedTooDeep
@@ -71,14 +72,17 @@ async def require_access(request: web.Request, collection_id: str, principal: Pr
     """403 unless the collection is registered and the principal holds ``access`` on it.
 
     The message is the same for an unregistered collection and a missing grant, so a stranger cannot
-    probe which collections exist.
+    probe which collections exist. A request that names sequence numbers (X-ER-Sequence) first waits until
+    this process reflects them (erapi/consistency.py).
     """
+    await reflect_sequences(request, collection_id)
     granted = await request.app[acl_key].access(collection_id, principal.subject)
     if access not in granted:
         raise Forbidden(f"ERCollection {collection_id} is not registered or the caller has no {access} grant on it")
 
 
 async def require_any_access(request: web.Request, collection_id: str, principal: Principal) -> None:
+    await reflect_sequences(request, collection_id)
     granted = await request.app[acl_key].access(collection_id, principal.subject)
     if not granted.intersection({READ, WRITE}):
         raise Forbidden(f"ERCollection {collection_id} is not registered or the caller has no grant on it")
@@ -157,8 +161,8 @@ def check_query_names(request: web.Request, allowed: frozenset[str] | tuple[str,
                              f"{', '.join(sorted(allowed)) or 'no query parameters'}")
 
 
-def boolean_query(request: web.Request, name: str) -> bool:
-    value = request.query.get(name, "false").lower()
+def boolean_query(request: web.Request, name: str, default: bool = False) -> bool:
+    value = request.query.get(name, str(default)).lower()
     if value not in {"true", "false"}:
         raise InvalidRequest(f"The query parameter {name} must be true or false")
     return value == "true"

@@ -29,10 +29,11 @@ import abc
 import functools
 import sys
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
 from erapi.errors import ConfigurationError
 from storage_plugins.access import AccessStore, GrantedCollections
+from storage_plugins.changes import ChangeLog, Publishes
 from storage_plugins.common import AtomicConflict, Document, DuplicateError, StorageError
 from storage_plugins.documents import (
     ADDITIONAL_TYPES_FIELD,
@@ -66,8 +67,8 @@ WRITE_PATH_READS = frozenset({"get_current", "get_active_types", "get_latest_ver
                               "name"})
 
 
-class Storage(DocumentStore, LogStore, JobQueue, AccessStore, SubscriptionStore):
-    """A storage plugin: the five interfaces in one object. Instances are created from config, then opened once
+class Storage(DocumentStore, LogStore, JobQueue, AccessStore, SubscriptionStore, ChangeLog, Publishes):
+    """A storage plugin: the six interfaces in one object (and ``publish``, where documents meet the change log). Instances are created from config, then opened once
     and closed once."""
 
     name: str = ""
@@ -94,20 +95,28 @@ class Storage(DocumentStore, LogStore, JobQueue, AccessStore, SubscriptionStore)
         """Return when the backend answers; raise StorageError otherwise."""
 
 
-class WritePathView:
+class WritePathView(Publishes):
     """A view of a plugin for one batch (a dry run, an atomic batch): the write path's reads pass through to
     the plugin, its two writes (``claim_versions``, ``put_current``) are the subclass's, and any other call is
-    refused, so that a write added to the path later cannot slip past the view unnoticed."""
+    refused, so that a write added to the path later cannot slip past the view unnoticed.
+
+    The changes of what the batch publishes are kept in ``deferred_changes`` (collection, changes): the
+    atomic batch records them once it is kept; a dry run drops them."""
 
     purpose = "a view for one batch"
 
     def __init__(self, storage: "Storage") -> None:
         self._storage = storage
+        self.deferred_changes: list[tuple[str, list[Document]]] = []
 
     def __getattr__(self, name: str):
         if name not in WRITE_PATH_READS:
             raise AttributeError(f"{self.purpose} does not call storage.{name}")
         return getattr(self._storage, name)
+
+    async def record_changes(self, collection_id: str, changes: Sequence[Document]) -> int:
+        self.deferred_changes.append((collection_id, list(changes)))
+        return 0
 
 
 def available_plugins() -> dict[str, Any]:

@@ -251,7 +251,8 @@ class DocumentStore(abc.ABC):
 
     async def publish_behind(self, kind: str, collection_id: str, newest: Sequence[Document]) -> list[Document]:
         """Publish each of ``newest`` (versions read from the history) whose id's current view is absent or
-        older, and return those; the others are left alone. One read, and one write when something is behind."""
+        older (``Storage.publish``: its change is recorded if it was not), and return those; the others are left
+        alone. One read, and when something is behind one record of changes and one write."""
         if not newest:
             return []
         current = await self.get_current(kind, collection_id, [document["id"] for document in newest])
@@ -260,7 +261,7 @@ class DocumentStore(abc.ABC):
             if document["id"] not in current or version_of(kind, current[document["id"]]) < version_of(kind, document)
         ]
         if behind:
-            await self.put_current(kind, collection_id, behind)
+            await self.publish(kind, collection_id, behind)  # Storage's: documents and the change log together
         return behind
 
     async def roll_forward(self, kind: str, collection_id: str, ids: Iterable[str]) -> dict[str, Document]:

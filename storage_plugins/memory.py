@@ -32,7 +32,7 @@ from dataclasses import replace
 from typing import AsyncIterator, Iterable, Iterator, Sequence
 
 import orjson
-from sortedcontainers import SortedList, SortedSet
+from sortedcontainers import SortedDict, SortedList, SortedSet
 
 from storage_plugins.memory_logs import MemoryLogs
 from storage_plugins.base import (
@@ -143,6 +143,16 @@ class _StagedBatch(WritePathView):
             self._storage._publish_now(kind, collection_id, documents)
 
 
+class _ChangeLogOfCollection:
+    """One collection's change records by number, their unique keys, its counter and its trim mark."""
+
+    def __init__(self) -> None:
+        self.records: SortedDict = SortedDict()
+        self.keys: set[str] = set()
+        self.counter = 0
+        self.trimmed = 0
+
+
 def _clone(value):
     """A deep copy of a document of JSON types (the few dicts kept as dicts: chunks and ACL records)."""
     kind = type(value)
@@ -182,6 +192,7 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
         self._idempotency: dict[str, Document] = {}
         self._granted: dict[str, SortedSet] = {}  # principal -> ids of the collections it has some access to
         self._last_claim: dict[int, tuple[Document, Stored]] = {}  # see _claim_now
+        self._changes: dict[str, _ChangeLogOfCollection] = {}
 
     async def open(self) -> None:
         return None
@@ -509,6 +520,56 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
         if chunk is None or chunk["state"] != "processing" or chunk["leaseOwner"] != worker_id:
             return None
         return chunk
+
+    # ---- change log (storage_plugins/changes.py) ---------------------------------------------------------------
+
+    def _change_log(self, collection_id: str) -> _ChangeLogOfCollection:
+        log = self._changes.get(collection_id)
+        if log is None:
+            log = self._changes[collection_id] = _ChangeLogOfCollection()
+        return log
+
+    async def _advance_counter(self, collection_id: str, count: int, at_least: int) -> int:
+        log = self._change_log(collection_id)
+        log.counter = max(log.counter, at_least) + count
+        return log.counter
+
+    async def _counter(self, collection_id: str) -> int:
+        return self._change_log(collection_id).counter
+
+    async def _insert_changes(self, collection_id: str, records: Sequence[Document]) -> list[int]:
+        log = self._change_log(collection_id)
+        failed = []
+        for index, record in enumerate(records):
+            if record["sequence"] in log.records or record["key"] in log.keys:
+                failed.append(index)
+            else:
+                log.records[record["sequence"]] = _clone(record)
+                log.keys.add(record["key"])
+        return failed
+
+    async def _taken_sequences(self, collection_id: str, sequences: Iterable[int]) -> set[int]:
+        records = self._change_log(collection_id).records
+        return {sequence for sequence in sequences if sequence in records}
+
+    async def _change_records(self, collection_id: str, after: int, limit: int) -> list[Document]:
+        records = self._change_log(collection_id).records
+        numbers = itertools.islice(records.irange(minimum=after, inclusive=(False, True)), max(limit, 0))
+        return [_clone(records[number]) for number in numbers]
+
+    async def _trimmed_up_to(self, collection_id: str) -> int:
+        return self._change_log(collection_id).trimmed
+
+    async def _trim(self, collection_id: str, up_to: int) -> None:
+        log = self._change_log(collection_id)
+        log.trimmed = max(log.trimmed, up_to)
+        for number in list(log.records.irange(maximum=log.trimmed)):
+            log.keys.discard(log.records.pop(number)["key"])
+
+    async def _newest_before(self, collection_id: str, moment: str) -> int:
+        records = self._change_log(collection_id).records
+        old = [(record["time"], number) for number, record in records.items() if record["time"] < moment]
+        return max(old, default=("", 0))[1]
 
     async def register_collection(self, record: Document) -> None:
         if record["collectionId"] in self._registrations:

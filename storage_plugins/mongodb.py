@@ -9,7 +9,10 @@ the shard key):
 - ``entities_history``, ``relationships_history``: one document per (ercollectionid, id, version);
 - ``logs``: status records, flat, and ACL records, wrapped as ``{"record": ...}``; ``recordKind`` (``status``,
   ``collection`` or ``grant``) tells them apart and is set here, never taken from a caller's document;
-- ``jobs``: the chunks of async jobs, one queue for every collection.
+- ``jobs``: the chunks of async jobs, one queue for every collection;
+- ``changes``: the change log (storage_plugins/changes.py), one record per (ercollectionid, sequence), unique also
+  by (ercollectionid, key); ``change_marks``: per collection its counter (``_id`` ``counter:<collection>``) and
+  how far it is trimmed (``trimmed:<collection>``), two documents so that neither update can undo the other.
 
 Every method is one database command whatever its batch size, except where the server's dialect
 (``storage_plugins.mongodb_dialect``: FerretDB 1.x, the test server) calls for a workaround; each is named where
@@ -78,6 +81,8 @@ from storage_plugins.status_batch import StatusBatch
 
 LOGS = "logs"
 JOBS = "jobs"
+CHANGES = "changes"
+CHANGE_MARKS = "change_marks"
 IDEMPOTENCY = "idempotency"  # one document per key, _id the record's id: the unique _id index arbitrates claims
 STATUS, REGISTRATION, GRANT = "status", "collection", "grant"
 SERVER_FIELDS = ("_id", "ercollectionid", "recordKind")
@@ -235,6 +240,7 @@ class MongoStorage(MongoSubscriptions, Storage):
         self._db: Any = None
         # What the server lacks of MongoDB: chosen in open() from the server's version, or as configured
         self.dialect: MongoDialect = MONGODB
+        self._marks_made: set[str] = set()  # change marks known to exist (see _update_mark)
         self._atomic_unavailable: str | None = "the MongoDB storage is not open"
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
@@ -943,6 +949,86 @@ class MongoStorage(MongoSubscriptions, Storage):
                 result = await self._db[IDEMPOTENCY].delete_one(held)
         return result.deleted_count == 1
 
+    # ---- change log (storage_plugins/changes.py) ---------------------------------------------------------------
+
+    async def _advance_counter(self, collection_id: str, count: int, at_least: int) -> int:
+        key = f"counter:{_text(collection_id, 'collection id')}"
+        with self._operation("claim of change sequence numbers"):
+            async with self._one_update_at_a_time():
+                if at_least:
+                    await self._update_mark(key, {"$max": {"value": at_least}})
+                return await self._update_mark(key, {"$inc": {"value": count}})
+
+    async def _update_mark(self, key: str, update: Document) -> int:
+        """Apply ``update`` to a mark of ``change_marks`` and return its new value; the mark starts at 0.
+
+        The mark is made first by an upsert that returns nothing, then updated by _id: SecantusDB answers some
+        of several concurrent upserting findAndModify commands with no document although it applied them all,
+        and a number claimed but not known would hold the feed for a whole grace period.
+        """
+        marks = self._db[CHANGE_MARKS]
+        if key not in self._marks_made:
+            try:
+                await marks.update_one({"_id": key}, {"$setOnInsert": {"value": 0}}, upsert=True)
+            except mongo_errors.DuplicateKeyError:
+                pass  # a concurrent first upsert made it (FerretDB does not retry that itself)
+            self._marks_made.add(key)
+        marked = await marks.find_one_and_update({"_id": key}, update, return_document=ReturnDocument.AFTER)
+        if marked is None:
+            self._marks_made.discard(key)
+            raise StorageError(f"MongoDB change mark {key} vanished while it was updated")
+        return marked["value"]
+
+    async def _mark(self, name: str, collection_id: str) -> int:
+        with self._operation(f"read of the change log's {name}"):
+            found = await self._db[CHANGE_MARKS].find_one({"_id": f"{name}:{_text(collection_id, 'collection id')}"})
+        return found["value"] if found else 0
+
+    async def _counter(self, collection_id: str) -> int:
+        return await self._mark("counter", collection_id)
+
+    async def _trimmed_up_to(self, collection_id: str) -> int:
+        return await self._mark("trimmed", collection_id)
+
+    async def _insert_changes(self, collection_id: str, records: Sequence[Document]) -> list[int]:
+        if not records:
+            return []
+        batch = [_stored(record, _text(collection_id, "collection id")) for record in records]
+        with self._operation("write of changes"):
+            try:
+                await self._db[CHANGES].insert_many(batch, ordered=False)
+            except mongo_errors.BulkWriteError as error:
+                return sorted(_duplicates(error.details, "write of changes"))
+        return []
+
+    async def _taken_sequences(self, collection_id: str, sequences: Iterable[int]) -> set[int]:
+        query = {"ercollectionid": _text(collection_id, "collection id"), "sequence": {"$in": list(sequences)}}
+        with self._operation("read of changes"):
+            found = await self._db[CHANGES].find(query, {"_id": False, "sequence": True}).to_list()
+        return {record["sequence"] for record in found}
+
+    async def _change_records(self, collection_id: str, after: int, limit: int) -> list[Document]:
+        if limit <= 0:
+            return []
+        query = {"ercollectionid": _text(collection_id, "collection id"), "sequence": {"$gt": after}}
+        with self._operation("read of changes"):  # a range of the unique (ercollectionid, sequence) index
+            found = await self._db[CHANGES].find(query).sort("sequence", ASCENDING).limit(limit).to_list()
+        return [_returned(record) for record in found]
+
+    async def _trim(self, collection_id: str, up_to: int) -> None:
+        collection_id = _text(collection_id, "collection id")
+        with self._operation("trim of changes"):
+            async with self._one_update_at_a_time():
+                await self._update_mark(f"trimmed:{collection_id}", {"$max": {"value": up_to}})
+            await self._db[CHANGES].delete_many({"ercollectionid": collection_id, "sequence": {"$lte": up_to}})
+
+    async def _newest_before(self, collection_id: str, moment: str) -> int:
+        query = {"ercollectionid": _text(collection_id, "collection id"), "time": {"$lt": moment}}
+        with self._operation("read of changes"):  # the (ercollectionid, time, sequence) index, from its newest end
+            cursor = self._db[CHANGES].find(query, {"sequence": True}).sort([("time", DESCENDING), ("sequence", DESCENDING)])
+            found = await cursor.limit(1).to_list()
+        return found[0]["sequence"] if found else 0
+
     # ---- log store: ACL library ------------------------------------------------------------------------------
 
     async def register_collection(self, record: Document) -> None:
@@ -1099,6 +1185,9 @@ def _indexes() -> list[tuple[str, IndexModel]]:
             name="collection_active_type")))
     # the job queue: not per collection (see the job queue methods)
     indexes.append((JOBS, IndexModel([("id", ASCENDING)], name="id", unique=True)))
+    for fields, unique in ((["sequence"], True), (["key"], True), (["time", "sequence"], False)):
+        indexes.append((CHANGES, IndexModel([("ercollectionid", ASCENDING), *((name, ASCENDING) for name in fields)],
+                                            name=f"collection_{'_'.join(fields)}", unique=unique)))
     indexes.append((IDEMPOTENCY, IndexModel([("expiresAt", ASCENDING)], name="expiry")))
     indexes.append((JOBS, IndexModel([("state", ASCENDING), ("createdAt", ASCENDING), ("id", ASCENDING)],
                                      name="state_age")))

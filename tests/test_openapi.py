@@ -107,7 +107,7 @@ async def test_the_status_trackers_filters_are_query_parameters_of_their_own(doc
     parameters = document["paths"]["/apollo/status/logs"]["get"]["parameters"]
     assert [(p["name"], p["in"]) for p in parameters] == [("ercollectionid", "header")] + [
         (name, "query") for name in ("transactionid", "relationshipid", "entityid", "correlationid", "startTime",
-                                     "endTime", "limit", "continuationToken")]
+                                     "endTime", "limit", "continuationToken")] + [("X-ER-Sequence", "header")]
     assert all(p["schema"].get("type") in ("string", "integer") for p in parameters[1:])
 
 
@@ -221,7 +221,7 @@ async def test_the_document_is_public_but_authenticated_answers_are_not_cached(c
 # ---- helpers --------------------------------------------------------------------------------------------------------
 
 BOOLEAN_PARAMETERS = {"async", "includeSystemData", "includeInactive", "includeSubtypes", "createInverse", "cascade",
-                      "validateOnly", "atomic", "transitive"}
+                      "validateOnly", "atomic", "transitive", "includeDocuments"}
 ONE_SCHEMA = {"items", "not", "propertyNames", "contains", "if", "then", "else", "additionalProperties"}
 SCHEMA_LIST = {"allOf", "anyOf", "oneOf", "prefixItems"}
 SCHEMA_MAP = {"properties", "patternProperties", "$defs"}

@@ -8,6 +8,7 @@ import structlog
 from aiohttp import web
 
 from erapi.acl import READ, WRITE
+from erapi.consistency import with_sequences
 from erapi.errors import Forbidden, InvalidRequest, NotFound, shown
 from erapi.handlers.reads import open_token, page_headers
 from erapi.keys import acl_key, page_tokens_key
@@ -29,11 +30,12 @@ async def create_collection(request: web.Request) -> web.Response:
         "owner": principal.subject,
         "createdAt": now,
     }
-    await request.app[acl_key].register(registration)  # CollectionExists: 409
+    sequence = await request.app[acl_key].register(registration)  # CollectionExists: 409
     structlog.contextvars.bind_contextvars(ercollectionid=registration["collectionId"])
     audit("collection registered", owner=principal.subject, collection_name=registration["collectionName"],
           access=[READ, WRITE])
-    return envelope(201, "ERCollection registered", data=registration)
+    return with_sequences(envelope(201, "ERCollection registered", data=registration),
+                          {registration["collectionId"]: sequence})
 
 
 async def list_collections(request: web.Request) -> web.Response:
@@ -70,12 +72,12 @@ async def put_grant(request: web.Request) -> web.Response:
     validate(request, "acl-request", body)
     grantee = body["principal"]
     previous = acl.grants.get(grantee, frozenset())
-    record = await request.app[acl_key].grant(
+    record, sequence = await request.app[acl_key].grant(
         acl.registration["collectionId"], grantee, body["access"], principal.subject, utc_timestamp()
     )
     audit("grant changed", grantee=grantee, access=record["access"],
           granted=sorted(set(record["access"]) - previous), revoked=sorted(previous - set(record["access"])))
-    return envelope(200, "Grant updated", data=record)
+    return with_sequences(envelope(200, "Grant updated", data=record), {acl.registration["collectionId"]: sequence})
 
 
 async def get_grants(request: web.Request) -> web.Response:

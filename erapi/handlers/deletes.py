@@ -8,7 +8,8 @@ import structlog
 from aiohttp import web
 
 from erapi.acl import WRITE
-from erapi.batch import write_context
+from erapi.batch import sequences_after, write_context
+from erapi.consistency import with_sequences
 from erapi.errors import shown
 from erapi.kinds import KINDS
 from erapi.metrics import record_items
@@ -76,4 +77,4 @@ async def _respond(request: web.Request, context: WriteContext, result: DeleteRe
     ]
     response = envelope(200, message, transactionId=context.transaction_id, data={"deleted": deleted})
     response.headers["X-Transaction-Id"] = context.transaction_id
-    return response
+    return with_sequences(response, await sequences_after(context))

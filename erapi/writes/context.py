@@ -24,6 +24,13 @@ class WriteContext:
     destination_access: str = READ
     create_inverse: bool = False  # also write each written relationship's inverse (createInverse=true)
     reapply: bool = False  # a job chunk claimed again: versions this transaction already wrote count as done
+    # per collection written, its sequence number after the write (shared by the contexts of one request:
+    # ``replace`` copies the reference); the X-ER-Sequence header of the answer
+    sequences: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def note_sequence(self, collection_id: str, sequence: int) -> None:
+        if sequence:
+            self.sequences[collection_id] = max(sequence, self.sequences.get(collection_id, 0))
 
 
 @dataclass

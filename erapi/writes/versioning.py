@@ -107,7 +107,7 @@ async def upsert_versioned(
         claim = await ctx.storage.claim_versions(kind.name, ctx.collection_id, documents)
         claimed = set(claim.claimed)
         winners = [document for document in documents if document["id"] in claimed]
-        await ctx.storage.put_current(kind.name, ctx.collection_id, winners)
+        ctx.note_sequence(ctx.collection_id, await ctx.storage.publish(kind.name, ctx.collection_id, winners))
         outcomes.update((document["id"], document) for document in winners)
         if not claim.conflicted:
             return outcomes
@@ -126,7 +126,7 @@ async def _skip_applied(
     """Report versions this transaction wrote before (a worker died after writing) instead of writing again."""
     applied = await ctx.storage.find_applied(kind.name, ctx.collection_id, candidates, ctx.transaction_id)
     # the dead worker may have claimed a version without publishing it: publishing is forward-only and safe
-    await ctx.storage.put_current(kind.name, ctx.collection_id, list(applied.values()))
+    await ctx.storage.publish_behind(kind.name, ctx.collection_id, list(applied.values()))
     outcomes.update(applied)
     return {document_id: item for document_id, item in candidates.items() if document_id not in applied}
 
