@@ -459,11 +459,18 @@ class PublishFails:
         return getattr(self.inner, name)
 
     async def put_current(self, *arguments):
+        self._fail_while_failing()
+        return await self.inner.put_current(*arguments)
+
+    async def publish(self, *arguments):  # the write path's publish: its change record, then put_current
+        self._fail_while_failing()
+        return await self.inner.publish(*arguments)
+
+    def _fail_while_failing(self) -> None:
         from storage_plugins.base import StorageError
 
         if self.failing:
             raise StorageError("the storage went away between claim and publish")
-        return await self.inner.put_current(*arguments)
 
 
 async def test_after_a_503_between_claim_and_publish_a_retry_writes_version_2(aiohttp_client, storage_name,
