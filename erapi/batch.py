@@ -132,7 +132,7 @@ async def dry_run(request: web.Request, context: WriteContext, upsert: Upsert, i
     raise_if_precondition_failed(request, result)
     response = batch_response(request, result, dry_run=True)
     response.headers["X-Transaction-Id"] = context.transaction_id
-    return response
+    return with_sequences(response, await sequences_after(context))  # nothing written: the current numbers
 
 
 async def accept(request: web.Request, context: WriteContext, kind: Kind, items: list[dict],

@@ -19,6 +19,7 @@ from erapi.errors import InvalidRequest, NotYet
 from erapi.keys import acl_key, change_notifier_key, config_key
 
 SEQUENCE_HEADER = "X-ER-Sequence"
+_NUMBER = re.compile(r"[0-9]{1,18}")
 _PAIR = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.:-]{0,127})=([0-9]{1,18})$")
 MAX_NAMED_COLLECTIONS = 32
 _REFLECTED = web.RequestKey("sequences_reflected", bool)  # the wait is done once per request
@@ -33,10 +34,10 @@ def with_sequences(response: web.StreamResponse, sequences: dict[str, int]) -> w
 
 def requested_sequences(request: web.Request, collection_id: str | None) -> dict[str, int]:
     """The sequence numbers a request asks to see, by collection: {} without the header; 400 when malformed."""
-    value = request.headers.get(SEQUENCE_HEADER, "").strip()
-    if not value:
+    if SEQUENCE_HEADER not in request.headers:
         return {}
-    if value.isdigit() and len(value) <= 18 and collection_id is not None:
+    value = request.headers[SEQUENCE_HEADER].strip()
+    if _NUMBER.fullmatch(value) and collection_id is not None:
         return {collection_id: int(value)}
     wanted: dict[str, int] = {}
     for part in value.split(","):

@@ -155,6 +155,8 @@ STATUS_QUERY = (
               "`paging.continuationToken` of the previous page, with the same filters."),
 )
 
+_PAIR = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}=[0-9]{1,18}"
+SEQUENCE_REQUEST = rf"^ *([0-9]{{1,18}}|{_PAIR}( *, *{_PAIR}){{0,31}}) *$"  # what erapi/consistency.py accepts
 SEQUENCE_PAIRS = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}=[0-9]+(, [A-Za-z0-9][A-Za-z0-9_.:-]{0,127}=[0-9]+)*$"
 RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
     "WWW-Authenticate": {"description": "`Bearer` with the reason", "schema": {"type": "string"}},
@@ -352,7 +354,7 @@ FEED_PARAMETERS = (
     boolean_parameter("includeDocuments", "query", "false: leave each change's document out", default=True),
 )
 SEQUENCE = Parameter(
-    "X-ER-Sequence", "header", {"type": "string", "maxLength": 4096},
+    "X-ER-Sequence", "header", {"type": "string", "maxLength": 4096, "pattern": SEQUENCE_REQUEST},
     "Read your writes: the X-ER-Sequence of a write's answer (or a bare number for the request's collection). "
     "The request is answered once this server reflects those sequence numbers (grants read afresh); 503 with "
     "Retry-After after `changes.read_your_writes_wait_seconds`",
