@@ -20,6 +20,7 @@ from erapi.auth import create_authenticator, resolve_local_secret
 from erapi.catalog import load_catalog
 from erapi.changes import ChangeNotifier, ChangeTrimmer
 from erapi.config import Config
+from erapi.delivery import DeliveryWorker
 from erapi.idempotency import Idempotency
 from erapi.jobs import JobWorker, Services
 from erapi.keys import (
@@ -28,6 +29,7 @@ from erapi.keys import (
     catalog_key,
     change_notifier_key,
     config_key,
+    delivery_worker_key,
     idempotency_key,
     openapi_key,
     job_workers_key,
@@ -69,8 +71,9 @@ def create_app(config: Config) -> web.Application:
     limits = config.ratelimit
     app[rate_limiter_key] = RateLimiter(limits.requests_per_second, limits.burst) if limits.enabled else None
     app.add_routes([route.definition() for route in ROUTES])
-    # cleanup runs in reverse: job workers stop before the storage they use is closed
-    app.cleanup_ctx.extend([_schemas_and_catalog, _storage, _change_feed, _authenticator, _job_workers])
+    # cleanup runs in reverse: workers stop before the storage they use is closed
+    app.cleanup_ctx.extend([_schemas_and_catalog, _storage, _change_feed, _authenticator, _job_workers,
+                            _webhook_delivery])
     return app
 
 
@@ -133,6 +136,21 @@ async def _job_workers(app: web.Application) -> AsyncIterator[None]:
     finally:
         # graceful: stop claiming, let the current chunk finish, else release it to other processes
         await asyncio.gather(*(worker.stop(config.server.shutdown_timeout) for worker in workers))
+
+
+async def _webhook_delivery(app: web.Application) -> AsyncIterator[None]:
+    config = app[config_key]
+    if not config.webhooks.deliver:
+        yield
+        return
+    worker = DeliveryWorker(app[storage_key], app[acl_key], config.webhooks, notifier=app[change_notifier_key])
+    app[delivery_worker_key] = worker
+    worker.start()
+    try:
+        yield
+    finally:
+        # graceful: each delivery finishes its attempt and hands its lease back to the other processes
+        await worker.stop(config.server.shutdown_timeout)
 
 
 def _paging_secret(config: Config) -> bytes:

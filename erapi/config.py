@@ -87,6 +87,25 @@ class ChangesConfig:
 
 
 @dataclass(frozen=True)
+class WebhooksConfig:
+    # hosts (a name, or *.name for its subdomains), addresses and CIDR ranges that subscriptions may post to;
+    # empty (the default): no subscription can be created. Loopback is allowed only when listed here.
+    allowed_targets: tuple[str, ...] = ()
+    deliver: bool = True  # this process delivers; false: it only serves the API (another process delivers)
+    timeout_seconds: float = 10.0  # one delivery attempt as a whole: connect, send, answer
+    retry_initial_seconds: float = 1.0  # wait after the first failed attempt; each next wait is multiplied
+    retry_multiplier: float = 2.0
+    retry_max_seconds: float = 300.0
+    pause_after_attempts: int = 10  # consecutive failed attempts of one change pause the subscription
+    pause_after_seconds: float = 3600.0  # ... as does failing for this long, whichever comes first
+    lease_seconds: float = 30.0  # a subscription whose process died is taken over by another after this
+    poll_interval_seconds: float = 1.0  # how often new subscriptions and changes written elsewhere are looked for
+    max_per_collection: int = 100  # subscriptions one collection may hold
+    max_per_process: int = 100  # subscriptions one process delivers at once
+    kept_attempts: int = 20  # delivery attempts kept per subscription for GET (the newest)
+
+
+@dataclass(frozen=True)
 class RateLimitConfig:
     enabled: bool = False  # per-principal token buckets; off for a laptop, on behind a public endpoint
     requests_per_second: float = 20.0  # refill rate of each principal's bucket
@@ -114,6 +133,7 @@ class Config:
     ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
     idempotency: IdempotencyConfig = field(default_factory=IdempotencyConfig)
     changes: ChangesConfig = field(default_factory=ChangesConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     log: LogConfig = field(default_factory=LogConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     # each storage plugin's own table ([mongodb], ...) by plugin name, checked by the plugin, holding only the keys
@@ -134,6 +154,7 @@ ENVIRONMENT_OVERRIDES = {
     "ERAPI_PUBLIC_URL": ("server", "public_url"),
     "ERAPI_LOG_LEVEL": ("log", "level"),
     "ERAPI_METRICS_TOKEN": ("metrics", "token"),
+    "ERAPI_WEBHOOKS_ALLOWED_TARGETS": ("webhooks", "allowed_targets"),
 }
 
 CHOICES = {
@@ -240,9 +261,14 @@ def _coerce(key: str, value: Any, expected: type) -> Any:
             return float(value)
         if expected is str and isinstance(value, str):
             return value
+        if expected is tuple:  # a list of strings; from the environment, comma-separated
+            items = value.split(",") if isinstance(value, str) else value
+            if isinstance(items, list) and all(isinstance(item, str) for item in items):
+                return tuple(item.strip() for item in items if item.strip())
     except ValueError:
         pass
-    raise ConfigurationError(f"config key {key} must be a {expected.__name__}, got {value!r}")
+    what = "list of strings" if expected is tuple else expected.__name__
+    raise ConfigurationError(f"config key {key} must be a {what}, got {value!r}")
 
 
 def _check(config: Config) -> None:
@@ -272,6 +298,16 @@ def _check(config: Config) -> None:
         "idempotency.wait_seconds": config.idempotency.wait_seconds,
         "idempotency.lease_seconds": config.idempotency.lease_seconds,
         **{f"changes.{item.name}": getattr(config.changes, item.name) for item in fields(ChangesConfig)},
+        "webhooks.timeout_seconds": config.webhooks.timeout_seconds,
+        "webhooks.retry_initial_seconds": config.webhooks.retry_initial_seconds,
+        "webhooks.retry_max_seconds": config.webhooks.retry_max_seconds,
+        "webhooks.pause_after_attempts": config.webhooks.pause_after_attempts,
+        "webhooks.pause_after_seconds": config.webhooks.pause_after_seconds,
+        "webhooks.lease_seconds": config.webhooks.lease_seconds,
+        "webhooks.poll_interval_seconds": config.webhooks.poll_interval_seconds,
+        "webhooks.max_per_collection": config.webhooks.max_per_collection,
+        "webhooks.max_per_process": config.webhooks.max_per_process,
+        "webhooks.kept_attempts": config.webhooks.kept_attempts,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -296,5 +332,21 @@ def _check(config: Config) -> None:
         raise ConfigurationError("config keys auth.jwks_timeout must be positive and auth.jwks_refresh_interval not negative")
     if config.metrics.token and not 16 <= len(config.metrics.token) <= 256:
         raise ConfigurationError("config key metrics.token (ERAPI_METRICS_TOKEN) must be 16 to 256 characters")
+    _check_webhooks(config.webhooks)
     if config.auth.mode == "jwks" and not config.auth.jwks_url:
         raise ConfigurationError("config key auth.jwks_url is required when auth.mode is 'jwks'")
+
+
+def _check_webhooks(settings: WebhooksConfig) -> None:
+    from erapi.allowlist import TargetPolicy  # the policy parses the entries; an import here keeps config light
+
+    if settings.retry_multiplier < 1:
+        raise ConfigurationError("config key webhooks.retry_multiplier must be at least 1")
+    # a delivery renews its lease between attempts and waits: both must fit well inside it
+    if settings.lease_seconds < 3 * max(settings.timeout_seconds, settings.poll_interval_seconds):
+        raise ConfigurationError("config key webhooks.lease_seconds must be at least 3 times webhooks.timeout_seconds "
+                                 "and webhooks.poll_interval_seconds")
+    try:
+        TargetPolicy(settings.allowed_targets)
+    except ValueError as error:
+        raise ConfigurationError(f"config key webhooks.allowed_targets: {error}") from error

@@ -9,6 +9,7 @@ from erapi.auth import Authenticator
 from erapi.catalog import Catalog
 from erapi.changes import ChangeNotifier
 from erapi.config import Config
+from erapi.delivery import DeliveryWorker
 from erapi.idempotency import Idempotency
 from erapi.jobs import JobWorker
 from erapi.paging import PageTokens
@@ -28,3 +29,4 @@ rate_limiter_key = web.AppKey("rate_limiter", RateLimiter | None)  # None: rate 
 job_workers_key = web.AppKey("job_workers", list[JobWorker])
 idempotency_key = web.AppKey("idempotency", Idempotency)  # answers of requests sent with an Idempotency-Key
 change_notifier_key = web.AppKey("change_notifier", ChangeNotifier)  # long polls and read-your-writes wait on it
+delivery_worker_key = web.AppKey("delivery_worker", DeliveryWorker)  # absent when webhooks.deliver is false

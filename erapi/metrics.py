@@ -34,6 +34,10 @@ ITEMS_FAILED = Counter("erapi_items_failed", "Items of upserts that failed (a 20
 PENDING_ITEMS = Gauge("erapi_job_pending_items", "Items of async jobs accepted and not yet applied, in the whole "
                       "storage (read when scraped; NaN when the storage did not answer)",
                       multiprocess_mode="mostrecent")  # with --workers N: the value the last scrape read
+WEBHOOK_ATTEMPTS = Counter("erapi_webhook_attempts", "Webhook delivery attempts, by outcome (delivered: the receiver "
+                           "answered 2xx; failed: any other answer, none, or a target refused)", ["outcome"])
+WEBHOOK_PAUSES = Counter("erapi_webhook_pauses", "Webhook subscriptions paused (a receiver that kept failing, a "
+                         "creator without read access, a position the feed's retention trimmed)")
 STORAGE_SECONDS = Histogram("erapi_storage_call_duration_seconds", "Seconds of each call of the storage plugin, by "
                             "method of the storage interface", ["operation"], buckets=BUCKETS)
 STORAGE_ERRORS = Counter("erapi_storage_errors", "Calls of the storage plugin that raised, by method (a duplicate "
@@ -51,6 +55,14 @@ def record_items(kind: str, operation: str, written: int, failed: int = 0) -> No
         ITEMS_WRITTEN.labels(kind, operation).inc(written)
     if failed:
         ITEMS_FAILED.labels(kind).inc(failed)
+
+
+def record_webhook_attempt(delivered: bool) -> None:
+    WEBHOOK_ATTEMPTS.labels("delivered" if delivered else "failed").inc()
+
+
+def record_webhook_pause() -> None:
+    WEBHOOK_PAUSES.inc()
 
 
 def registry() -> CollectorRegistry:

@@ -27,6 +27,7 @@ from erapi.handlers import (
     reads,
     relationships,
     status,
+    subscriptions,
 )
 from erapi.handlers import schema as schema_handlers
 from erapi.kinds import ENTITIES, RELATIONSHIPS
@@ -84,6 +85,12 @@ class Route:
         """The aiohttp route (a GET also answers HEAD, as aiohttp's ``web.get`` does)."""
         return web.route(self.method, self.path, self.handler)
 
+
+SUBSCRIPTIONS = "/apollo/er/ercollections/{collectionId}/subscriptions"
+SUBSCRIPTION = SUBSCRIPTIONS + "/{subscriptionId}"
+SUBSCRIPTION_ID = path_parameter("subscriptionId", {"type": "string", "minLength": 1, "maxLength": 256},
+                                 example="3f1c2a9e-8d4b-4c4e-9a51-6f0e2b7d1c55")
+SUBSCRIBER_ONLY = "Neither the collection's owner nor holding a write grant on it, or scope missing"
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", health.healthz, Operation(
@@ -281,6 +288,64 @@ ROUTES: tuple[Route, ...] = (
                     "(expanded JSON-LD). Entity IRIs: the id when it is an absolute IRI, else "
                     "`urn:erapi:<collectionId>/<percent-encoded id>` (docs/BRICK.md).",
         operation_id="exportCollection",
+    )),
+    Route("POST", SUBSCRIPTIONS, subscriptions.create_subscription, Operation(
+        summary="Subscribe a webhook to the collection's changes", tag="Subscriptions",
+        scopes=(WRITE_SCOPE,),
+        parameters=(COLLECTION_ID,),
+        request=schema("subscription-request"),
+        request_example={"url": "https://hooks.example.com/erapi", "secret": "a-long-random-shared-secret",
+                         "filters": {"kinds": ["relationship"], "operations": ["created", "updated"]}},
+        responses={201: Response("subscription", "The subscription, active; its secret is never shown"),
+                   **errors(*WRITE_REQUEST, *AUTHENTICATED, 409, *STORAGE,
+                            e400="Bad body, a URL that is not absolute http(s) or carries credentials, a host that "
+                                 "does not resolve, an unknown type in filters.types, startAfter beyond the feed",
+                            e403="The URL's host is not in the operator's allow-list (webhooks.allowed_targets), or "
+                                 "the caller is neither the owner nor holds a write grant, or scope missing",
+                            e409="The collection holds webhooks.max_per_collection subscriptions already")},
+        description="Each change of the collection that the filters take is POSTed to `url` as JSON, signed "
+                    "(`X-Erapi-Signature-256: sha256=<HMAC-SHA256 of the raw body with the secret>`), in sequence "
+                    "order, at least once (docs/API.md, Webhooks). Failed attempts are retried with exponential "
+                    "backoff; a subscription that keeps failing is paused.",
+        operation_id="createSubscription",
+    )),
+    Route("GET", SUBSCRIPTIONS, subscriptions.list_subscriptions, Operation(
+        summary="List the collection's webhook subscriptions and their delivery state", tag="Subscriptions",
+        scopes=(READ_SCOPE, WRITE_SCOPE),
+        parameters=(COLLECTION_ID,),
+        responses={200: Response("subscription-list", "Every subscription, by id"),
+                   **errors(400, *AUTHENTICATED, *STORAGE, e403=SUBSCRIBER_ONLY)},
+        operation_id="listSubscriptions",
+    )),
+    Route("GET", SUBSCRIPTION, subscriptions.get_subscription, Operation(
+        summary="A webhook subscription: state, why it is paused, its cursor and its last attempts",
+        tag="Subscriptions",
+        scopes=(READ_SCOPE, WRITE_SCOPE),
+        parameters=(COLLECTION_ID, SUBSCRIPTION_ID),
+        responses={200: Response("subscription", "The subscription"),
+                   **errors(400, *AUTHENTICATED, 404, *STORAGE, e403=SUBSCRIBER_ONLY)},
+        operation_id="getSubscription",
+    )),
+    Route("DELETE", SUBSCRIPTION, subscriptions.delete_subscription, Operation(
+        summary="Delete a webhook subscription; deliveries stop", tag="Subscriptions",
+        scopes=(WRITE_SCOPE,),
+        parameters=(COLLECTION_ID, SUBSCRIPTION_ID),
+        responses={200: Response("subscription", "The subscription as it was"),
+                   **errors(400, *AUTHENTICATED, 404, *STORAGE, e403=SUBSCRIBER_ONLY)},
+        description="An attempt already under way may still reach the receiver.",
+        operation_id="deleteSubscription",
+    )),
+    Route("POST", SUBSCRIPTION + "/resume", subscriptions.resume_subscription, Operation(
+        summary="Resume a paused webhook subscription from the change it stopped at", tag="Subscriptions",
+        scopes=(WRITE_SCOPE,),
+        parameters=(COLLECTION_ID, SUBSCRIPTION_ID),
+        responses={200: Response("subscription", "The subscription, active"),
+                   **errors(400, *AUTHENTICATED, 404, *STORAGE,
+                            e403="The URL's host is no longer in the allow-list, or " + SUBSCRIBER_ONLY)},
+        description="No body. The failure count starts again from zero and the change that failed is retried "
+                    "first; nothing is skipped (unless the feed's retention trimmed it meanwhile: then delivery "
+                    "goes on after the trimmed stretch). Resuming an active subscription changes nothing.",
+        operation_id="resumeSubscription",
     )),
     Route("GET", "/apollo/status/logs", status.get_status_logs, Operation(
         summary="Status tracker: the status records of a collection's transactions", tag="Status",

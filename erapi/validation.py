@@ -10,7 +10,8 @@ import orjson
 
 from erapi.catalog import SCHEMAS_DIR
 
-REQUEST_SCHEMAS = ("relationships-request", "entities-request", "collection-request", "acl-request", "graph-query")
+REQUEST_SCHEMAS = ("relationships-request", "entities-request", "collection-request", "acl-request", "graph-query",
+                   "subscription-request")
 MAX_REPORTED_ERRORS = 50  # a 10,000-item body could otherwise answer with a multi-megabyte error list
 MAX_MESSAGE_CHARS = 300
 CUT = " ... (truncated) ... "

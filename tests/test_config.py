@@ -122,6 +122,7 @@ SECRET = "s" * 40
         ("ERAPI_PUBLIC_URL", "https://er.example.com/base", lambda c: c.server.public_url),
         ("ERAPI_LOG_LEVEL", "DEBUG", lambda c: c.log.level),
         ("ERAPI_METRICS_TOKEN", "scrape-" + "s" * 20, lambda c: c.metrics.token),
+        ("ERAPI_WEBHOOKS_ALLOWED_TARGETS", "hooks.example.com", lambda c: ",".join(c.webhooks.allowed_targets)),
     ],
 )
 def test_every_environment_override_applies_and_beats_the_file(tmp_path, variable, value, read):
@@ -221,6 +222,26 @@ def test_a_value_outside_its_choices_names_the_key(tmp_path, text, key):
 )
 def test_a_non_positive_value_names_the_key(tmp_path, text, key):
     assert refused(tmp_path, text).startswith(f"config key {key} must be positive, got ")
+
+
+def test_webhook_targets_are_a_list_in_the_file_and_comma_separated_in_the_environment(tmp_path):
+    path = toml_file(tmp_path, '[webhooks]\nallowed_targets = ["hooks.example.com", "10.0.0.0/8", "*.example.org"]\n')
+    assert load_config(path, {}).webhooks.allowed_targets == ("hooks.example.com", "10.0.0.0/8", "*.example.org")
+    environ = {"ERAPI_WEBHOOKS_ALLOWED_TARGETS": " 127.0.0.1 , ::1/128 ,"}
+    assert load_config(None, environ).webhooks.allowed_targets == ("127.0.0.1", "::1/128")
+    assert "webhooks.allowed_targets" in refused(tmp_path, '[webhooks]\nallowed_targets = [8080]\n')
+
+
+def test_a_webhook_lease_must_outlast_an_attempt_and_a_poll(tmp_path):
+    message = refused(tmp_path, "[webhooks]\nlease_seconds = 20.0\ntimeout_seconds = 10.0\n")
+    assert "webhooks.lease_seconds" in message
+    assert load_config(toml_file(tmp_path, "[webhooks]\nlease_seconds = 30.0\n"), {}).webhooks.lease_seconds == 30.0
+
+
+@pytest.mark.parametrize("entry", ["10.0.0.0/33", "not a host", "*.", "http://x.example.com", "-bad.example.com"])
+def test_a_bad_webhook_target_names_the_key_and_the_entry(tmp_path, entry):
+    message = refused(tmp_path, f'[webhooks]\nallowed_targets = ["{entry}"]\n')
+    assert "webhooks.allowed_targets" in message and repr(entry) in message
 
 
 def test_a_negative_acl_cache_ttl_names_the_key(tmp_path):

@@ -34,14 +34,14 @@ def chain(count: int, prefix: str = "r") -> list[dict]:
 class Service:
     """`erapi serve` as a subprocess on MongoDB, killed or stopped by the test."""
 
-    def __init__(self, tmp_path: Path, uri: str, database: str, timeout_ms: int = 5000):
+    def __init__(self, tmp_path: Path, uri: str, database: str, timeout_ms: int = 5000, extra_toml: str = ""):
         self.port = free_port()
         self.config = tmp_path / "erapi.toml"
         self.config.write_text(
             f'storage = "mongodb"\n[server]\nport = {self.port}\nshutdown_timeout = 5.0\n'
             f'[mongodb]\nuri = "{uri}"\ndatabase = "{database}"\ntimeout_ms = {timeout_ms}\n'
             f'[jobs]\nlease_seconds = 2.0\npoll_interval_seconds = 0.1\nchunk_size = {CHUNK}\n'
-            '[acl]\ncache_ttl_seconds = 0.0\n[log]\nlevel = "WARNING"\n'
+            '[acl]\ncache_ttl_seconds = 0.0\n[log]\nlevel = "WARNING"\n' + extra_toml
         )
         self.log = tmp_path / f"erapi-{uuid.uuid4().hex[:6]}.log"
         self.process: subprocess.Popen | None = None
