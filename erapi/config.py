@@ -277,7 +277,18 @@ def _check(config: Config) -> None:
         value = getattr(getattr(config, section), name)
         if value not in allowed:
             raise ConfigurationError(f"config key {key} must be one of {sorted(allowed)}, got {value!r}")
-    positive = {
+    for key, value in _positive_settings(config).items():
+        if value <= 0:
+            raise ConfigurationError(f"config key {key} must be positive, got {value}")
+    _check_ranges(config)
+    _check_webhooks(config.webhooks)
+    if config.auth.mode == "jwks" and not config.auth.jwks_url:
+        raise ConfigurationError("config key auth.jwks_url is required when auth.mode is 'jwks'")
+
+
+def _positive_settings(config: Config) -> dict[str, float]:
+    """The settings that must be above zero, by their config key."""
+    return {
         "server.port": config.server.port,
         "server.max_body_bytes": config.server.max_body_bytes,
         "server.max_items": config.server.max_items,
@@ -309,9 +320,10 @@ def _check(config: Config) -> None:
         "webhooks.max_per_process": config.webhooks.max_per_process,
         "webhooks.kept_attempts": config.webhooks.kept_attempts,
     }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigurationError(f"config key {key} must be positive, got {value}")
+
+
+def _check_ranges(config: Config) -> None:
+    """The settings with bounds other than "above zero"."""
     if not 0 <= config.server.port <= 65535:
         raise ConfigurationError(f"config key server.port must be between 0 and 65535, got {config.server.port}")
     if not 0 <= config.auth.leeway_seconds <= 60:
@@ -332,9 +344,6 @@ def _check(config: Config) -> None:
         raise ConfigurationError("config keys auth.jwks_timeout must be positive and auth.jwks_refresh_interval not negative")
     if config.metrics.token and not 16 <= len(config.metrics.token) <= 256:
         raise ConfigurationError("config key metrics.token (ERAPI_METRICS_TOKEN) must be 16 to 256 characters")
-    _check_webhooks(config.webhooks)
-    if config.auth.mode == "jwks" and not config.auth.jwks_url:
-        raise ConfigurationError("config key auth.jwks_url is required when auth.mode is 'jwks'")
 
 
 def _check_webhooks(settings: WebhooksConfig) -> None:

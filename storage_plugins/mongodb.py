@@ -1137,6 +1137,11 @@ class _TransactionView(WritePathView):
 def _indexes() -> list[tuple[str, IndexModel]]:
     """Every index, by collection: ``ercollectionid`` leads each key of the per-collection data, so that it can
     be the shard key; the job queue is global and stays unsharded."""
+    return [*_document_and_log_indexes(), *_list_indexes(), *_queue_and_feed_indexes(), *SUBSCRIPTION_INDEXES]
+
+
+def _document_and_log_indexes() -> list[tuple[str, IndexModel]]:
+    """Versioned documents by id and version; status and ACL records by id, grant holder and tracker filter."""
     indexes = []
     for kind in KINDS:
         version = f"sysData.{VERSION_FIELD[kind]}"
@@ -1165,9 +1170,13 @@ def _indexes() -> list[tuple[str, IndexModel]]:
         ("entity", "serviceData.entityId"),
     ):
         indexes.append((LOGS, IndexModel([*head, (field, ASCENDING), *tail], name=f"collection_kind_{name}_time")))
-    # lists and edges: an entity's outgoing relationships, and incoming ones from any collection
-    indexes.append(("relationships", IndexModel(
-        [("ercollectionid", ASCENDING), ("sourceEntityId", ASCENDING), ("id", ASCENDING)], name="collection_source")))
+    return indexes
+
+
+def _list_indexes() -> list[tuple[str, IndexModel]]:
+    """Lists and edges: an entity's outgoing relationships, and incoming ones from any collection; the filters."""
+    indexes = [("relationships", IndexModel(
+        [("ercollectionid", ASCENDING), ("sourceEntityId", ASCENDING), ("id", ASCENDING)], name="collection_source"))]
     indexes.append(("relationships", IndexModel(
         [("destinationERCollectionId", ASCENDING), ("destinationEntityId", ASCENDING), ("ercollectionid", ASCENDING),
          ("id", ASCENDING)], name="destination")))
@@ -1183,8 +1192,12 @@ def _indexes() -> list[tuple[str, IndexModel]]:
         indexes.append((kind, IndexModel(
             [("ercollectionid", ASCENDING), ("isActive", ASCENDING), (TYPE_FIELD[kind], ASCENDING)],
             name="collection_active_type")))
-    # the job queue: not per collection (see the job queue methods)
-    indexes.append((JOBS, IndexModel([("id", ASCENDING)], name="id", unique=True)))
+    return indexes
+
+
+def _queue_and_feed_indexes() -> list[tuple[str, IndexModel]]:
+    """The job queue (not per collection, see its methods), the change feed and the idempotency keys."""
+    indexes = [(JOBS, IndexModel([("id", ASCENDING)], name="id", unique=True))]
     for fields, unique in ((["sequence"], True), (["key"], True), (["time", "sequence"], False)):
         indexes.append((CHANGES, IndexModel([("ercollectionid", ASCENDING), *((name, ASCENDING) for name in fields)],
                                             name=f"collection_{'_'.join(fields)}", unique=unique)))
@@ -1193,7 +1206,6 @@ def _indexes() -> list[tuple[str, IndexModel]]:
                                      name="state_age")))
     indexes.append((JOBS, IndexModel([("ercollectionid", ASCENDING), ("state", ASCENDING)],
                                      name="collection_state")))
-    indexes.extend(SUBSCRIPTION_INDEXES)
     return indexes
 
 
