@@ -5,11 +5,14 @@ Each batch sends the commands ``storage_plugins.mongodb`` sends for one 100-rela
 the same order and with the same shapes, through the same driver (PyMongo's asyncio API), write concern,
 indexes and document shapes:
 
-1. ``find`` the types of the referenced active entities (one ``$in`` of 150 ids, projected to ``id`` and
-   ``entityType``; the driver may fetch the rest with a ``getMore``);
+1. ``find`` the types of the referenced active entities (one ``$in`` of 150 ids, projected to ``id``,
+   ``entityType`` and ``additionalEntityTypes``; the driver may fetch the rest with a ``getMore``);
 2. ``find`` the current relationships of the ids (one ``$in``);
 3. ``insert_many`` the new versions into ``relationships_history`` (unordered);
-4. the current view (``relationships``), as the plugin's ``put_current`` writes it on this server:
+4. the change feed: a ``findAndModify`` claiming the batch's sequence numbers on the collection's counter in
+   ``change_marks`` (made once, in ``prepare``, as the plugin makes it at a collection's first write), then
+   ``insert_many`` of the 100 change records into ``changes`` (unordered);
+5. the current view (``relationships``), as the plugin's ``put_current`` writes it on this server:
 
    - MongoDB: one unordered ``bulk_write`` (an ``update`` command) of 100 upserts on the unique key, each
      replacing the document by a pipeline if the stored version is lower;
@@ -19,7 +22,7 @@ indexes and document shapes:
      and ``update`` commands replacing by ``_id`` the stored ids with a lower version, at most
      the dialect's ``update_statements`` statements each (with new ids there are none);
 
-5. ``insert_many`` the 100 status records into ``logs`` (unordered).
+6. ``insert_many`` the 100 status records into ``logs`` (unordered).
 
 (The ACL lookup is cached by the service, so it is not repeated here.) Which path is taken is what the
 plugin's own ``open()`` chose (``MongoStorage.dialect``: ``atomic_updates``, ``update_statements``); ``open()`` also
@@ -140,6 +143,10 @@ async def prepare(uri: str, database: str, collection: str, write_concern: str, 
             for batch in workload.entity_batches() for entity in batch
         ]
         await client[database]["entities"].insert_many(entities, ordered=False)
+        from storage_plugins.mongodb import CHANGE_MARKS
+
+        await client[database][CHANGE_MARKS].update_one({"_id": counter_mark(collection)},
+                                                        {"$setOnInsert": {"value": 0}}, upsert=True)
     finally:
         await client.close()
     return server
@@ -164,16 +171,18 @@ async def _update(db: Any, collection: str, statements: list[dict], size: int | 
 async def one_batch(db: Any, collection: str, batch: Batch, server: Server,
                     update_lock: contextlib.AbstractAsyncContextManager) -> None:
     """The commands of one request of the service for ``batch``, as raw PyMongo calls."""
-    from storage_plugins.mongodb import LOGS, STATUS
+    from storage_plugins.mongodb import ADDITIONAL_TYPES_FIELD, LOGS, STATUS
 
     # get_active_types("entities"): the types of the active entities of both ends
     await db["entities"].find({"ercollectionid": collection, "id": {"$in": batch.entity_ids},
-                               "isActive": {"$ne": False}}, {"_id": False, "id": True, "entityType": True}).to_list()
+                               "isActive": {"$ne": False}},
+                              {"_id": False, "id": True, "entityType": True, ADDITIONAL_TYPES_FIELD: True}).to_list()
     # get_current("relationships"): the current versions the new ones build on
     await db[KIND].find({"ercollectionid": collection, "id": {"$in": batch.ids}}).to_list()
     # claim_versions: the history's unique (ercollectionid, id, version) index decides each version
     current = [{**document, "ercollectionid": collection} for document in batch.documents]
     await db[f"{KIND}_history"].insert_many(current, ordered=False)
+    await record_changes(db, collection, batch, server, update_lock)
     # put_current: publish the claimed versions to the current view
     if server.atomic_updates:
         # one unordered bulk_write of upserts on the unique key, the version compared inside the update
@@ -205,6 +214,29 @@ async def one_batch(db: Any, collection: str, batch: Batch, server: Server,
     await db[LOGS].insert_many(
         [{**record, "ercollectionid": collection, "recordKind": STATUS} for record in batch.records],
         ordered=False)
+
+
+async def record_changes(db: Any, collection: str, batch: Batch, server: Server,
+                         update_lock: contextlib.AbstractAsyncContextManager) -> None:
+    """publish, first part: claim the batch's sequence numbers, then insert its change records."""
+    from pymongo import ReturnDocument
+
+    from storage_plugins.changes import versioned_changes
+    from storage_plugins.mongodb import CHANGE_MARKS, CHANGES
+
+    count = len(batch.documents)
+    async with contextlib.nullcontext() if server.atomic_updates else update_lock:
+        marked = await db[CHANGE_MARKS].find_one_and_update(
+            {"_id": counter_mark(collection)}, {"$inc": {"value": count}}, return_document=ReturnDocument.AFTER)
+    first = marked["value"] - count + 1
+    records = [{**change, "sequence": first + offset, "key": f"{change['kind']}/{change['id']}/{change['version']}",
+                "ercollectionid": collection}
+               for offset, change in enumerate(versioned_changes(KIND, batch.documents))]
+    await db[CHANGES].insert_many(records, ordered=False)
+
+
+def counter_mark(collection: str) -> str:
+    return f"counter:{collection}"
 
 
 async def loop(uri: str, database: str, collection: str, duration: float, warmup: float, concurrency: int,
