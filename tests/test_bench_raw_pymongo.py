@@ -70,9 +70,11 @@ async def test_one_raw_batch_sends_the_commands_of_one_service_request(aiohttp_c
                         functools.partial(AsyncMongoClient, event_listeners=[commands]))
     settings = {"uri": mongodb_uri, "database": service_db, "write_concern": "majority", "journal": True,
                 "timeout_ms": 5000}
-    # As the bench runs it, but with no job worker (its idle polling would land in the window) and an ACL
+    # As the bench runs it, but with no job worker or webhook delivery (their idle polling would land in the
+    # window) and an ACL
     # cache that cannot expire mid-test (the bench's service looks the ACL up once per 5 s, not per request).
-    app = create_app(make_config("mongodb", settings, jobs={"workers": 0}, acl={"cache_ttl_seconds": 600}))
+    app = create_app(make_config("mongodb", settings, jobs={"workers": 0}, webhooks={"deliver": False},
+                                  acl={"cache_ttl_seconds": 600}))
     api = Api(await aiohttp_client(app))
     await api.register(workload.COLLECTION)
     for batch in workload.entity_batches():
