@@ -90,7 +90,7 @@ async def test_two_instances_twenty_writers_give_versions_2_to_21(aiohttp_client
     assert current["sysData"]["sysRelationshipVersion"] == 21
 
 
-async def test_readyz_follows_the_database_down_and_up_without_a_restart(aiohttp_client, ferretdb):
+async def test_readyz_follows_the_database_down_and_up_without_a_restart(ferretdb, aiohttp_client):
     settings = {"uri": ferretdb.uri, "database": "erapi_down_up", "write_concern": "majority", "journal": True,
                 "timeout_ms": 1000}
     api = await mongodb_api(aiohttp_client, settings)
