@@ -31,6 +31,7 @@ setup(
         "rdflib>=7.1.4",  # the Brick export (imported on the first export, never at start-up) and erapi import
         "pyoxigraph>=0.5",  # erapi import's parser (lenient mode), three times rdflib's speed on Turtle
         "rich>=13.7",  # erapi import's progress bar
+        "rapidfuzz>=3.0",  # the catalog's "closest known names": a quick bound that spares most of difflib's work
         # erapi serve --workers N: gunicorn's arbiter runs the processes with aiohttp's worker class
         # (25.1: its control socket can be turned off)
         "gunicorn>=25.1",

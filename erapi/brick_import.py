@@ -11,6 +11,7 @@ the same import again sends the same items, and the service writes no new versio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import re
 import time
@@ -18,18 +19,17 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Iterator
 
 import orjson
 
 from erapi import brick_rdf
+from erapi.brick_graph import Literal, Triples, read_file
 from erapi.brick_collections import CATALOG_PREFIX, CollectionOf, collection_rule
 from erapi.brick_relationships import catalog_brick_name
 from erapi.catalog import Catalog
 
-if TYPE_CHECKING:
-    from rdflib import Graph
-
+RDF_TYPE, RDFS_LABEL = brick_rdf.RDF_TYPE, brick_rdf.RDFS_LABEL
 JOB_ITEMS = 10_000  # the service's bound for one async job (jobs.max_items)
 BRICK_CLASS = re.compile(r"^https?://brickschema\.org/schema/(?:[0-9.]+/)?Brick#(\w+)$")
 RELATIONSHIP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://erapi.example/brick-import/relationship")
@@ -82,85 +82,29 @@ class Summary:
 # ---- the model ------------------------------------------------------------------------------------------------
 
 
-# rdflib's format names that Oxigraph's parser reads too (pyoxigraph.RdfFormat's attribute names)
-OXIGRAPH_FORMATS = {"turtle": "TURTLE", "nt": "N_TRIPLES", "nt11": "N_TRIPLES", "ntriples": "N_TRIPLES",
-                    "n3": "N3", "xml": "RDF_XML", "trig": "TRIG", "nquads": "N_QUADS"}
-
-
-def load_graph(path: Path) -> Graph:
-    """The file as an rdflib graph. Oxigraph's parser (pyoxigraph, Rust) reads the formats it knows about three
-    times faster than rdflib's (EBU3B's 14,572 triples: 0.27 s instead of 0.75 s), in its lenient mode, which like
-    rdflib takes IRIs that are not quite valid (``...#SUPFLO_AVG_%``); anything else goes to rdflib."""
-    import pyoxigraph
-    from rdflib import Graph
-    from rdflib.util import guess_format
-
-    rdf_format = guess_format(str(path)) or "turtle"
-    graph = Graph()
-    if rdf_format not in OXIGRAPH_FORMATS:
-        return graph.parse(str(path), format=rdf_format)
-    triples = pyoxigraph.parse(path=str(path), format=getattr(pyoxigraph.RdfFormat, OXIGRAPH_FORMATS[rdf_format]),
-                               lenient=True)
-    term = _rdflib_term(pyoxigraph)
-    graph.addN((term(t.subject), term(t.predicate), term(t.object), graph) for t in triples)
-    return graph
-
-
-def _rdflib_term(pyoxigraph: Any) -> Callable[[Any], Any]:
-    """Oxigraph's terms to rdflib's (a plain literal without its xsd:string, as rdflib reads it), each IRI once."""
-    from rdflib import XSD, BNode, Literal, URIRef
-
-    iris: dict[str, URIRef] = {}
-
-    def convert(term: Any) -> Any:
-        if isinstance(term, pyoxigraph.NamedNode):
-            value = term.value
-            return iris.get(value) or iris.setdefault(value, URIRef(value))
-        if isinstance(term, pyoxigraph.BlankNode):
-            return BNode(term.value)
-        if term.language:
-            return Literal(term.value, lang=term.language)
-        datatype = term.datatype.value
-        return Literal(term.value, datatype=None if datatype == str(XSD.string) else URIRef(datatype))
-
-    return convert
-
-
-def map_model(graph: Graph, catalog: Catalog, collection_of: CollectionOf) -> Model:
-    from rdflib import RDF, URIRef
-
+def map_model(graph: Triples, catalog: Catalog, collection_of: CollectionOf) -> Model:
     model = Model()
-    classes: dict[URIRef, list[str]] = {}
-    for subject, value in graph.subject_objects(RDF.type):
-        found = BRICK_CLASS.match(str(value))
-        if found and isinstance(subject, URIRef):
-            classes.setdefault(subject, []).append(found.group(1))
-    collections = {}
-    for subject, names in classes.items():
-        item = _entity(catalog, subject, names)
-        known_type = item["entityType"] if catalog.entity_type(item["entityType"]) else CATALOG_PREFIX + "Entity"
-        collections[subject] = collection_of(item["id"], known_type)
-        model.entities.setdefault(collections[subject], []).append(item)
-    # one pass over the graph: rdflib's lookup by subject costs more per entity than reading every statement once
-    about: dict[Any, list] = {subject: [] for subject in collections}
-    rest = []
-    for subject, predicate, value in graph:
-        if subject in about:
-            about[subject].append((predicate, value))
-        else:
-            rest.append((subject, predicate))
-    taken = _add_statements(graph, catalog, model, collections, about)
-    _count_the_rest(graph, model, rest, taken)
+    collections: dict[str, str] = {}  # entity IRI -> its collection
+    for subject, pairs in graph.about.items():
+        names = [found.group(1) for predicate, value in pairs
+                 if predicate == RDF_TYPE and isinstance(value, str) and (found := BRICK_CLASS.match(value))]
+        if names and isinstance(subject, str):
+            item = _entity(catalog, subject, names)
+            known_type = item["entityType"] if catalog.entity_type(item["entityType"]) else CATALOG_PREFIX + "Entity"
+            collections[subject] = collection_of(subject, known_type)
+            model.entities.setdefault(collections[subject], []).append(item)
+    taken = _add_statements(graph, catalog, model, collections)
+    _count_the_rest(graph, model, collections, taken)
     return model
 
 
-def _entity(catalog: Catalog, subject: Any, names: list[str]) -> dict[str, Any]:
+def _entity(catalog: Catalog, subject: str, names: list[str]) -> dict[str, Any]:
     """The most specific known class is the entityType (deepest, then first by name), the others go along."""
     type_names = sorted({CATALOG_PREFIX + name for name in names})
     known = [name for name in type_names if catalog.entity_type(name) is not None]
     ranked = sorted(known, key=lambda name: (-catalog.depth(catalog.entity_type(name).name), name))
     entity_type = ranked[0] if ranked else type_names[0]  # an unknown class: the service says why it refuses
-    item = {"id": str(subject), "entityType": entity_type, "entityName": _local_name(str(subject))}
+    item = {"id": subject, "entityType": entity_type, "entityName": _local_name(subject)}
     others = [name for name in type_names if name != entity_type]
     if others:
         item["additionalEntityTypes"] = others
@@ -171,20 +115,18 @@ def _local_name(iri: str) -> str:
     return re.split(r"[#/:]", iri.rstrip("/#"))[-1][:1024] or iri[:1024]
 
 
-def _add_statements(graph: Graph, catalog: Catalog, model: Model, collections: dict, about: dict) -> set:
-    """Relationships and kept statements of every entity (``about``: its predicates and values); returns the
-    blank nodes taken along."""
-    from rdflib import RDF, RDFS, Literal
-
+def _add_statements(graph: Triples, catalog: Catalog, model: Model, collections: dict[str, str]) -> set:
+    """Relationships and kept statements of every entity; returns the blank nodes taken along."""
     taken: set = set()
     items = {item["id"]: item for items in model.entities.values() for item in items}
     names = brick_rdf.relationship_names(graph)  # an export's erapi:relationshipName annotations
+    relationship_of = _relationship_names(catalog)
     for subject, collection_id in collections.items():
-        item, statements = items[str(subject)], []
-        for predicate, value in sorted(about[subject]):
-            if predicate == RDF.type and BRICK_CLASS.match(str(value)):
+        item, statements = items[subject], []
+        for predicate, value in sorted(graph.about[subject], key=brick_rdf.statement_order):
+            if predicate == RDF_TYPE and isinstance(value, str) and BRICK_CLASS.match(value):
                 continue
-            relationship = _relationship_name(catalog, predicate) if value in collections else None
+            relationship = relationship_of(predicate) if value in collections else None
             if relationship is not None:
                 node, name = names.get((subject, predicate, value), (None, relationship.split("__", 1)[1]))
                 if node is not None:
@@ -197,8 +139,8 @@ def _add_statements(graph: Graph, catalog: Catalog, model: Model, collections: d
                 model.unmapped[statement] += 1
             else:
                 statements.append(statement)
-            if predicate == RDFS.label and isinstance(value, Literal) and str(value):
-                item["entityName"] = str(value)[:1024]
+            if predicate == RDFS_LABEL and isinstance(value, Literal) and value.value:
+                item["entityName"] = value.value[:1024]
         if len(statements) > brick_rdf.MAX_STATEMENTS:
             model.unmapped[f"statements beyond {brick_rdf.MAX_STATEMENTS} about one entity"] += (
                 len(statements) - brick_rdf.MAX_STATEMENTS)
@@ -208,28 +150,40 @@ def _add_statements(graph: Graph, catalog: Catalog, model: Model, collections: d
     return taken
 
 
-def _relationship_name(catalog: Catalog, predicate: Any) -> str | None:
-    if not str(predicate).startswith(brick_rdf.BRICK):
+def _relationship_names(catalog: Catalog) -> Callable[[str], str | None]:
+    """``_relationship_name`` for one import: each predicate looked up once."""
+    known: dict[str, str | None] = {}
+
+    def relationship_of(predicate: str) -> str | None:
+        if predicate not in known:
+            known[predicate] = _relationship_name(catalog, predicate)
+        return known[predicate]
+
+    return relationship_of
+
+
+def _relationship_name(catalog: Catalog, predicate: str) -> str | None:
+    if not predicate.startswith(brick_rdf.BRICK):
         return None
-    sent = CATALOG_PREFIX + str(predicate)[len(brick_rdf.BRICK):]
+    sent = CATALOG_PREFIX + predicate[len(brick_rdf.BRICK):]
     return sent if catalog_brick_name(catalog, sent) is not None else None
 
 
-def _relationship(subject: Any, brick_name: str, value: Any, name: str,
+def _relationship(subject: str, brick_name: str, value: str, name: str,
                   collections: tuple[str, str]) -> dict[str, Any]:
     """The relationship item of one statement; ``collections``: its source's and its destination's."""
     triple = f"{subject} {brick_name} {value}"
     return {"id": str(uuid.uuid5(RELATIONSHIP_NAMESPACE, f"{collections[0]}/{triple}")),
-            "sourceEntityId": str(subject), "destinationEntityId": str(value), "brickRelationshipType": brick_name,
+            "sourceEntityId": subject, "destinationEntityId": value, "brickRelationshipType": brick_name,
             "relationshipName": name[:1024], "destinationERCollectionId": collections[1]}
 
 
-def _count_the_rest(graph: Graph, model: Model, rest: list[tuple], taken: set) -> None:
-    """Every statement about something that is neither an entity (``rest``: their subjects and predicates) nor a
-    blank node taken along, by kind."""
-    for subject, predicate in rest:
-        if subject not in taken:
-            model.unmapped[f"statement about something that is not a Brick entity ({graph.qname(predicate)})"] += 1
+def _count_the_rest(graph: Triples, model: Model, entities: dict[str, str], taken: set) -> None:
+    """Every statement about something that is neither an entity nor a blank node taken along, by kind."""
+    for subject, pairs in graph.about.items():
+        if subject not in entities and subject not in taken:
+            for predicate, _value in pairs:
+                model.unmapped[f"statement about something that is not a Brick entity ({graph.qname(predicate)})"] += 1
 
 
 # ---- sending ----------------------------------------------------------------------------------------------------
@@ -358,26 +312,36 @@ async def run_import(path: Path, url: str, token: str, collection: str, catalog:
     """Map the file and send it; ``session`` is an aiohttp client session (one is opened when None).
     The collections: ``collection``, or one per top-level class (``split``), or ``collections_file``'s rules."""
     import aiohttp
-    from rich.progress import Progress
 
     collection_of = collection_rule(collection, catalog, split=split, path=collections_file)
     started = time.monotonic()
-    graph = load_graph(path)
+    graph = read_file(path)
     read = time.monotonic()
     model = map_model(graph, catalog, collection_of)
     summary = Summary(unmapped=Counter(model.unmapped), statements=len(graph))
     summary.seconds.update(reading=read - started, mapping=time.monotonic() - read)
-    total = model.count("entities") + model.count("relationships")
     owned = session is None
     session = session or aiohttp.ClientSession()
     try:
-        with Progress(disable=not show_progress, transient=False) as progress:
-            task = progress.add_task(f"importing {path.name}", total=total)
-            return await send(Client(session, url, token), model, lambda count: progress.advance(task, count),
-                              summary)
+        with _progress(f"importing {path.name}", model.count("entities") + model.count("relationships"),
+                       show_progress) as advance:
+            return await send(Client(session, url, token), model, advance, summary)
     finally:
         if owned:
             await session.close()
+
+
+@contextlib.contextmanager
+def _progress(title: str, total: int, shown: bool) -> Iterator[Callable[[int], None]]:
+    """A progress bar's advance(count); rich is imported only when the bar is shown (a quicker ``--quiet``)."""
+    if not shown:
+        yield lambda _count: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=False) as progress:
+        task = progress.add_task(title, total=total)
+        yield lambda count: progress.advance(task, count)
 
 
 def default_collection(path: Path) -> str:

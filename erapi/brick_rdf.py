@@ -10,14 +10,18 @@ import re
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from urllib.parse import quote
 
+from erapi import brick_graph
+from erapi.brick_graph import Blank, Term, Triples, order
 from erapi.catalog import Catalog
 
 if TYPE_CHECKING:
     from rdflib import Graph
-    from rdflib.term import Identifier, Node
+    from rdflib.term import Identifier
 
 BRICK = "https://brickschema.org/schema/Brick#"
-RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+RDF_TYPE = RDF_NS + "type"
+RDF_STATEMENT = RDF_NS + "Statement"
 RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
 ERAPI = "https://erapi.example/ns#"  # the service's own terms in an export (docs/BRICK.md)
 RELATIONSHIP_NAME = ERAPI + "relationshipName"
@@ -80,16 +84,17 @@ def add_relationship(graph: Graph, catalog: Catalog, document: Mapping[str, Any]
             graph.add((statement, predicate, value))
 
 
-def relationship_names(graph: Graph) -> dict[tuple, tuple[Node, str]]:
+def relationship_names(graph: Triples) -> dict[tuple, tuple[Blank | str, str]]:
     """The ``erapi:relationshipName`` of each reified statement an export wrote: by (subject, predicate,
     object), the statement's node and the name."""
-    from rdflib import RDF, URIRef
-
     names = {}
-    for node, name in graph.subject_objects(URIRef(RELATIONSHIP_NAME)):
-        triple = tuple(graph.value(node, part) for part in (RDF.subject, RDF.predicate, RDF.object))
-        if None not in triple and (node, RDF.type, RDF.Statement) in graph:
-            names[triple] = (node, str(name))
+    for node, pairs in graph.about.items():
+        name = graph.value(node, RELATIONSHIP_NAME)
+        if name is None or (RDF_TYPE, RDF_STATEMENT) not in pairs:
+            continue
+        triple = tuple(graph.value(node, RDF_NS + part) for part in ("subject", "predicate", "object"))
+        if None not in triple:
+            names[triple] = (node, name.value if isinstance(name, brick_graph.Literal) else str(name))
     return names
 
 
@@ -110,39 +115,43 @@ def add_statements(graph: Graph, subject: Identifier, statements: Iterable[Mappi
             add_statements(graph, node, statement["node"])
 
 
-def statement_of(graph: Graph, predicate: Node, value: Node, depth: int = 0,
+def statement_of(graph: Triples, predicate: str, value: Term, depth: int = 0,
                  seen: set | None = None) -> dict[str, Any] | str:
     """One statement in the shape of ``brickStatements``, or a str saying why the shape cannot hold it.
     Blank nodes become nested statement lists (at most MAX_NODE_DEPTH deep); each one visited goes into
     ``seen``, so that the importer knows which statements were taken along."""
-    from rdflib import BNode, Literal, URIRef
-
-    if not ABSOLUTE_IRI.match(str(predicate)):
+    if not ABSOLUTE_IRI.match(predicate):
         return "predicate that is not an absolute IRI"
-    if isinstance(value, URIRef):
-        return {"predicate": str(predicate), "iri": str(value)} if ABSOLUTE_IRI.match(str(value)) \
+    if isinstance(value, str):
+        return {"predicate": predicate, "iri": value} if ABSOLUTE_IRI.match(value) \
             else "object IRI that is not absolute"
-    if isinstance(value, Literal):
+    if isinstance(value, brick_graph.Literal):
         return _literal(predicate, value)
-    if not isinstance(value, BNode) or depth >= MAX_NODE_DEPTH:
+    if depth >= MAX_NODE_DEPTH:
         return "blank node nested deeper than two levels"
     if seen is not None:
         seen.add(value)
-    nested = [statement_of(graph, p, o, depth + 1, seen) for p, o in sorted(graph.predicate_objects(value))]
+    nested = [statement_of(graph, p, o, depth + 1, seen)
+              for p, o in sorted(graph.predicate_objects(value), key=statement_order)]
     kept = [statement for statement in nested if isinstance(statement, dict)]
     if len(kept) != len(nested) or not kept or len(kept) > MAX_NODE_STATEMENTS:
         return "blank node that the statement shape cannot hold (too deep, too many statements, or empty)"
-    return {"predicate": str(predicate), "node": kept}
+    return {"predicate": predicate, "node": kept}
 
 
-def _literal(predicate: Node, value: Any) -> dict[str, Any] | str:
-    if len(str(value)) > MAX_LITERAL_CHARS:
+def statement_order(pair: tuple[str, Term]) -> tuple:
+    """Statements about one subject sorted by predicate, then value: the same list from any parse."""
+    return pair[0], order(pair[1])
+
+
+def _literal(predicate: str, value: brick_graph.Literal) -> dict[str, Any] | str:
+    if len(value.value) > MAX_LITERAL_CHARS:
         return f"literal longer than {MAX_LITERAL_CHARS:,} characters"
-    statement = {"predicate": str(predicate), "literal": str(value)}
+    statement = {"predicate": predicate, "literal": value.value}
     if value.language:
         statement["language"] = value.language
     elif value.datatype is not None:
-        statement["datatype"] = str(value.datatype)
+        statement["datatype"] = value.datatype
     return statement
 
 

@@ -12,17 +12,22 @@ import shutil
 import socket
 import sys
 import tempfile
-from typing import NoReturn
-
-from aiohttp import web
+from typing import TYPE_CHECKING, NoReturn
 
 from erapi import catalog_build, installed_version
 from erapi.brick_cli import add_commands as add_brick_commands
-from erapi.config import Config, load_config
 from erapi.errors import ConfigurationError
 from erapi.packaged import CONFIG_EXAMPLES, config_example
 from erapi.scopes import KNOWN_SCOPES
-from storage_plugins.base import StorageError, plugin_class
+from storage_plugins.common import StorageError
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from erapi.config import Config
+
+# The service's modules (aiohttp's server, the configuration and the storage plugins) are imported by the commands
+# that need them: ``erapi import`` and ``erapi export`` start without them (docs/PERFORMANCE.md, "erapi import").
 
 # The cyclic garbage collector's thresholds (CPython's defaults: 700, 10, 10). First: a write stores several
 # new containers per item, so with 700 a 100-item request ran several collections, each of them walking the
@@ -161,8 +166,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load_config(path: str | None) -> Config:
+    from erapi.config import load_config
+
+    return load_config(path)
+
+
 def _serve(arguments: argparse.Namespace) -> int:
-    config = load_config(arguments.config)
+    config = _load_config(arguments.config)
     host = arguments.host if arguments.host is not None else config.server.host
     port = arguments.port if arguments.port is not None else config.server.port
     workers = arguments.workers if arguments.workers is not None else config.server.workers
@@ -209,6 +220,8 @@ def _multiprocess_metrics(workers: int) -> str | None:
 
 def _run_app(app: web.Application, host: str, port: int, **options) -> None:
     """``web.run_app``, with a port that cannot be bound told as CannotListen."""
+    from aiohttp import web
+
     try:
         web.run_app(app, host=host, port=port, **options)
     except socket.gaierror as error:
@@ -222,6 +235,8 @@ def _run_app(app: web.Application, host: str, port: int, **options) -> None:
 def _process_local(config: Config) -> bool:
     """Whether the configured plugin keeps its data inside the process that opened it, as the plugin declares:
     N worker processes would then be N separate stores."""
+    from storage_plugins.base import plugin_class
+
     return not plugin_class(config.storage).shared_across_processes
 
 
@@ -278,7 +293,7 @@ def _storage(arguments: argparse.Namespace) -> int:
     from erapi import repair
     from erapi.logs import configure_logging
 
-    config = load_config(arguments.config)
+    config = _load_config(arguments.config)
     if _process_local(config):
         raise ConfigurationError(f"the {config.storage} plugin keeps its data inside the serving process; there is no "
                                  f"store for erapi storage {'repair' if arguments.repair else 'check'} to open")
@@ -292,7 +307,7 @@ def _storage_init_indexes(arguments: argparse.Namespace) -> int:
     from erapi.logs import configure_logging
     from storage_plugins.base import create_storage
 
-    config = load_config(arguments.config)
+    config = _load_config(arguments.config)
     storage = create_storage(config.storage, config.storage_settings())
     if not hasattr(storage, "init_indexes"):
         raise ConfigurationError(f"the {config.storage} plugin keeps no indexes in a database; erapi storage "
@@ -306,7 +321,7 @@ def _storage_init_indexes(arguments: argparse.Namespace) -> int:
 def _token(arguments: argparse.Namespace) -> int:
     from erapi.auth import mint_local_token, resolve_local_secret
 
-    config = load_config(arguments.config)
+    config = _load_config(arguments.config)
     if config.auth.mode != "local":
         raise ConfigurationError("erapi token mints local tokens only; auth.mode is 'jwks'")
     ttl = arguments.ttl or config.auth.token_ttl_seconds

@@ -15,6 +15,7 @@ import pytest
 from rdflib import RDF, BNode, Graph, URIRef
 
 from erapi import brick_rdf
+from erapi.brick_graph import Triples, from_rdflib
 from erapi.app import create_app
 from erapi.brick_cli import export_to
 from erapi.brick_import import BRICK_CLASS, _relationship_name, run_import
@@ -68,13 +69,13 @@ def entity_subjects(graph: Graph) -> set:
     return {s for s, o in graph.subject_objects(RDF.type) if isinstance(s, URIRef) and BRICK_CLASS.match(str(o))}
 
 
-def described(graph: Graph, subject) -> set[str]:
+def described(graph: Triples, subject: URIRef) -> set[str]:
     """What the graph says about ``subject`` with blank nodes written out (comparable across graphs): Brick
     classes by the current name they resolve to (a deprecated or older name is exported as the class it stands
     for), everything else as the statement shape of brickStatements."""
     found = set()
-    for predicate, value in graph.predicate_objects(subject):
-        brick_class = BRICK_CLASS.match(str(value)) if predicate == RDF.type else None
+    for predicate, value in graph.predicate_objects(str(subject)):
+        brick_class = BRICK_CLASS.match(value) if predicate == str(RDF.type) and isinstance(value, str) else None
         if brick_class:
             current = CATALOG.entity_type("BRICK_1_4__" + brick_class.group(1))
             found.add(f"class {current.brick_class if current else brick_class.group(1)}")
@@ -94,13 +95,15 @@ async def check_round_trip(client, name: str) -> Graph:
     assert summary.written["entities"] + summary.refused["entities"] == len(entities)
     relationships = {(s, p, o) for s, p, o in source if s in entities and o in entities
                      and _relationship_name(CATALOG, p) is not None}  # sent as relationships, written or refused
+    source_triples, exported_triples = from_rdflib(source), from_rdflib(exported)
     sent_as_relationships: dict = {}
     for s, p, o in relationships:
-        sent_as_relationships.setdefault(s, set()).add(json.dumps(brick_rdf.statement_of(source, p, o), sort_keys=True))
+        statement = brick_rdf.statement_of(source_triples, str(p), str(o))
+        sent_as_relationships.setdefault(s, set()).add(json.dumps(statement, sort_keys=True))
     missing = {}
     for subject in accepted:
-        want = described(source, subject) - sent_as_relationships.get(subject, set())
-        lost = want - described(exported, subject)
+        want = described(source_triples, subject) - sent_as_relationships.get(subject, set())
+        lost = want - described(exported_triples, subject)
         if lost:
             missing[str(subject)] = lost
     assert missing == {}
