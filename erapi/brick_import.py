@@ -34,6 +34,7 @@ JOB_ITEMS = 10_000  # the service's bound for one async job (jobs.max_items)
 BRICK_CLASS = re.compile(r"^https?://brickschema\.org/schema/(?:[0-9.]+/)?Brick#(\w+)$")
 RELATIONSHIP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://erapi.example/brick-import/relationship")
 TRACKER_PAGE = 1000
+FINAL_STATES = ("Completed", "Failed")
 # Seconds between two reads of a job's record: a tenth of the time the job has run so far, from 5 ms to 0.25 s.
 # A finished job is seen at most ~10% late (a fixed 0.25 s cost the memory plugin's 0.4 s jobs up to 60%), and
 # a long job is read at most four times a second (on FerretDB one read is four queries, 0.2-0.7 s).
@@ -61,8 +62,14 @@ class Summary:
     unmapped: Counter = field(default_factory=Counter)
     refused_ids: set[str] = field(default_factory=set)
     statements: int = 0  # in the file
-    # reading (rdflib's parse), mapping, and by kind: from the first job sent to the last one finished
+    # reading (the parse), mapping, and by kind: from the first job sent to the last one finished
     seconds: Counter = field(default_factory=Counter)
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # by kind: first job sent, last finished
+
+    def timed(self, kind: str, started: float, finished: float) -> None:
+        first, last = self.spans.get(kind, (started, finished))
+        self.spans[kind] = (min(first, started), max(last, finished))
+        self.seconds[kind] = self.spans[kind][1] - self.spans[kind][0]
 
     def lines(self) -> list[str]:
         lines = [f"Read {self.statements} statements in {self.seconds['reading']:.2f} s, "
@@ -244,7 +251,8 @@ async def follow(client: Client, collection_id: str, transaction_id: str, advanc
     """Every item record of the job, in item order, once the job is complete; ``advance`` counts finished items.
 
     While the job runs only its own record is read (its ``jobData`` counts the finished items): cheap for the
-    service, which is busy applying the job. The item records are read once, at the end.
+    service, which is busy applying the job. The item records are read once, at the end (read while the job ran,
+    page by page, they made the import no sooner: the service serves them between the job's chunks either way).
     """
     reported, started = 0, time.monotonic()
     while True:
@@ -253,7 +261,7 @@ async def follow(client: Client, collection_id: str, transaction_id: str, advanc
         finished = counts.get("done", 0) + counts.get("failed", 0)
         advance(finished - reported)
         reported = finished
-        if job["state"] in ("Completed", "Failed"):
+        if job["state"] in FINAL_STATES:
             break
         await asyncio.sleep(min(max((time.monotonic() - started) * POLL_SHARE, FIRST_POLL_SECONDS),
                                 MOST_POLL_SECONDS))
@@ -266,17 +274,34 @@ async def follow(client: Client, collection_id: str, transaction_id: str, advanc
 
 
 async def send(client: Client, model: Model, advance: Callable[[int], None], summary: Summary) -> Summary:
-    """Every entity job first (relationships need both ends), then every relationship job; the jobs of one
-    kind run at once, each followed by its own tracker."""
+    """Each collection's entities at once; each collection's relationships as soon as the entities of that
+    collection and of every collection they point to are written (a relationship's ends must exist when the
+    service checks it). Each job is followed by its own tracker."""
     collections = sorted(set(model.entities) | set(model.relationships))
     await asyncio.gather(*(client.ensure_collection(collection_id) for collection_id in collections))
-    for kind in ("entities", "relationships"):
-        started = time.monotonic()
-        await asyncio.gather(*(_job(client, summary, kind, collection_id, items[start:start + JOB_ITEMS], advance)
-                               for collection_id, items in sorted(getattr(model, kind).items())
-                               for start in range(0, len(items), JOB_ITEMS)))
-        summary.seconds[kind] = time.monotonic() - started
+    entity_jobs = {collection_id: asyncio.ensure_future(_jobs(client, summary, "entities", collection_id, items,
+                                                              advance))
+                   for collection_id, items in sorted(model.entities.items())}
+    await asyncio.gather(*entity_jobs.values(), *(
+        _relationships_after(entity_jobs, client, summary, collection_id, items, advance)
+        for collection_id, items in sorted(model.relationships.items())))
     return summary
+
+
+async def _relationships_after(entity_jobs: dict[str, asyncio.Future], client: Client, summary: Summary,
+                               collection_id: str, items: list[dict], advance: Callable[[int], None]) -> None:
+    ends = {collection_id, *(item["destinationERCollectionId"] for item in items)}
+    await asyncio.gather(*(entity_jobs[end] for end in sorted(ends) if end in entity_jobs))
+    await _jobs(client, summary, "relationships", collection_id, items, advance)
+
+
+async def _jobs(client: Client, summary: Summary, kind: str, collection_id: str, items: list[dict],
+                advance: Callable[[int], None]) -> None:
+    """The collection's items of one kind, in jobs of up to JOB_ITEMS, all at once."""
+    started = time.monotonic()
+    await asyncio.gather(*(_job(client, summary, kind, collection_id, items[start:start + JOB_ITEMS], advance)
+                           for start in range(0, len(items), JOB_ITEMS)))
+    summary.timed(kind, started, time.monotonic())
 
 
 async def _job(client: Client, summary: Summary, kind: str, collection_id: str, items: list[dict],
