@@ -172,16 +172,15 @@ def correlation_id(request: web.Request, transaction_id: str) -> str:
 def batch_response(request: web.Request, result: BatchResult, dry_run: bool = False) -> web.Response:
     tracker = (lambda item_id: None) if dry_run else tracker_urls(request, result.kind, result.transaction_id)
 
-    def entry(item):
-        return {"id": item.id, "message": item.message, "tracker": tracker(item.id), **item.details}
+    def entries(items):
+        return [{"id": item.id, "message": item.message, "tracker": tracker(item.id), **item.details} for item in items]
 
     successes = result.successes
     response = envelope(
         207,
         f"Total number of {result.kind.plural_label} Upserted:  {len(successes)}.",
         transactionId=result.transaction_id,
-        data={"responses": {"success": [entry(i) for i in successes],
-                            "failure": [entry(i) for i in result.failures]}},
+        data={"responses": {"success": entries(successes), "failure": entries(result.failures)}},
         **({"validateOnly": True} if dry_run else {}),
     )
     if len(result.results) == 1 and successes and not dry_run:  # a one-item write: its new version, for the next If-Match

@@ -35,7 +35,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Sequence
 
 from storage_plugins.common import Document, StorageError
-from storage_plugins.documents import version_of
+from storage_plugins.documents import VERSION_FIELD
 CHANGE_KINDS = {"entities": "entity", "relationships": "relationship"}
 VOID = "void"
 MAX_CLAIM_ROUNDS = 50  # ranges one batch may claim when it keeps losing races: then the storage error (503)
@@ -99,13 +99,14 @@ class ChangeLog(abc.ABC):
     async def record_changes(self, collection_id: str, changes: Sequence[Document]) -> int:
         """Number and store ``changes`` (each with ``kind``, ``id``, ``version``, ``operation``, ``document``,
         ``time``); return the highest number given (the counter when ``changes`` is empty). A versioned change
-        already recorded is not recorded again. Raises StorageError when it keeps losing races."""
+        already recorded is not recorded again. Takes the changes over (numbers them in place). Raises
+        StorageError when it keeps losing races."""
         if not changes:
             return await self._counter(collection_id)
         pending, taken, top = list(changes), 0, 0
         for _ in range(MAX_CLAIM_ROUNDS):
             top = await self._advance_counter(collection_id, len(pending), taken)
-            records = [_record(change, top - len(pending) + 1 + index) for index, change in enumerate(pending)]
+            records = _numbered(pending, top - len(pending) + 1)
             failed = await self._insert_changes(collection_id, records)
             if failed:
                 pending, taken = await self._settle_failures(collection_id, [records[index] for index in failed])
@@ -203,11 +204,12 @@ def versioned_changes(kind: str, documents: Sequence[Document]) -> list[Document
     (``isActive`` false) or updated. Derived from the document alone, so whoever publishes it (its writer, or
     a roll forward) records the same change."""
     at = utc_time(datetime.now(timezone.utc))
+    change_kind, version_field = CHANGE_KINDS[kind], VERSION_FIELD[kind]
     changes = []
     for document in documents:
-        version = version_of(kind, document)
+        version = document["sysData"][version_field]
         operation = "deactivated" if document.get("isActive") is False else "created" if version == 1 else "updated"
-        changes.append({"kind": CHANGE_KINDS[kind], "id": document["id"], "version": version,
+        changes.append({"kind": change_kind, "id": document["id"], "version": version,
                         "operation": operation, "document": document, "time": at})
     return changes
 
@@ -218,12 +220,16 @@ def grant_change(principal: str, record: Document) -> Document:
             "document": record, "time": utc_time(datetime.now(timezone.utc))}
 
 
-def _record(change: Document, sequence: int) -> Document:
-    if change["version"] is None:  # a grant: each is its own change
-        key = f"{change['kind']}/{change['id']}/{uuid.uuid4()}"
-    else:
-        key = f"{change['kind']}/{change['id']}/{change['version']}"
-    return {**change, "sequence": sequence, "key": key}
+def _numbered(changes: list[Document], first: int) -> list[Document]:
+    """The changes as records numbered from ``first``: each gets its ``sequence`` and unique ``key`` in place (the
+    changes were handed over: see Ownership in storage_plugins/base.py)."""
+    for sequence, change in enumerate(changes, first):
+        change["sequence"] = sequence
+        if change["version"] is None:  # a grant: each is its own change
+            change["key"] = f"{change['kind']}/{change['id']}/{uuid.uuid4()}"
+        else:
+            change["key"] = f"{change['kind']}/{change['id']}/{change['version']}"
+    return changes
 
 
 def _void(sequence: int) -> Document:

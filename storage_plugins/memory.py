@@ -28,6 +28,7 @@ import copy
 import heapq
 import itertools
 import sys
+from collections import defaultdict
 from dataclasses import replace
 from typing import AsyncIterator, Iterable, Iterator, Sequence
 
@@ -145,8 +146,9 @@ class _StagedBatch(WritePathView):
 
 class _ChangeLogOfCollection:
     """One collection's change records by number, the numbers in order, their unique keys, its counter and its
-    trim mark. A record is a tuple of plain values (``_change_tuple``), the document as the bytes its version
-    was stored as: CPython does not track it, and nothing is serialised a second time. Numbers come in order
+    trim mark. A record is a tuple of plain values (``_change_record`` reads it: key, time, kind, id, version,
+    operation, and the document as the bytes its version was stored as): CPython does not track it, and nothing
+    is serialised a second time. Numbers come in order
     but for the void records that fill a lost race's numbers, so a plain dict and an appended list (an insort
     for those) cost less than a sorted map."""
 
@@ -159,14 +161,11 @@ class _ChangeLogOfCollection:
 
     def add(self, sequence: int, record: tuple) -> None:
         self.records[sequence] = record
+        self.keys.add(record[0])
         if not self.numbers or self.numbers[-1] < sequence:
             self.numbers.append(sequence)
         else:
             bisect.insort(self.numbers, sequence)
-
-
-def _change_tuple(record: Document, blob: bytes) -> tuple:
-    return (record["key"], record["time"], record["kind"], record["id"], record["version"], record["operation"], blob)
 
 
 def _change_record(sequence: int, held: tuple) -> Document:
@@ -203,8 +202,9 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
         self._ids: dict[str, dict[str, SortedList]] = {kind: {} for kind in KINDS}
         self._active: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}  # active documents per collection
         # relationships by the entity at each end: (collection, entity id) -> {(collection it lives in, id)}
-        self._by_source: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        self._by_destination: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        # (defaultdicts: a write adds with one look-up; reads use ``get``, which adds nothing)
+        self._by_source: defaultdict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+        self._by_destination: defaultdict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
         # kind -> collection -> id -> versions (oldest first): the version itself while there is one (most ids
         # have one: a list per id would cost 88 bytes and an object the garbage collector tracks), else a list
         self._history: dict[str, dict[str, dict[str, Stored | list[Stored]]]] = {kind: {} for kind in KINDS}
@@ -256,22 +256,14 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
         for document in documents:
             document_id = document["id"]
             held = history.get(document_id)
-            if held is None:
+            if held is None:  # the usual case: a new id
                 stored = history[document_id] = _store(kind, document)
-                claimed[id(document)] = (document, stored)
-                result.claimed.append(document_id)
-                continue
-            versions = _versions(held)
-            wanted = version_of(kind, document)
-            if any(version[VERSION] == wanted for version in versions):
-                result.conflicted.append(document_id)
-                continue
-            stored = _store(kind, document)
+            else:
+                stored = _claim_next(history, document_id, held, kind, document)
+                if stored is None:
+                    result.conflicted.append(document_id)
+                    continue
             claimed[id(document)] = (document, stored)
-            versions = [*versions, stored]
-            if versions[-2][VERSION] > wanted:
-                versions.sort(key=lambda version: version[VERSION])
-            history[document_id] = versions
             result.claimed.append(document_id)
         return result
 
@@ -282,16 +274,19 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
         current = self._current[kind].setdefault(collection_id, {})
         history = self._history[kind].get(collection_id, {})
         claimed, self._last_claim = self._last_claim, {}
+        moved: list[tuple[str, Stored | None, Stored]] = []  # (id, the version it replaces, the new one)
         for document in documents:
+            made = claimed.get(id(document))
+            new = made[1] if made is not None and made[0] is document else None
+            version = version_of(kind, document) if new is None else new[VERSION]
             document_id = document["id"]
             old = current.get(document_id)
-            version = version_of(kind, document)
             if old is None or old[VERSION] < version:
-                made = claimed.get(id(document))
-                new = made[1] if made is not None and made[0] is document else _same_version(
-                    kind, history.get(document_id), version, document)
+                if new is None:
+                    new = _same_version(kind, history.get(document_id), version, document)
                 current[document_id] = new
-                self._reindex(kind, collection_id, document_id, old, new)
+                moved.append((document_id, old, new))
+        self._reindex(kind, collection_id, moved)
 
     def _taken(self, kind: str, collection_id: str, document: Document) -> bool:
         """Whether the document's version of its id is stored already (versions of an id only grow)."""
@@ -309,27 +304,34 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
         yield staged
         staged.commit()
 
-    def _reindex(self, kind: str, collection_id: str, document_id: str, old: Stored | None, new: Stored) -> None:
-        if old is None:
-            ids = self._ids[kind].get(collection_id)
-            if ids is None:
-                ids = self._ids[kind][collection_id] = SortedList()
-            ids.add(document_id)
-        if old is None or old[ACTIVE] != new[ACTIVE]:
+    def _reindex(self, kind: str, collection_id: str, moved: list[tuple[str, Stored | None, Stored]]) -> None:
+        """Bring the sorted ids, the active count and the edge indexes up to the versions just published."""
+        ids = self._ids[kind].get(collection_id)
+        if ids is None:
+            ids = self._ids[kind][collection_id] = SortedList()
+        add_id = ids.add
+        active_change = 0
+        for document_id, old, new in moved:
+            if old is None:
+                add_id(document_id)
+                active_change += new[ACTIVE]
+            else:
+                active_change += new[ACTIVE] - old[ACTIVE]
+        if active_change:
             active = self._active[kind]
-            active[collection_id] = active.get(collection_id, 0) + new[ACTIVE] - (old[ACTIVE] if old else 0)
-        if kind != "relationships":
-            return
-        key = (collection_id, document_id)
-        if old is not None:
-            self._by_source.get(_source_end(collection_id, old), set()).discard(key)
-            self._by_destination.get(_destination_end(collection_id, old), set()).discard(key)
-        for index, end in ((self._by_source, _source_end(collection_id, new)),
-                           (self._by_destination, _destination_end(collection_id, new))):
-            keys = index.get(end)
-            if keys is None:  # not setdefault: that would build an empty set on every call
-                keys = index[end] = set()
-            keys.add(key)
+            active[collection_id] = active.get(collection_id, 0) + active_change
+        if kind == "relationships":
+            self._reindex_edges(collection_id, moved)
+
+    def _reindex_edges(self, collection_id: str, moved: list[tuple[str, Stored | None, Stored]]) -> None:
+        by_source, by_destination = self._by_source, self._by_destination
+        for document_id, old, new in moved:
+            key = (collection_id, document_id)
+            if old is not None:
+                by_source.get(_source_end(collection_id, old), set()).discard(key)
+                by_destination.get(_destination_end(collection_id, old), set()).discard(key)
+            by_source[_source_end(collection_id, new)].add(key)
+            by_destination[_destination_end(collection_id, new)].add(key)
 
     async def list_current(self, kind: str, collection_id: str, query: DocumentQuery) -> list[Document]:
         found: list[Document] = []
@@ -564,14 +566,14 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
         claimed = self._last_claim  # a version's bytes from its claim: the publish that follows records it
         failed = []
         for index, record in enumerate(records):
-            if record["sequence"] in log.records or record["key"] in log.keys:
+            sequence, key, document = record["sequence"], record["key"], record["document"]
+            if sequence in log.records or key in log.keys:
                 failed.append(index)
                 continue
-            document = record["document"]
             made = claimed.get(id(document))
             blob = made[1][BLOB] if made is not None and made[0] is document else orjson.dumps(document)
-            log.add(record["sequence"], _change_tuple(record, blob))
-            log.keys.add(record["key"])
+            log.add(sequence, (key, record["time"], record["kind"], record["id"], record["version"],
+                               record["operation"], blob))
         return failed
 
     async def _taken_sequences(self, collection_id: str, sequences: Iterable[int]) -> set[int]:
@@ -658,6 +660,22 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
 def _versions(held: Stored | list[Stored]) -> list[Stored]:
     """An id's versions in the history, oldest first, from what ``_history`` keeps for it."""
     return held if type(held) is list else [held]
+
+
+def _claim_next(history: dict[str, Stored | list[Stored]], document_id: str, held: Stored | list[Stored], kind: str,
+                document: Document) -> Stored | None:
+    """Add the document to its id's versions and return what was stored; None (nothing added) when its version
+    is taken already."""
+    versions = _versions(held)
+    wanted = version_of(kind, document)
+    if any(version[VERSION] == wanted for version in versions):
+        return None
+    stored = _store(kind, document)
+    versions = [*versions, stored]
+    if versions[-2][VERSION] > wanted:
+        versions.sort(key=lambda version: version[VERSION])
+    history[document_id] = versions
+    return stored
 
 
 def _same_version(kind: str, held: Stored | list[Stored] | None, version: int, document: Document) -> Stored:

@@ -33,7 +33,7 @@ class WriteContext:
             self.sequences[collection_id] = max(sequence, self.sequences.get(collection_id, 0))
 
 
-@dataclass
+@dataclass(slots=True)
 class ItemResult:
     id: str
     ok: bool

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping
 
 from erapi.catalog import Catalog
@@ -15,7 +16,7 @@ from storage_plugins.base import Document
 async def upsert_entities(ctx: WriteContext, items: list[dict[str, Any]]) -> BatchResult:
     return await upsert_checked(
         Batch(ctx, items), ENTITIES, ENTITY_RULES,
-        lambda item, previous, now: _entity_document(ctx, item, previous, now),
+        functools.partial(_entity_document, ctx),
         "Entity upserted successfully",
     )
 

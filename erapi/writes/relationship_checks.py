@@ -21,7 +21,7 @@ class BatchCatalog:
         self.catalog = catalog
         self._types: dict[str, RelationshipType | None] = {}
         self._derived: dict[str, dict[str, str]] = {}
-        self._is_a: dict[tuple[str, str], bool] = {}
+        self._misfits: dict[tuple[str, int, tuple[str, ...]], str | None] = {}
 
     def relationship_type(self, name: str) -> RelationshipType | None:
         try:
@@ -38,12 +38,18 @@ class BatchCatalog:
             found = self._derived[name] = relationship_derived_fields(self.catalog, {"relationshipType": name})
             return found
 
-    def is_a(self, entity_type: str, class_name: str) -> bool:
-        key = (entity_type, class_name)
+    def misfit(self, name: str, end: int, classes: tuple[str, ...]) -> str | None:
+        """The class that end ``end`` (0 source, 1 destination) of a relationship of type ``name`` requires, when
+        an entity of ``classes`` is not of it; None when it fits. An entity of several classes fits when one of
+        them does. A batch asks about few combinations, most of them many times."""
+        key = (name, end, classes)
         try:
-            return self._is_a[key]
+            return self._misfits[key]
         except KeyError:
-            found = self._is_a[key] = self.catalog.is_a(entity_type, class_name)
+            relationship_type = self.relationship_type(name)
+            required = relationship_type.destination if end else relationship_type.source
+            fits = any(self.catalog.is_a(entity_type, required) for entity_type in classes)
+            found = self._misfits[key] = None if fits else required
             return found
 
 
@@ -86,6 +92,8 @@ def source_in_header_collection(batch: RelationshipBatch, index: int) -> str | N
 
 def derived_fields_unchanged(batch: RelationshipBatch, index: int) -> str | None:
     item = batch.items[index]
+    if DERIVED_FIELDS.isdisjoint(item):  # the usual case: the client sends none of them
+        return None
     if brick_relationships.named_by_brick(item):  # its type is chosen later, by its ends
         return None
     return derived_field_problem(item, batch.types.derived_fields(item["relationshipType"]))
@@ -113,10 +121,13 @@ async def fetch_end_types(batch: RelationshipBatch, indexes: list[int]) -> None:
     """The classes of every active entity the items name (its entityType, then its additionalEntityTypes), per
     collection: one storage call per collection."""
     ctx = batch.ctx
-    wanted: dict[str, set[str]] = {}
+    wanted: dict[str, set[str]] = {ctx.collection_id: set()} if indexes else {}
     for item in (batch.items[index] for index in indexes):
-        wanted.setdefault(ctx.collection_id, set()).add(item["sourceEntityId"])
-        wanted.setdefault(destination_collection(ctx, item), set()).add(item["destinationEntityId"])
+        wanted[ctx.collection_id].add(item["sourceEntityId"])
+        destination = destination_collection(ctx, item)
+        if destination not in wanted:
+            wanted[destination] = set()
+        wanted[destination].add(item["destinationEntityId"])
     batch.entity_types = {
         collection_id: await ctx.storage.get_active_types(ENTITIES.name, collection_id, ids)
         for collection_id, ids in wanted.items()
@@ -144,14 +155,12 @@ def brick_name_resolved(batch: RelationshipBatch, index: int) -> str | None:
 def ends_exist_and_fit(batch: RelationshipBatch, index: int) -> str | None:
     """Both ends are active entities of the classes the relationship type requires (types fetched above)."""
     item = batch.items[index]
-    relationship_type = batch.types.relationship_type(item["relationshipType"])
-    required_classes = (relationship_type.source, relationship_type.destination)
-    for (label, entity_id, collection_id), required_class in zip(_ends(batch.ctx, item), required_classes):
+    for end, (label, entity_id, collection_id) in enumerate(_ends(batch.ctx, item)):
         classes = batch.entity_types.get(collection_id, {}).get(entity_id)
         if classes is None:
             return _missing_end(label, entity_id, collection_id)
-        # an entity of several classes fits an end when one of them does (its entityType is named if none)
-        if not any(batch.types.is_a(entity_type, required_class) for entity_type in classes):
+        required_class = batch.types.misfit(item["relationshipType"], end, classes)
+        if required_class is not None:
             required = batch.ctx.catalog.spelled_like(required_class, item["relationshipType"])
             return (
                 f"{label} entity {entity_id} of type {classes[0]} is not a {required} "
@@ -181,6 +190,9 @@ def _ends(ctx: WriteContext, item: Mapping[str, Any]) -> tuple[tuple[str, str, s
 
 def _missing_end(label: str, entity_id: str, collection_id: str) -> str:
     return f"{label} entity {entity_id} not found in ERCollection {collection_id}"
+
+
+DERIVED_FIELDS = frozenset({"brickRelationshipName", "brickRelationshipType"})  # relationship_derived_fields' keys
 
 
 def relationship_derived_fields(catalog: Catalog, item: Mapping[str, Any]) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -32,7 +33,7 @@ async def _upsert_relationship_batch(ctx: WriteContext, sent: list[dict[str, Any
     batch = RelationshipBatch(ctx, list(sent))  # a copy: a rule replaces a Brick-named item by its resolved copy
     result = await upsert_checked(
         batch, RELATIONSHIPS, RELATIONSHIP_RULES,
-        lambda item, previous, now: _relationship_document(ctx, batch.types, item, previous, now),
+        functools.partial(_relationship_document, ctx, batch.types),
         "Relationship upserted successfully",
     )
     for item, outcome in zip(sent, result.results):
@@ -43,19 +44,15 @@ async def _upsert_relationship_batch(ctx: WriteContext, sent: list[dict[str, Any
 
 def _relationship_document(ctx: WriteContext, types: BatchCatalog, item: dict, previous: Document | None,
                            now: str) -> Document | str:
-    relationship_type = types.relationship_type(item["relationshipType"])
     if previous is not None:
-        stored_type = types.relationship_type(previous["relationshipType"])
-        if stored_type is not relationship_type:
+        if types.relationship_type(previous["relationshipType"]) is not types.relationship_type(item["relationshipType"]):
             return "Restricted property relationshipType is not allowed to change"
     document = client_fields(item)
-    document.update(
-        sourceERCollectionId=ctx.collection_id,
-        destinationERCollectionId=destination_collection(ctx, item),
-        **types.derived_fields(item["relationshipType"]),
-        isActive=True,
-        sysData=system_data(ctx, RELATIONSHIPS, previous, now),
-    )
+    document["sourceERCollectionId"] = ctx.collection_id
+    document["destinationERCollectionId"] = destination_collection(ctx, item)
+    document.update(types.derived_fields(item["relationshipType"]))
+    document["isActive"] = True
+    document["sysData"] = system_data(ctx, RELATIONSHIPS, previous, now)
     return document
 
 

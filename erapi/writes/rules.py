@@ -15,9 +15,8 @@ from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar
 
 from erapi.kinds import Kind
 from erapi.timestamps import utc_timestamp
-from erapi.writes.context import BatchResult, Unchanged, WriteContext
-from erapi.writes.versioning import batch_result, first_occurrences, unless_unchanged, upsert_versioned
-from storage_plugins.base import Document
+from erapi.writes.context import BatchResult, WriteContext
+from erapi.writes.versioning import Build, batch_result, first_occurrences, unless_unchanged, upsert_versioned
 
 
 @dataclass
@@ -44,18 +43,30 @@ class Rule(Generic[B]):
 
 
 async def apply_rules(batch: B, rules: Sequence[Rule[B]]) -> None:
-    """Check every item against every rule, in order, recording each item's first failure."""
-    for rule in rules:
+    """Check every item against every rule, in order, recording each item's first failure.
+
+    The rules run in stages, each starting at a rule that fetches: an item is checked against every rule of a stage
+    in one pass (the same outcome as one pass per rule, without walking the batch once per rule)."""
+    for stage in _stages(rules):
         passing = batch.passing()
-        if rule.fetch is not None:
-            await rule.fetch(batch, passing)
+        if stage[0].fetch is not None:
+            await stage[0].fetch(batch, passing)
+        checks = [rule.check for rule in stage]
         for index in passing:
-            problem = rule.check(batch, index)
-            if problem:
-                batch.failures[index] = problem
+            for check in checks:
+                problem = check(batch, index)
+                if problem:
+                    batch.failures[index] = problem
+                    break
 
 
-Build = Callable[[dict, "Document | None", str], "Document | Unchanged | str"]
+def _stages(rules: Sequence[Rule[B]]) -> list[list[Rule[B]]]:
+    stages: list[list[Rule[B]]] = []
+    for rule in rules:
+        if rule.fetch is not None or not stages:
+            stages.append([])
+        stages[-1].append(rule)
+    return stages
 
 
 async def upsert_checked(batch: B, kind: Kind, rules: Sequence[Rule[B]], build: Build,
@@ -66,6 +77,5 @@ async def upsert_checked(batch: B, kind: Kind, rules: Sequence[Rule[B]], build: 
     await apply_rules(batch, rules)
     candidates = {batch.items[index]["id"]: batch.items[index] for index in batch.passing()}
     now = utc_timestamp()
-    outcomes = await upsert_versioned(batch.ctx, kind, candidates,
-                                      unless_unchanged(lambda item, previous: build(item, previous, now)))
+    outcomes = await upsert_versioned(batch.ctx, kind, candidates, unless_unchanged(build, now))
     return batch_result(batch.ctx, kind, batch.items, batch.failures, outcomes, success_message)

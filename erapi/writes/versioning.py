@@ -59,14 +59,15 @@ def system_data(ctx: WriteContext, kind: Kind, previous: Document | None, now: s
 
 
 Builder = Callable[[dict, Document | None], "Document | Unchanged | str"]
+Build = Callable[[dict, "Document | None", str], "Document | Unchanged | str"]
 
 
-def unless_unchanged(build: Builder) -> Builder:
-    """``build``, except that a document equal to the current version in everything but ``sysData`` is not
-    written again: re-sending the same data (a re-import) makes no new version."""
+def unless_unchanged(build: Build, now: str) -> Builder:
+    """``build`` at ``now``, except that a document equal to the current version in everything but ``sysData``
+    is not written again: re-sending the same data (a re-import) makes no new version."""
 
     def build_if_changed(item: dict, previous: Document | None) -> Document | Unchanged | str:
-        built = build(item, previous)
+        built = build(item, previous, now)
         if previous is not None and isinstance(built, dict) and _content(built) == _content(previous):
             return Unchanged(previous)
         return built
@@ -140,15 +141,15 @@ def batch_result(
     success_message: str,
 ) -> BatchResult:
     result = BatchResult(kind=kind, transaction_id=ctx.transaction_id)
+    results = result.results
     for index, item in enumerate(items):
         outcome = failures.get(index) or outcomes[item["id"]]
         if isinstance(outcome, str):
-            result.results.append(ItemResult(id=item["id"], ok=False, message=outcome))
+            results.append(ItemResult(item["id"], False, outcome))
         elif isinstance(outcome, Unchanged):
-            result.results.append(ItemResult(id=item["id"], ok=True, message=success_message,
-                                             document=outcome.document, details={"unchanged": True}))
+            results.append(ItemResult(item["id"], True, success_message, outcome.document, {"unchanged": True}))
         else:
-            result.results.append(ItemResult(id=item["id"], ok=True, message=success_message, document=outcome))
+            results.append(ItemResult(item["id"], True, success_message, outcome))
     return result
 
 
