@@ -40,6 +40,7 @@ from storage_plugins.base import (
     ADDITIONAL_TYPES_FIELD,
     KINDS,
     TYPE_FIELD,
+    VERSION_FIELD,
     AtomicConflict,
     ClaimResult,
     Document,
@@ -82,16 +83,16 @@ _EQUALITY_POSITIONS = {
 
 
 def _store(kind: str, document: Document, blob: bytes | None = None) -> Stored:
-    get = document.get
+    get, system = document.get, document["sysData"]
     return (
         _compact(orjson.dumps(document) if blob is None else blob),
-        version_of(kind, document),
+        system[VERSION_FIELD[kind]],
         get("isActive", True) is not False,
         _shared(get(TYPE_FIELD[kind])),
         _shared(get("sourceEntityId")),
         _shared(get("destinationERCollectionId")),
         _shared(get("destinationEntityId")),
-        document["sysData"].get("sysTransactionId"),
+        system.get("sysTransactionId"),
         tuple(map(_shared, get(ADDITIONAL_TYPES_FIELD, ()))) if kind == "entities" else (),
     )
 
@@ -105,6 +106,16 @@ def _shared(value):
     """One object for equal strings (``sys.intern``): many relationships name the same entity, type and
     collection, and each request's parse makes new string objects for them (about 90 bytes each)."""
     return sys.intern(value) if type(value) is str else value
+
+
+class _LastClaim:
+    """What the last claim stored for each document it was handed (by ``id()``), for the change records and the
+    publish that follow: the caller hands documents over and no longer changes them (storage_plugins/documents.py),
+    so their bytes are not made a second time. Holding the documents keeps each ``id()`` theirs meanwhile."""
+
+    def __init__(self, documents: Sequence[Document] = ()) -> None:
+        self.documents = tuple(documents)
+        self.stored: dict[int, Stored] = {}
 
 
 class _StagedBatch(WritePathView):
@@ -213,7 +224,7 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
         self._grants: dict[str, dict[str, Document]] = {}
         self._idempotency: dict[str, Document] = {}
         self._granted: dict[str, SortedSet] = {}  # principal -> ids of the collections it has some access to
-        self._last_claim: dict[int, tuple[Document, Stored]] = {}  # see _claim_now
+        self._last_claim = _LastClaim()
         self._changes: dict[str, _ChangeLogOfCollection] = {}
 
     async def open(self) -> None:
@@ -250,9 +261,8 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
     def _claim_now(self, kind: str, collection_id: str, documents: Sequence[Document]) -> ClaimResult:
         history = self._history[kind].setdefault(collection_id, {})
         result = ClaimResult()
-        # what each document was stored as, for the publish that follows: the caller hands documents over and no
-        # longer changes them (storage_plugins/documents.py), so their bytes are not made a second time
-        claimed = self._last_claim = {}
+        self._last_claim = _LastClaim(documents)
+        claimed = self._last_claim.stored
         for document in documents:
             document_id = document["id"]
             held = history.get(document_id)
@@ -263,7 +273,7 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
                 if stored is None:
                     result.conflicted.append(document_id)
                     continue
-            claimed[id(document)] = (document, stored)
+            claimed[id(document)] = stored
             result.claimed.append(document_id)
         return result
 
@@ -273,11 +283,10 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
     def _publish_now(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
         current = self._current[kind].setdefault(collection_id, {})
         history = self._history[kind].get(collection_id, {})
-        claimed, self._last_claim = self._last_claim, {}
+        claimed, self._last_claim = self._last_claim.stored, _LastClaim()
         moved: list[tuple[str, Stored | None, Stored]] = []  # (id, the version it replaces, the new one)
         for document in documents:
-            made = claimed.get(id(document))
-            new = made[1] if made is not None and made[0] is document else None
+            new = claimed.get(id(document))
             version = version_of(kind, document) if new is None else new[VERSION]
             document_id = document["id"]
             old = current.get(document_id)
@@ -563,7 +572,7 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
 
     async def _insert_changes(self, collection_id: str, records: Sequence[Document]) -> list[int]:
         log = self._change_log(collection_id)
-        claimed = self._last_claim  # a version's bytes from its claim: the publish that follows records it
+        claimed = self._last_claim.stored  # a version's bytes from its claim: the publish that follows records it
         failed = []
         for index, record in enumerate(records):
             sequence, key, document = record["sequence"], record["key"], record["document"]
@@ -571,7 +580,7 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
                 failed.append(index)
                 continue
             made = claimed.get(id(document))
-            blob = made[1][BLOB] if made is not None and made[0] is document else orjson.dumps(document)
+            blob = orjson.dumps(document) if made is None else made[BLOB]
             log.add(sequence, (key, record["time"], record["kind"], record["id"], record["version"],
                                record["operation"], blob))
         return failed

@@ -64,6 +64,18 @@ class StatusBatch:
         self.messages.append(message)
         self.histories.append(history)
 
+    def extend(self, record_ids: list[str], request_object: str, entity_ids: list[str | None],
+               relationship_ids: list[str | None], states: list[str], messages: list[str],
+               histories: list[tuple[int, ...]]) -> None:
+        """``add`` for many records of one request object, a column at a time (columns of equal length)."""
+        self.ids.extend(record_ids)
+        self.request_objects.extend([request_object] * len(record_ids))
+        self.entity_ids.extend(entity_ids)
+        self.relationship_ids.extend(relationship_ids)
+        self.states.extend(states)
+        self.messages.extend(messages)
+        self.histories.extend(histories)
+
     def __len__(self) -> int:
         return len(self.ids)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from erapi import brick_relationships
@@ -141,7 +142,7 @@ def brick_name_resolved(batch: RelationshipBatch, index: int) -> str | None:
         return None
     found = []
     for label, entity_id, collection_id in _ends(batch.ctx, item):
-        classes = batch.entity_types.get(collection_id, {}).get(entity_id)
+        classes = batch.entity_types.get(collection_id, _NO_ENTITIES).get(entity_id)
         if classes is None:
             return _missing_end(label, entity_id, collection_id)
         found.append(classes)
@@ -156,7 +157,7 @@ def ends_exist_and_fit(batch: RelationshipBatch, index: int) -> str | None:
     """Both ends are active entities of the classes the relationship type requires (types fetched above)."""
     item = batch.items[index]
     for end, (label, entity_id, collection_id) in enumerate(_ends(batch.ctx, item)):
-        classes = batch.entity_types.get(collection_id, {}).get(entity_id)
+        classes = batch.entity_types.get(collection_id, _NO_ENTITIES).get(entity_id)
         if classes is None:
             return _missing_end(label, entity_id, collection_id)
         required_class = batch.types.misfit(item["relationshipType"], end, classes)
@@ -186,6 +187,9 @@ RELATIONSHIP_RULES: tuple[Rule[RelationshipBatch], ...] = (
 def _ends(ctx: WriteContext, item: Mapping[str, Any]) -> tuple[tuple[str, str, str], tuple[str, str, str]]:
     return (("Source", item["sourceEntityId"], ctx.collection_id),
             ("Destination", item["destinationEntityId"], destination_collection(ctx, item)))
+
+
+_NO_ENTITIES: Mapping[str, tuple[str, ...]] = MappingProxyType({})  # a collection none of whose entities was asked for
 
 
 def _missing_end(label: str, entity_id: str, collection_id: str) -> str:

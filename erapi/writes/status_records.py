@@ -27,9 +27,9 @@ def status_records(ctx: WriteContext, result: BatchResult, received_at: datetime
     finished_at = datetime.now(timezone.utc)
     finals = {True: ("Completed", (*started, batch.entry(state_entry("Completed", finished_at)))),
               False: ("Failed", (*started, batch.entry(state_entry("Failed", finished_at))))}
-    for index, item in enumerate(result.results):
-        state, history = finals[item.ok]
-        add_item_record(batch, result.kind, index, item.id, state, tracker_message(item), history)
+    items = result.results
+    add_item_records(batch, result.kind, 0, [item.id for item in items], [finals[item.ok][0] for item in items],
+                     [tracker_message(item) for item in items], [finals[item.ok][1] for item in items])
     return batch
 
 
@@ -52,9 +52,17 @@ def new_status_batch(ctx: WriteContext, action: str, received_at: datetime) -> S
 def add_item_record(batch: StatusBatch, kind: Kind, index: int, item_id: str, state: str, message: str,
                     history: tuple[int, ...]) -> None:
     """The record of the transaction's item at ``index``: an entity or a relationship, as ``kind`` says."""
+    add_item_records(batch, kind, index, [item_id], [state], [message], [history])
+
+
+def add_item_records(batch: StatusBatch, kind: Kind, first: int, item_ids: list[str], states: list[str],
+                     messages: list[str], histories: list[tuple[int, ...]]) -> None:
+    """The records of the transaction's items ``first``, ``first + 1``, ..., a column at a time."""
+    absent = [None] * len(item_ids)
+    record_ids = [item_record_id(batch.transaction_id, index) for index in range(first, first + len(item_ids))]
     entity = kind is ENTITIES
-    batch.add(item_record_id(batch.transaction_id, index), kind.label, item_id if entity else None,
-              None if entity else item_id, state, message, history)
+    batch.extend(record_ids, kind.label, item_ids if entity else absent, absent if entity else item_ids, states,
+                 messages, histories)
 
 
 def item_record_id(transaction_id: str, index: int) -> str:
