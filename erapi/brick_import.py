@@ -47,6 +47,11 @@ class Model:
     entities: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     relationships: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     unmapped: Counter = field(default_factory=Counter)  # statements not sent, by kind
+    collections: dict[str, str] = field(default_factory=dict)  # entity IRI -> its collection
+    taken: set = field(default_factory=set)  # the blank nodes sent along with an entity or a relationship
+    # the relationship statements found by map_entities, made items by map_relationships:
+    # (subject, predicate, Brick relationship name, object)
+    found: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def count(self, kind: str) -> int:
         return sum(len(items) for items in getattr(self, kind).values())
@@ -72,7 +77,8 @@ class Summary:
 
     def lines(self) -> list[str]:
         lines = [f"Read {self.statements} statements in {self.seconds['reading']:.2f} s, "
-                 f"mapped in {self.seconds['mapping']:.2f} s"]
+                 f"mapped in {self.seconds['mapping']:.2f} s ({self.seconds['mapping while sending']:.2f} s of it "
+                 f"while the entity jobs ran)"]
         lines += [f"{kind.capitalize()}: {self.written[kind]} written, {self.unchanged[kind]} unchanged, "
                   f"{self.refused[kind]} refused in {self.seconds[kind]:.2f} s"
                   for kind in ("entities", "relationships")]
@@ -89,19 +95,39 @@ class Summary:
 
 
 def map_model(graph: Triples, catalog: Catalog, collection_of: CollectionOf) -> Model:
+    model = map_entities(graph, catalog, collection_of)
+    map_relationships(graph, model)
+    return model
+
+
+def map_entities(graph: Triples, catalog: Catalog, collection_of: CollectionOf) -> Model:
+    """The entities with their kept statements, and their relationship statements found but not yet made
+    items: the entity jobs can go while map_relationships runs."""
     model = Model()
-    collections: dict[str, str] = {}  # entity IRI -> its collection
     for subject, pairs in graph.about.items():
         names = [found.group(1) for predicate, value in pairs
                  if predicate == RDF_TYPE and isinstance(value, str) and (found := BRICK_CLASS.match(value))]
         if names and isinstance(subject, str):
             item = _entity(catalog, subject, names)
             known_type = item["entityType"] if catalog.entity_type(item["entityType"]) else CATALOG_PREFIX + "Entity"
-            collections[subject] = collection_of(subject, known_type)
-            model.entities.setdefault(collections[subject], []).append(item)
-    taken = _add_statements(graph, catalog, model, collections)
-    _count_the_rest(graph, model, collections, taken)
+            model.collections[subject] = collection_of(subject, known_type)
+            model.entities.setdefault(model.collections[subject], []).append(item)
+    _add_statements(graph, catalog, model)
     return model
+
+
+def map_relationships(graph: Triples, model: Model) -> None:
+    """The relationship items of the statements map_entities found (by the collection of their source), then
+    the count of the statements left out."""
+    names = brick_rdf.relationship_names(graph)  # an export's erapi:relationshipName annotations
+    collections = model.collections
+    for subject, predicate, relationship, value in model.found:
+        node, name = names.get((subject, predicate, value), (None, relationship.split("__", 1)[1]))
+        if node is not None:
+            model.taken.add(node)
+        model.relationships.setdefault(collections[subject], []).append(
+            _relationship(subject, relationship, value, name, (collections[subject], collections[value])))
+    _count_the_rest(graph, model, collections, model.taken)
 
 
 def _entity(catalog: Catalog, subject: str, names: list[str]) -> dict[str, Any]:
@@ -121,26 +147,20 @@ def _local_name(iri: str) -> str:
     return re.split(r"[#/:]", iri.rstrip("/#"))[-1][:1024] or iri[:1024]
 
 
-def _add_statements(graph: Triples, catalog: Catalog, model: Model, collections: dict[str, str]) -> set:
-    """Relationships and kept statements of every entity; returns the blank nodes taken along."""
-    taken: set = set()
+def _add_statements(graph: Triples, catalog: Catalog, model: Model) -> None:
+    """Kept statements of every entity; its relationship statements go to ``model.found``."""
     items = {item["id"]: item for items in model.entities.values() for item in items}
-    names = brick_rdf.relationship_names(graph)  # an export's erapi:relationshipName annotations
-    relationship_of = _relationship_names(catalog)
-    for subject, collection_id in collections.items():
+    relationship_of, collections = _relationship_names(catalog), model.collections
+    for subject in collections:
         item, statements = items[subject], []
         for predicate, value in sorted(graph.about[subject], key=brick_rdf.statement_order):
             if predicate == RDF_TYPE and isinstance(value, str) and BRICK_CLASS.match(value):
                 continue
             relationship = relationship_of(predicate) if value in collections else None
             if relationship is not None:
-                node, name = names.get((subject, predicate, value), (None, relationship.split("__", 1)[1]))
-                if node is not None:
-                    taken.add(node)
-                model.relationships.setdefault(collection_id, []).append(
-                    _relationship(subject, relationship, value, name, (collection_id, collections[value])))
+                model.found.append((subject, predicate, relationship, value))
                 continue
-            statement = brick_rdf.statement_of(graph, predicate, value, seen=taken)
+            statement = brick_rdf.statement_of(graph, predicate, value, seen=model.taken)
             if isinstance(statement, str):
                 model.unmapped[statement] += 1
             else:
@@ -153,7 +173,6 @@ def _add_statements(graph: Triples, catalog: Catalog, model: Model, collections:
             statements = statements[:brick_rdf.MAX_STATEMENTS]
         if statements:
             item["brickStatements"] = statements
-    return taken
 
 
 def _relationship_names(catalog: Catalog) -> Callable[[str], str | None]:
@@ -286,15 +305,19 @@ def _next_poll(elapsed: float, progress: tuple[float, int], finished: int, total
     return min(max(wait, FIRST_POLL_SECONDS), MOST_POLL_SECONDS)
 
 
-async def send(client: Client, model: Model, advance: Callable[[int], None], summary: Summary) -> Summary:
+async def send(client: Client, model: Model, advance: Callable[[int], None], summary: Summary,
+               map_rest: Callable[[], None] = lambda: None) -> Summary:
     """Each collection's entities at once; each collection's relationships as soon as the entities of that
     collection and of every collection they point to are written (a relationship's ends must exist when the
-    service checks it). Each job is followed by its own tracker."""
-    collections = sorted(set(model.entities) | set(model.relationships))
-    await asyncio.gather(*(client.ensure_collection(collection_id) for collection_id in collections))
-    entity_jobs = {collection_id: asyncio.ensure_future(_jobs(client, summary, "entities", collection_id, items,
-                                                              advance))
-                   for collection_id, items in sorted(model.entities.items())}
+    service checks it). Each job is followed by its own tracker. ``map_rest`` (what mapping is left: the
+    relationship items) runs once the entity jobs are sent, while the service applies them."""
+    await asyncio.gather(*(client.ensure_collection(collection_id) for collection_id in sorted(model.entities)))
+    started = time.monotonic()
+    sent = await asyncio.gather(*(_submit(client, "entities", collection_id, items)
+                                  for collection_id, items in sorted(model.entities.items())))
+    map_rest()
+    entity_jobs = {jobs[0][0]: asyncio.ensure_future(_follow(client, summary, "entities", jobs, advance, started))
+                   for jobs in sent if jobs}
     await asyncio.gather(*entity_jobs.values(), *(
         _relationships_after(entity_jobs, client, summary, collection_id, items, advance)
         for collection_id, items in sorted(model.relationships.items())))
@@ -305,22 +328,26 @@ async def _relationships_after(entity_jobs: dict[str, asyncio.Future], client: C
                                collection_id: str, items: list[dict], advance: Callable[[int], None]) -> None:
     ends = {collection_id, *(item["destinationERCollectionId"] for item in items)}
     await asyncio.gather(*(entity_jobs[end] for end in sorted(ends) if end in entity_jobs))
-    await _jobs(client, summary, "relationships", collection_id, items, advance)
-
-
-async def _jobs(client: Client, summary: Summary, kind: str, collection_id: str, items: list[dict],
-                advance: Callable[[int], None]) -> None:
-    """The collection's items of one kind, in jobs of up to JOB_ITEMS, all at once."""
     started = time.monotonic()
-    await asyncio.gather(*(_job(client, summary, kind, collection_id, items[start:start + JOB_ITEMS], advance)
-                           for start in range(0, len(items), JOB_ITEMS)))
+    await _follow(client, summary, "relationships", await _submit(client, "relationships", collection_id, items),
+                  advance, started)
+
+
+async def _submit(client: Client, kind: str, collection_id: str, items: list[dict]) -> list[tuple]:
+    """The collection's items of one kind, in jobs of up to JOB_ITEMS: (collection, items, transaction id) each."""
+    chunks = [items[start:start + JOB_ITEMS] for start in range(0, len(items), JOB_ITEMS)]
+    transaction_ids = await asyncio.gather(*(client.submit(kind, collection_id, chunk) for chunk in chunks))
+    return [(collection_id, chunk, transaction_id) for chunk, transaction_id in zip(chunks, transaction_ids)]
+
+
+async def _follow(client: Client, summary: Summary, kind: str, jobs: list[tuple], advance: Callable[[int], None],
+                  started: float) -> None:
+    """Each job's records once it is complete, tallied; the kind's time from ``started`` to the last one."""
+    followed = await asyncio.gather(*(follow(client, collection_id, transaction_id, advance)
+                                      for collection_id, _items, transaction_id in jobs))
+    for (_collection_id, items, _transaction_id), records in zip(jobs, followed):
+        _tally(summary, kind, items, records)
     summary.timed(kind, started, time.monotonic())
-
-
-async def _job(client: Client, summary: Summary, kind: str, collection_id: str, items: list[dict],
-               advance: Callable[[int], None]) -> None:
-    transaction_id = await client.submit(kind, collection_id, items)
-    _tally(summary, kind, items, await follow(client, collection_id, transaction_id, advance))
 
 
 def _tally(summary: Summary, kind: str, items: list[dict], records: list[dict]) -> None:
@@ -355,15 +382,23 @@ async def run_import(path: Path, url: str, token: str, collection: str, catalog:
     started = time.monotonic()
     graph = read_file(path)
     read = time.monotonic()
-    model = map_model(graph, catalog, collection_of)
-    summary = Summary(unmapped=Counter(model.unmapped), statements=len(graph))
+    model = map_entities(graph, catalog, collection_of)
+    summary = Summary(statements=len(graph))
     summary.seconds.update(reading=read - started, mapping=time.monotonic() - read)
+
+    def map_rest() -> None:  # the relationship items, while the service applies the entity jobs
+        mapping_started = time.monotonic()
+        map_relationships(graph, model)
+        summary.unmapped.update(model.unmapped)
+        summary.seconds["mapping while sending"] = time.monotonic() - mapping_started
+        summary.seconds["mapping"] += summary.seconds["mapping while sending"]
+
     owned = session is None
     session = session or aiohttp.ClientSession()
     try:
-        with _progress(f"importing {path.name}", model.count("entities") + model.count("relationships"),
+        with _progress(f"importing {path.name}", model.count("entities") + len(model.found),
                        show_progress) as advance:
-            return await send(Client(session, url, token), model, advance, summary)
+            return await send(Client(session, url, token), model, advance, summary, map_rest)
     finally:
         if owned:
             await session.close()
