@@ -12,16 +12,18 @@ import time
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
-from storage_plugins.base import DuplicateError, Storage
+from storage_plugins.base import PAGED, DuplicateError, Storage, plugin_calls
 
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 # from half a millisecond (a read from the memory plugin) to ten seconds (a 10,000-item job stored on a slow disk)
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # any token is an HTTP method to the parser: labels take the known ones, so that callers cannot add series
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-# the methods the storage interfaces build on their primitives (roll_forward, ...), from every base of Storage
+# the methods the storage interfaces build on their primitives (roll_forward, ...), from every base of Storage; a
+# paged read is timed as one call of the plugin instead (storage_plugins/documents.py)
 COMPOSED = frozenset(name for base in Storage.__mro__[:-1] for name, value in vars(base).items()
-                     if callable(value) and not name.startswith("_") and name not in Storage.__abstractmethods__)
+                     if callable(value) and not name.startswith("_") and name not in Storage.__abstractmethods__
+                     and name not in PAGED)
 
 REQUESTS = Counter("erapi_http_requests", "HTTP requests answered, by method, route template and status",
                    ["method", "route", "status"])
@@ -110,6 +112,6 @@ def _metered(name: str):
     return method
 
 
-for _name in sorted(Storage.__abstractmethods__):
+for _name in sorted(plugin_calls()):
     setattr(MeteredStorage, _name, _metered(_name))
 MeteredStorage.__abstractmethods__ = frozenset()

@@ -35,6 +35,7 @@ from erapi.errors import ConfigurationError
 from storage_plugins.access import AccessStore, GrantedCollections
 from storage_plugins.changes import ChangeLog, Publishes
 from storage_plugins.common import AtomicConflict, Document, DuplicateError, StorageError
+from storage_plugins import documents, logs
 from storage_plugins.documents import (
     ADDITIONAL_TYPES_FIELD,
     KINDS,
@@ -47,21 +48,25 @@ from storage_plugins.documents import (
     FrontierQuery,
     VersionPage,
     VersionProblem,
+    newer_than_held,
     version_of,
 )
 from storage_plugins.jobs import IDEMPOTENCY_SWEEP_EVERY, JobQueue
-from storage_plugins.logs import LogQuery, LogStore, LogTransition
+from storage_plugins.logs import LogQuery, LogStore, LogTransition, transitions_that_move
 from storage_plugins.subscriptions import SubscriptionStore
 
 __all__ = [
     "ADDITIONAL_TYPES_FIELD", "AccessStore", "AtomicConflict", "ClaimResult", "Document", "DocumentQuery",
     "DocumentStore", "DuplicateError", "EdgeQuery", "FrontierQuery", "GrantedCollections", "IDEMPOTENCY_SWEEP_EVERY",
-    "JobQueue", "KINDS", "LogQuery", "LogStore", "LogTransition", "Storage", "StorageError", "SubscriptionStore",
-    "TYPE_FIELD", "VERSION_FIELD", "VersionPage", "VersionProblem", "WRITE_PATH_READS", "WritePathView",
-    "available_plugins", "create_storage", "plugin_class", "version_of",
+    "JobQueue", "KINDS", "LogQuery", "LogStore", "LogTransition", "PAGED", "Storage", "StorageError",
+    "SubscriptionStore", "TYPE_FIELD", "VERSION_FIELD", "VersionPage", "VersionProblem", "WRITE_PATH_READS",
+    "WritePathView", "available_plugins", "create_storage", "newer_than_held", "plugin_calls", "plugin_class",
+    "transitions_that_move", "version_of",
 ]
 
 ENTRY_POINT_GROUP = "erapi.storage_plugins"
+# the paged reads of every interface, each by the name of the primitive a plugin supplies for it
+PAGED = {**documents.PAGED, **logs.PAGED}
 # what the batch write path reads of storage; a view for one batch (dry run, atomic) passes these through
 WRITE_PATH_READS = frozenset({"get_current", "get_active_types", "get_latest_versions", "find_applied", "get_acl",
                               "name"})
@@ -93,6 +98,12 @@ class Storage(DocumentStore, LogStore, JobQueue, AccessStore, SubscriptionStore,
     @abc.abstractmethod
     async def ping(self) -> None:
         """Return when the backend answers; raise StorageError otherwise."""
+
+
+def plugin_calls() -> frozenset[str]:
+    """The methods of a storage object each of which is one call of the plugin, as metrics time them and tests
+    count them: the abstract ones, but a paged read by its own name in place of its primitive's."""
+    return (Storage.__abstractmethods__ - frozenset(PAGED.values())) | frozenset(PAGED)
 
 
 class WritePathView(Publishes):

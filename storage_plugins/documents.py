@@ -16,13 +16,19 @@ Lists read the current view in pages ordered by a key that never changes (``id``
 collection and ``id`` across collections), so that a reader paging with the last key of one page as the start
 of the next sees every document that existed when it began exactly once, however others write meanwhile.
 Each page is one call; each count one more.
+
+The two rules every plugin shares are written here once. *Only move forward*: ``newer_than_held`` decides which
+versions move the current view (a plugin that compares versions on its server, in the write itself, states the
+same rule in its query language). *Page in this order*: each paged read (``PAGED``) is the interface's own
+method, which answers what asks for nothing (no room on the page, a filter nothing can match) and otherwise
+calls the plugin's primitive of the same name with a leading ``_``, which fills the page in the stated order.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping, NamedTuple, Sequence
 
 from erapi import kinds
@@ -35,6 +41,9 @@ if TYPE_CHECKING:
 KINDS = tuple(kind.name for kind in kinds.KINDS)
 VERSION_FIELD = {kind.name: kind.version_field for kind in kinds.KINDS}
 TYPE_FIELD = {kind.name: kind.type_field for kind in kinds.KINDS}
+# the paged reads (see the module's docstring), each by the name of the primitive a plugin supplies for it
+PAGED = {name: f"_{name}" for name in ("list_current", "count_current", "find_edges", "count_edges",
+                                        "find_frontier_edges", "scan_history")}
 EVERY_VERSION = 2**31 - 1  # a page size no history reaches (every backend takes it as a limit)
 # An entity's other classes (Brick says it is of several): a list of type names, absent when it has none
 ADDITIONAL_TYPES_FIELD = "additionalEntityTypes"
@@ -43,6 +52,18 @@ ADDITIONAL_TYPES_FIELD = "additionalEntityTypes"
 def version_of(kind: str, document: Mapping[str, Any]) -> int:
     return document["sysData"][VERSION_FIELD[kind]]
 
+
+def newer_than_held(kind: str, held: Mapping[str, int], documents: Iterable[Document]) -> list[Document]:
+    """*Only move forward*, the current view's rule: of ``documents`` (versions of ``kind``), the newest of each id,
+    kept when its version is above the one ``held`` for the id (the current view's versions by id; an id absent
+    from ``held`` is behind every version). In the order of their ids' first appearance in ``documents``."""
+    newest: dict[str, Document] = {}
+    for document in documents:
+        kept = newest.get(document["id"])
+        if kept is None or version_of(kind, kept) < version_of(kind, document):
+            newest[document["id"]] = document
+    return [document for document_id, document in newest.items()
+            if document_id not in held or held[document_id] < version_of(kind, document)]
 
 
 @dataclass(frozen=True)
@@ -79,6 +100,10 @@ class DocumentQuery:
         }
         return {name: value for name, value in fields.items() if value is not None}
 
+    def matches_nothing(self, kind: str) -> bool:
+        """An empty set of types, or (for entities) an equality filter: no document of ``kind`` can match."""
+        return (self.types is not None and not self.types) or (kind != "relationships" and bool(self.equalities()))
+
 
 @dataclass(frozen=True)
 class EdgeQuery:
@@ -102,6 +127,10 @@ class EdgeQuery:
     active_only: bool = True
     after: tuple[str, str] | None = None
     limit: int | None = 100
+
+    def matches_nothing(self) -> bool:
+        """Neither side followed, or no collection to take relationships from."""
+        return not (self.outgoing or self.incoming) or self.source_collections == frozenset()
 
 
 @dataclass(frozen=True)
@@ -129,6 +158,10 @@ class FrontierQuery:
     source_collections: frozenset[str] | None = None
     active_only: bool = True
     limit: int | None = None
+
+    def matches_nothing(self) -> bool:
+        """An empty frontier, neither side followed, or no collection to take relationships from."""
+        return not self.entities or not (self.outgoing or self.incoming) or self.source_collections == frozenset()
 
     def ids_by_collection(self) -> dict[str, list[str]]:
         """The frontier's entity ids per collection, each list sorted (so plugins build the same queries)."""
@@ -256,10 +289,8 @@ class DocumentStore(abc.ABC):
         if not newest:
             return []
         current = await self.get_current(kind, collection_id, [document["id"] for document in newest])
-        behind = [
-            document for document in newest
-            if document["id"] not in current or version_of(kind, current[document["id"]]) < version_of(kind, document)
-        ]
+        held = {document_id: version_of(kind, document) for document_id, document in current.items()}
+        behind = newer_than_held(kind, held, newest)
         if behind:
             await self.publish(kind, collection_id, behind)  # Storage's: documents and the change log together
         return behind
@@ -272,10 +303,16 @@ class DocumentStore(abc.ABC):
         await self.publish_behind(kind, collection_id, list(latest.values()))
         return latest
 
-    @abc.abstractmethod
     async def scan_history(self, kind: str, after: tuple[str, str, int] | None, limit: int) -> list[tuple[str, str, int]]:
         """The keys (collection, id, version) of the whole history of a kind, across collections, in that order
         (strings in code-point order), strictly after ``after``, at most ``limit`` (``limit <= 0``: none)."""
+        if limit <= 0:
+            return []
+        return await self._scan_history(kind, after, limit)
+
+    @abc.abstractmethod
+    async def _scan_history(self, kind: str, after: tuple[str, str, int] | None, limit: int) -> list[tuple[str, str, int]]:
+        """``scan_history``'s page, ``limit >= 1``."""
 
     async def audit_versions(self, kind: str, page_size: int = 1000) -> AsyncIterator[tuple[int, list[VersionProblem]]]:
         """Walk the history of a kind page by page and compare each id with the current view; yield, per page,
@@ -313,31 +350,63 @@ class DocumentStore(abc.ABC):
                     problems.append(problem)
         return checked, problems
 
-    @abc.abstractmethod
+    # ---- paged reads: the interface's guard around a plugin's primitive (see the module's docstring) -----------
+
     async def list_current(self, kind: str, collection_id: str, query: DocumentQuery) -> list[Document]:
         """One page of the current view of a collection: the documents matching ``query``, in ``id`` order,
         after ``query.after_id``, at most ``query.limit``. An empty or unknown collection gives ``[]``."""
+        if query.limit <= 0 or query.matches_nothing(kind):
+            return []
+        return await self._list_current(kind, collection_id, query)
 
     @abc.abstractmethod
+    async def _list_current(self, kind: str, collection_id: str, query: DocumentQuery) -> list[Document]:
+        """``list_current``'s page, for a query that can match and ``query.limit >= 1``."""
+
     async def count_current(self, kind: str, collection_id: str, query: DocumentQuery) -> int:
         """How many current documents match ``query``'s filters; ``after_id`` and ``limit`` are ignored."""
+        if query.matches_nothing(kind):
+            return 0
+        return await self._count_current(kind, collection_id, replace(query, after_id=None))
 
     @abc.abstractmethod
+    async def _count_current(self, kind: str, collection_id: str, query: DocumentQuery) -> int:
+        """``count_current``'s count, for a query that can match and has no ``after_id``."""
+
     async def find_edges(self, query: EdgeQuery) -> list[Document]:
         """Current relationships touching one entity from any collection, in (collection, id) order (see
         EdgeQuery). Each document's ``sourceERCollectionId`` tells the collection it lives in."""
+        if (query.limit is not None and query.limit <= 0) or query.matches_nothing():
+            return []
+        return await self._find_edges(query)
 
     @abc.abstractmethod
+    async def _find_edges(self, query: EdgeQuery) -> list[Document]:
+        """``find_edges``'s page, for a query that can match and a ``query.limit`` of None or at least 1."""
+
     async def count_edges(self, query: EdgeQuery) -> dict[str, int]:
         """How many relationships match ``query``, per collection they live in (collections with none are
         absent); ``after`` and ``limit`` are ignored. One call tells both the total and where they live."""
+        if query.matches_nothing():
+            return {}
+        return await self._count_edges(query)
 
     @abc.abstractmethod
+    async def _count_edges(self, query: EdgeQuery) -> dict[str, int]:
+        """``count_edges``'s counts, for a query that can match."""
+
     async def find_frontier_edges(self, query: FrontierQuery) -> list[Document]:
         """Current relationships touching any entity of ``query.entities`` (see FrontierQuery), from any
         collection, in (collection, id) order, each once, at most ``query.limit``: one hop of a traversal for the
         whole frontier in one call. An empty frontier, or neither side followed, gives ``[]``; unknown entities
         and collections contribute nothing."""
+        if (query.limit is not None and query.limit <= 0) or query.matches_nothing():
+            return []
+        return await self._find_frontier_edges(query)
+
+    @abc.abstractmethod
+    async def _find_frontier_edges(self, query: FrontierQuery) -> list[Document]:
+        """``find_frontier_edges``'s page, for a query that can match and a ``query.limit`` of None or at least 1."""
 
     @abc.abstractmethod
     async def get_current_across(self, kind: str, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Document]:

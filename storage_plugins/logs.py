@@ -16,6 +16,8 @@ from storage_plugins import status_batch
 from storage_plugins.common import Document, DuplicateError
 from storage_plugins.status_batch import StatusBatch
 
+PAGED = {"find_logs": "_find_logs"}  # the paged read, by the name of its primitive (storage_plugins/documents.py)
+
 
 @dataclass(frozen=True)
 class LogQuery:
@@ -59,6 +61,19 @@ class LogTransition(NamedTuple):
         }
 
 
+def transitions_that_move(states: dict[str, str], transitions: Iterable[LogTransition]) -> list[LogTransition]:
+    """*Only move forward*, the status records' rule: the transitions that move their record, taken in order, each
+    from its record's state after the ones before it. ``states`` holds each record's state by id (a record absent
+    from it moves nothing) and is updated to the states after the moves."""
+    moving = []
+    for transition in transitions:
+        state = states.get(transition.record_id)
+        if state is not None and state in transition.from_states:
+            states[transition.record_id] = transition.state
+            moving.append(transition)
+    return moving
+
+
 class LogStore(abc.ABC):
     """Status records, kept per collection; a collection's records are told apart from anything else the
     plugin keeps by the methods that write them, never by anything a client sends."""
@@ -87,9 +102,15 @@ class LogStore(abc.ABC):
         if clashes:
             raise DuplicateError("; ".join(clashes))
 
-    @abc.abstractmethod
     async def find_logs(self, query: LogQuery) -> list[Document]:
         """Status records matching ``query``, at most ``query.limit``, in (receivedTimestamp, id) order."""
+        if query.limit <= 0:
+            return []
+        return await self._find_logs(query)
+
+    @abc.abstractmethod
+    async def _find_logs(self, query: LogQuery) -> list[Document]:
+        """``find_logs``'s page, ``query.limit >= 1`` (a paged read: storage_plugins/documents.py)."""
 
     @abc.abstractmethod
     async def count_logs(self, query: LogQuery) -> int:
@@ -97,9 +118,11 @@ class LogStore(abc.ABC):
 
     @abc.abstractmethod
     async def transition_logs(self, collection_id: str, transitions: Sequence[LogTransition]) -> int:
-        """Apply each transition to the status record of that id in the collection; return how many moved.
+        """Apply each transition to the status record of that id in the collection, in order; return how many
+        moved.
 
-        A record that is absent, or whose state is not in the transition's ``from_states``, is left alone.
+        A record that is absent, or whose state (after the transitions before it) is not in the transition's
+        ``from_states``, is left alone: ``transitions_that_move`` decides, or the server by the same rule.
         """
 
     @abc.abstractmethod

@@ -29,7 +29,6 @@ import heapq
 import itertools
 import sys
 from collections import defaultdict
-from dataclasses import replace
 from typing import AsyncIterator, Iterable, Iterator, Sequence
 
 import orjson
@@ -290,7 +289,7 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
             version = version_of(kind, document) if new is None else new[VERSION]
             document_id = document["id"]
             old = current.get(document_id)
-            if old is None or old[VERSION] < version:
+            if old is None or old[VERSION] < version:  # newer_than_held's rule, inline in the hottest loop
                 if new is None:
                     new = _same_version(kind, history.get(document_id), version, document)
                 current[document_id] = new
@@ -342,28 +341,24 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
             by_source[_source_end(collection_id, new)].add(key)
             by_destination[_destination_end(collection_id, new)].add(key)
 
-    async def list_current(self, kind: str, collection_id: str, query: DocumentQuery) -> list[Document]:
+    async def _list_current(self, kind: str, collection_id: str, query: DocumentQuery) -> list[Document]:
         found: list[Document] = []
-        if query.limit <= 0:
-            return found
         for stored in self._selected(kind, collection_id, query):
             found.append(_decode(stored[BLOB]))
             if len(found) >= query.limit:
                 break
         return found
 
-    async def count_current(self, kind: str, collection_id: str, query: DocumentQuery) -> int:
+    async def _count_current(self, kind: str, collection_id: str, query: DocumentQuery) -> int:
         if query.active_only and query.types is None and not query.equalities():
             return self._active[kind].get(collection_id, 0)
         if query.types is None and not query.equalities():
             return len(self._ids[kind].get(collection_id, ()))
-        return sum(1 for _ in self._selected(kind, collection_id, replace(query, after_id=None)))
+        return sum(1 for _ in self._selected(kind, collection_id, query))
 
     def _selected(self, kind: str, collection_id: str, query: DocumentQuery) -> Iterator[Stored]:
         current = self._current[kind].get(collection_id, {})
         equalities = query.equalities()
-        if kind != "relationships" and equalities:
-            return  # the equality filters name fields of relationships: no entity matches them
         ordered: Iterable[str]
         if kind == "relationships" and query.source_entity_id is not None:
             # the source end's index narrows the walk to this entity's relationships
@@ -387,16 +382,16 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
                 continue
             yield stored
 
-    async def find_edges(self, query: EdgeQuery) -> list[Document]:
+    async def _find_edges(self, query: EdgeQuery) -> list[Document]:
         keys = sorted(self._edge_keys(query))
         if query.after is not None:
             keys = keys[bisect.bisect_right(keys, tuple(query.after)):]
         if query.limit is not None:
-            keys = keys[:max(query.limit, 0)]
+            keys = keys[:query.limit]
         current = self._current["relationships"]
         return [_decode(current[collection_id][document_id][BLOB]) for collection_id, document_id in keys]
 
-    async def count_edges(self, query: EdgeQuery) -> dict[str, int]:
+    async def _count_edges(self, query: EdgeQuery) -> dict[str, int]:
         counts: dict[str, int] = {}
         for collection_id, _ in self._edge_keys(query):
             counts[collection_id] = counts.get(collection_id, 0) + 1
@@ -417,7 +412,7 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
             and (not query.active_only or current[collection_id][document_id][ACTIVE])
         }
 
-    async def find_frontier_edges(self, query: FrontierQuery) -> list[Document]:
+    async def _find_frontier_edges(self, query: FrontierQuery) -> list[Document]:
         current = self._current["relationships"]
         keys: set[tuple[str, str]] = set()
         for end in query.entities:
@@ -425,7 +420,7 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
                 keys |= self._frontier_side(self._by_source.get(end, ()), query.outgoing_types, query)
             if query.incoming:
                 keys |= self._frontier_side(self._by_destination.get(end, ()), query.incoming_types, query)
-        ordered = sorted(keys)[:query.limit] if query.limit is None or query.limit > 0 else []
+        ordered = sorted(keys)[:query.limit]
         return [_decode(current[collection_id][document_id][BLOB]) for collection_id, document_id in ordered]
 
     def _frontier_side(self, keys: Iterable[tuple[str, str]], types: frozenset[str] | None,
@@ -467,9 +462,7 @@ class MemoryStorage(MemorySubscriptions, MemoryLogs, Storage):
         page = [_decode(version[BLOB]) for version in later[:max(limit, 0)]]
         return VersionPage(page, len(stored), _decode(stored[-1][BLOB]))
 
-    async def scan_history(self, kind: str, after: tuple[str, str, int] | None, limit: int) -> list[tuple[str, str, int]]:
-        if limit <= 0:
-            return []
+    async def _scan_history(self, kind: str, after: tuple[str, str, int] | None, limit: int) -> list[tuple[str, str, int]]:
         history = self._history[kind]
         start = (after[0], after[1]) if after is not None else ("", "")
         ids = ((collection_id, document_id) for collection_id, by_id in history.items() if collection_id >= start[0]

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Sequence
 from sortedcontainers import SortedKeyList
 
 from storage_plugins.common import Document, DuplicateError
-from storage_plugins.logs import LogQuery, LogStore, LogTransition
+from storage_plugins.logs import LogQuery, LogStore, LogTransition, transitions_that_move
 from storage_plugins.status_batch import StatusBatch
 
 JOB = "Job"  # the requestObject of a job's own record, which the item counts leave out
@@ -61,10 +61,8 @@ class MemoryLogs(LogStore):
         if clashes:
             raise DuplicateError(f"log records already exist: {', '.join(batch.ids[index] for index in clashes)}")
 
-    async def find_logs(self, query: LogQuery) -> list[Document]:
+    async def _find_logs(self, query: LogQuery) -> list[Document]:
         found: list[Document] = []
-        if query.limit <= 0:
-            return found
         for batch, index in self._matching(query, query.after):
             found.append(batch.record(index))
             if len(found) >= query.limit:
@@ -77,16 +75,17 @@ class MemoryLogs(LogStore):
         return sum(1 for _ in self._matching(query, None))
 
     async def transition_logs(self, collection_id: str, transitions: Sequence[LogTransition]) -> int:
-        moved = 0
         by_id = self._log_by_id.get(collection_id, {})
-        entries: dict[tuple, int] = {}  # (batch, moment, state) -> the entry's position: one per batch and move
+        held = {}  # record id -> (its batch, its index there)
         for transition in transitions:
             batch = by_id.get(transition.record_id)
-            if batch is None:
-                continue
-            index = bisect.bisect_left(batch.ids, transition.record_id)
-            if batch.states[index] not in transition.from_states:
-                continue
+            if batch is not None:
+                held[transition.record_id] = (batch, bisect.bisect_left(batch.ids, transition.record_id))
+        moving = transitions_that_move({record_id: batch.states[index] for record_id, (batch, index) in held.items()},
+                                       transitions)
+        entries: dict[tuple, int] = {}  # (batch, moment, state) -> the entry's position: one per batch and move
+        for transition in moving:
+            batch, index = held[transition.record_id]
             if batch.request_objects[index] != JOB:
                 counts = self._log_states[(collection_id, batch.transaction_id)]
                 _count_state(counts, batch.states[index], -1)
@@ -98,8 +97,7 @@ class MemoryLogs(LogStore):
             batch.states[index] = transition.state
             batch.messages[index] = transition.message
             batch.histories[index] = (*batch.histories[index], position)
-            moved += 1
-        return moved
+        return len(moving)
 
     async def count_log_states(self, collection_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, int]]:
         found = ((transaction_id, self._log_states.get((collection_id, transaction_id)))

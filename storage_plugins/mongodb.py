@@ -73,6 +73,9 @@ from storage_plugins.base import (
     StorageError,
     VersionPage,
     WritePathView,
+    newer_than_held,
+    transitions_that_move,
+    version_of,
 )
 from storage_plugins.jobs import NEW_CHUNK, UNLEASED, leased
 from storage_plugins.mongodb_dialect import AUTO, MONGODB, MongoDialect, choose_dialect, dialect_named
@@ -504,21 +507,14 @@ class MongoStorage(MongoSubscriptions, Storage):
         2,000-document collection, against 0.3 s here. The process-wide update lock (held by the caller) makes
         this read-decide-write atomic within the process; across processes FerretDB stays racy (test server).
         """
-        field = VERSION_FIELD[kind]
-        newest: dict[str, Document] = {}
-        for document in documents:
-            held = newest.get(document["id"])
-            if held is None or _version(kind, held) < _version(kind, document):
-                newest[document["id"]] = document
-        query = {"ercollectionid": collection_id, "id": {"$in": list(newest)}}
+        query = {"ercollectionid": collection_id, "id": {"$in": list(dict.fromkeys(doc["id"] for doc in documents))}}
         cursor = self._db[kind].find(query, {"_id": True, "id": True, "sysData": True})
         stored = {document["id"]: document for document in await cursor.to_list()}
-        fresh = [document for doc_id, document in newest.items() if doc_id not in stored]
-        replacements = [
-            {"q": {"_id": stored[doc_id]["_id"]}, "u": _stored(document, collection_id)}
-            for doc_id, document in newest.items()
-            if doc_id in stored and stored[doc_id]["sysData"][field] < _version(kind, document)
-        ]
+        held = {doc_id: version_of(kind, document) for doc_id, document in stored.items()}
+        forward = newer_than_held(kind, held, documents)
+        fresh = [document for document in forward if document["id"] not in stored]
+        replacements = [{"q": {"_id": stored[document["id"]]["_id"]}, "u": _stored(document, collection_id)}
+                        for document in forward if document["id"] in stored]
         if fresh:
             try:
                 batch = [_stored(document, collection_id) for document in fresh]
@@ -605,18 +601,12 @@ class MongoStorage(MongoSubscriptions, Storage):
         return VersionPage([_returned(document) for document in versions], total,
                            _returned(newest) if newest is not None else None)
 
-    async def scan_history(self, kind: str, after: tuple[str, str, int] | None, limit: int) -> list[tuple[str, str, int]]:
-        if limit <= 0:
-            return []
+    async def _scan_history(self, kind: str, after: tuple[str, str, int] | None, limit: int) -> list[tuple[str, str, int]]:
         version = f"sysData.{VERSION_FIELD[kind]}"
         selector: Document = {}
         if after is not None:
-            collection_id, document_id = _text(after[0], "after collection"), _text(after[1], "after id")
-            selector["$or"] = [
-                {"ercollectionid": {"$gt": collection_id}},
-                {"ercollectionid": collection_id, "id": {"$gt": document_id}},
-                {"ercollectionid": collection_id, "id": document_id, version: {"$gt": int(after[2])}},
-            ]
+            key = (_text(after[0], "after collection"), _text(after[1], "after id"), int(after[2]))
+            selector = _strictly_after(("ercollectionid", "id", version), key)
         projection = {"_id": False, "ercollectionid": True, "id": True, version: True}
         order = [("ercollectionid", ASCENDING), ("id", ASCENDING), (version, ASCENDING)]
         with self._operation(f"scan of {kind} history"):  # the unique (ercollectionid, id, version) index, in order
@@ -644,10 +634,8 @@ class MongoStorage(MongoSubscriptions, Storage):
 
     # ---- lists of versioned documents -----------------------------------------------------------------------
 
-    async def list_current(self, kind: str, collection_id: str, query: DocumentQuery) -> list[Document]:
-        selector = _document_selector(kind, collection_id, query)
-        if selector is None or query.limit <= 0:
-            return []
+    async def _list_current(self, kind: str, collection_id: str, query: DocumentQuery) -> list[Document]:
+        selector = _document_selector(collection_id, query)
         if query.after_id is not None:
             selector["id"] = {"$gt": _text(query.after_id, "after id")}
         page: dict[str, Document] = {}  # by id: an entity may match by its type and by an additional type
@@ -657,42 +645,31 @@ class MongoStorage(MongoSubscriptions, Storage):
                 page.update((document["id"], document) for document in await cursor.to_list())
         return [_returned(page[document_id]) for document_id in sorted(page)[: query.limit]]
 
-    async def count_current(self, kind: str, collection_id: str, query: DocumentQuery) -> int:
-        selector = _document_selector(kind, collection_id, query)
-        if selector is None:
-            return 0
-        selector = _with_types(selector, _type_fields(kind, query), query.types)
+    async def _count_current(self, kind: str, collection_id: str, query: DocumentQuery) -> int:
+        selector = _with_types(_document_selector(collection_id, query), _type_fields(kind, query), query.types)
         with self._operation(f"count of {kind}"):
             return await self._db[kind].count_documents(selector)
 
-    async def find_edges(self, query: EdgeQuery) -> list[Document]:
+    async def _find_edges(self, query: EdgeQuery) -> list[Document]:
         selector = _edge_selector(query)
-        if selector is None or (query.limit is not None and query.limit <= 0):
-            return []
         if query.after is not None:
-            after_collection, after_id = (_text(value, "after") for value in query.after)
-            selector = {"$and": [selector, {"$or": [
-                {"ercollectionid": {"$gt": after_collection}},
-                {"ercollectionid": after_collection, "id": {"$gt": after_id}},
-            ]}]}
+            key = tuple(_text(value, "after") for value in query.after)
+            selector = {"$and": [selector, _strictly_after(("ercollectionid", "id"), key)]}
         with self._operation("read of edges"):
             cursor = self._db["relationships"].find(selector).sort([("ercollectionid", ASCENDING), ("id", ASCENDING)])
             if query.limit is not None:
                 cursor = cursor.limit(query.limit)
             return [_returned(document) for document in await cursor.to_list()]
 
-    async def count_edges(self, query: EdgeQuery) -> dict[str, int]:
-        selector = _edge_selector(query)
-        if selector is None:
-            return {}
-        pipeline = [{"$match": selector}, {"$group": {"_id": "$ercollectionid", "count": {"$sum": 1}}}]
+    async def _count_edges(self, query: EdgeQuery) -> dict[str, int]:
+        pipeline = [{"$match": _edge_selector(query)}, {"$group": {"_id": "$ercollectionid", "count": {"$sum": 1}}}]
         with self._operation("count of edges"):
             groups = await (await self._db["relationships"].aggregate(pipeline)).to_list()
         return {group["_id"]: group["count"] for group in groups}
 
-    async def find_frontier_edges(self, query: FrontierQuery) -> list[Document]:
+    async def _find_frontier_edges(self, query: FrontierQuery) -> list[Document]:
         selector = _frontier_selector(query)
-        if selector is None or (query.limit is not None and query.limit <= 0):
+        if selector is None:  # every side followed is kept to an empty set of types
             return []
         with self._operation("read of a frontier's edges"):
             cursor = self._db["relationships"].find(selector).sort([("ercollectionid", ASCENDING), ("id", ASCENDING)])
@@ -744,16 +721,11 @@ class MongoStorage(MongoSubscriptions, Storage):
                 ids = ", ".join(str(originals[index]["id"]) for index in sorted(clashes))
                 raise DuplicateError(f"{what} already exist: {ids}") from error
 
-    async def find_logs(self, query: LogQuery) -> list[Document]:
-        if query.limit <= 0:
-            return []
+    async def _find_logs(self, query: LogQuery) -> list[Document]:
         selector = _log_selector(query)
         if query.after is not None:
-            after_time, after_id = (_text(value, "after") for value in query.after)
-            selector["$or"] = [
-                {"receivedTimestamp": {"$gt": after_time}},
-                {"receivedTimestamp": after_time, "id": {"$gt": after_id}},
-            ]
+            key = tuple(_text(value, "after") for value in query.after)
+            selector.update(_strictly_after(("receivedTimestamp", "id"), key))
         order = [("receivedTimestamp", ASCENDING), ("id", ASCENDING)]
         with self._operation("read of status records"):
             cursor = self._db[LOGS].find(selector).sort(order).limit(query.limit)
@@ -791,16 +763,12 @@ class MongoStorage(MongoSubscriptions, Storage):
                  "id": {"$in": list(dict.fromkeys(transition.record_id for transition in transitions))}}
         cursor = self._db[LOGS].find(query, {"_id": True, "id": True, "state": True})
         records = {record["id"]: record for record in await cursor.to_list()}
-        statements = []
-        for transition in transitions:
-            record = records.get(transition.record_id)
-            if record is not None and self.dialect.atomic_updates:
-                statements.append({"q": {"_id": record["_id"], "state": {"$in": list(transition.from_states)}},
-                                   "u": _transition(transition)})
-            elif record is not None and record["state"] in transition.from_states:
-                record["state"] = transition.state
-                statements.append({"q": {"_id": record["_id"]}, "u": _transition(transition)})
-        return statements
+        if not self.dialect.atomic_updates:
+            states = {record_id: record["state"] for record_id, record in records.items()}
+            return [{"q": {"_id": records[transition.record_id]["_id"]}, "u": _transition(transition)}
+                    for transition in transitions_that_move(states, transitions)]
+        return [{"q": {"_id": records[transition.record_id]["_id"], "state": {"$in": list(transition.from_states)}},
+                 "u": _transition(transition)} for transition in transitions if transition.record_id in records]
 
     async def count_log_states(self, collection_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, int]]:
         wanted = sorted({_text(transaction_id, "transaction id") for transaction_id in transaction_ids})
@@ -1238,10 +1206,8 @@ def _owned(chunk_id: str, worker_id: str) -> Document:
     return {"id": _text(chunk_id, "chunk id"), "state": "processing", "leaseOwner": _text(worker_id, "worker id")}
 
 
-def _document_selector(kind: str, collection_id: str, query: DocumentQuery) -> Document | None:
-    """The filters of a list as a selector without its type filter or paging; None when nothing can match."""
-    if query.types is not None and not query.types:
-        return None
+def _document_selector(collection_id: str, query: DocumentQuery) -> Document:
+    """The filters of a list as a selector without its type filter or paging."""
     selector: Document = {"ercollectionid": _text(collection_id, "collection id")}
     for field, value in query.equalities().items():
         selector[field] = _text(value, field)
@@ -1285,8 +1251,8 @@ def _split_types(selector: Document, fields: tuple[str, ...], types: frozenset[s
             for field in fields for start in range(0, len(names), TYPES_PER_QUERY)]
 
 
-def _edge_selector(query: EdgeQuery) -> Document | None:
-    """The relationships touching one entity (see EdgeQuery), without paging; None when nothing can match."""
+def _edge_selector(query: EdgeQuery) -> Document:
+    """The relationships touching one entity (see EdgeQuery), without paging; at least one side is followed."""
     collection_id, entity_id = _text(query.collection_id, "collection id"), _text(query.entity_id, "entity id")
     ends = []
     if query.outgoing:
@@ -1337,6 +1303,15 @@ def _typed(clause: Document, types: frozenset[str] | None) -> Document | None:
     if not types:
         return None
     return {**clause, "relationshipType": {"$in": sorted(_text(name, "type") for name in types)}}
+
+
+def _strictly_after(fields: Sequence[str], key: Sequence[Any]) -> Document:
+    """The documents whose values of ``fields``, compared in that order, come strictly after ``key``: where a page
+    sorted by ``fields`` continues after its last document."""
+    clauses = []
+    for depth, field in enumerate(fields):
+        clauses.append({**dict(zip(fields[:depth], key[:depth])), field: {"$gt": key[depth]}})
+    return {"$or": clauses}
 
 
 def _log_selector(query: LogQuery) -> Document:
