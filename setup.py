@@ -9,6 +9,7 @@ DATA_PACKAGES = {
     "erapi.schemas.responses": ["*.json"],
     "erapi.config_examples": ["*.toml"],
     "erapi.explorer_assets": ["*.html", "*.js", "*.css", "*.txt"],  # the explorer page; Cytoscape.js from npm
+    "erapi.ontologies": ["*.ttl.gz", "*.md"],  # Brick 1.0's Brick.ttl, for erapi catalog build's older names
 }
 
 setup(

@@ -9,6 +9,7 @@ top-level classes, SHACL shapes, fallback, aliases of the Brick 0.4 starter name
 from __future__ import annotations
 
 import argparse
+import gzip
 import importlib.util
 import json
 import sys
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from rdflib import Graph, URIRef
 
 DEFAULT_BRICK_VERSION = "1.4"
+# Brick 1.0.2 and 1.0.3's Brick.ttl, gzipped, from the Brick repository's history (erapi/ontologies/README.md)
+SHIPPED_ONTOLOGIES = Path(__file__).resolve().parent / "ontologies"
 CATALOG_FORMAT_VERSION = 1
 INSTALL_HINT = "install the catalog extra: pip install 'erapi[catalog]' (brickschema and rdflib)"
 
@@ -84,6 +87,12 @@ def available_versions() -> list[str]:
     return sorted(found, key=version_key)
 
 
+def shipped_versions() -> dict[str, Path]:
+    """The older Brick versions erapi ships itself (``erapi/ontologies``; brickschema has no Brick 1.0): version
+    -> its gzipped ``Brick.ttl``, read for the names of older versions only."""
+    return {path.name[len("Brick-"):-len(".ttl.gz")]: path for path in sorted(SHIPPED_ONTOLOGIES.glob("Brick-*.ttl.gz"))}
+
+
 def brick_ttl_path(version: str) -> Path:
     versions = available_versions()
     if version not in versions:
@@ -97,9 +106,13 @@ def load_brick_graph(version: str) -> Graph:
         import rdflib
     except ImportError as error:
         raise CatalogBuildError(f"building the catalog needs rdflib ({error}); {INSTALL_HINT}") from None
-    path = brick_ttl_path(version)
     graph = rdflib.Graph()
-    graph.parse(path, format="turtle")
+    shipped = shipped_versions()
+    if version in shipped and version not in available_versions():
+        with gzip.open(shipped[version]) as source:
+            graph.parse(source, format="turtle")
+    else:
+        graph.parse(brick_ttl_path(version), format="turtle")
     return graph
 
 
@@ -444,9 +457,9 @@ def deprecated_aliases(ontology: _Ontology, prefix: str) -> dict[str, str]:
 
 
 def older_versions(version: str) -> list[str]:
-    """The Brick versions brickschema ships before ``version``, newest first."""
-    return sorted((found for found in available_versions() if version_key(found) < version_key(version)),
-                  key=version_key, reverse=True)
+    """The Brick versions brickschema or erapi ships before ``version``, newest first."""
+    return sorted((found for found in {*available_versions(), *shipped_versions()}
+                   if version_key(found) < version_key(version)), key=version_key, reverse=True)
 
 
 def older_version_aliases(ontology: _Ontology, prefix: str, graphs: Iterable[Graph]) -> dict[str, str]:

@@ -100,10 +100,10 @@ async def test_a_class_of_an_older_brick_version_stands_for_its_nearest_current_
 
 
 async def test_an_unknown_name_is_refused_with_the_closest_known_names(collection):
-    body = await collection.entities(COLLECTION, entity("m-1", "BRICK_1_4__Electrical_Power_Meter"))
+    body = await collection.entities(COLLECTION, entity("m-1", "BRICK_1_4__Electric_Power_Meter"))
     assert body["data"]["responses"]["failure"][0]["message"] == (
-        "Entity type BRICK_1_4__Electrical_Power_Meter not found in the entity type catalog; closest known names: "
-        "BRICK_1_4__Electrical_Meter, BRICK_1_4__Electric_Power_Sensor, BRICK_1_4__Thermal_Power_Meter")
+        "Entity type BRICK_1_4__Electric_Power_Meter not found in the entity type catalog; closest known names: "
+        "BRICK_1_4__Electric_Power_Sensor, BRICK_1_4__Electrical_Meter")
 
 
 def brick_named(relationship_id: str, source: str, destination: str, relationship: str) -> dict:
