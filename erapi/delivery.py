@@ -24,6 +24,7 @@ import structlog
 from erapi import installed_version
 from erapi.acl import READ, AccessControl
 from erapi.allowlist import AllowListResolver, TargetPolicy
+from erapi.background import BackgroundWorker
 from erapi.clock import Clock
 from erapi.config import WebhooksConfig
 from erapi.metrics import record_webhook_attempt, record_webhook_pause
@@ -46,11 +47,15 @@ IDLE = -1.0  # what a step returns when the feed has nothing new: wait for the n
 logger = structlog.get_logger("erapi.delivery")
 
 
-class DeliveryWorker:
-    """Claims subscriptions (up to ``webhooks.max_per_process``) and runs one delivery task for each."""
+class DeliveryWorker(BackgroundWorker):
+    """Claims subscriptions (up to ``webhooks.max_per_process``) and runs one delivery task for each; ``stop``
+    lets each delivery finish its attempt within the timeout and hand its lease back."""
+
+    failure = "claiming subscriptions failed"
 
     def __init__(self, storage: Storage, acl: AccessControl, settings: WebhooksConfig, clock: Clock = time.time,
                  notifier: ChangeNotifier | None = None, worker_id: str | None = None):
+        super().__init__(worker_id or f"delivery-{uuid.uuid4()}", settings.poll_interval_seconds, logger)
         self.storage = storage
         self.notifier = notifier  # wakes an idle delivery on its collection's next change; None: poll
         self.acl = acl
@@ -58,12 +63,8 @@ class DeliveryWorker:
         self.policy = TargetPolicy(settings.allowed_targets)
         self.retry = RetryPolicy.from_config(settings)
         self.clock = clock  # seconds since the epoch: leases and retry times are compared across processes
-        self.worker_id = worker_id or f"delivery-{uuid.uuid4()}"
         self.session: aiohttp.ClientSession | None = None
         self.deliveries: dict[tuple[str, str], asyncio.Task] = {}
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task | None = None
 
     def open(self) -> None:
         """Create the HTTP client (inside the running loop); ``start`` also claims and delivers."""
@@ -74,37 +75,24 @@ class DeliveryWorker:
 
     def start(self) -> None:
         self.open()
-        self._task = asyncio.create_task(self._run(), name=self.worker_id)
-
-    def wake(self) -> None:
-        """Look for claimable subscriptions now (one was created or resumed in this process)."""
-        self._wake.set()
+        super().start()
 
     async def stop(self, timeout: float) -> None:
-        """Stop claiming, let each delivery finish its attempt within ``timeout`` and hand its lease back."""
-        self._stopping.set()
-        self._wake.set()
-        tasks = [task for task in (self._task, *self.deliveries.values()) if task is not None]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=timeout)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await super().stop(timeout)
         if self.session is not None:
             await self.session.close()
 
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.claim()
-            except Exception:  # a storage outage must not end delivery: log, wait, go on
-                logger.exception("claiming subscriptions failed", worker=self.worker_id)
-            await self.idle(self.settings.poll_interval_seconds)
+    def helpers(self) -> list[asyncio.Task]:
+        return list(self.deliveries.values())
+
+    async def step(self) -> bool:
+        await self.claim()
+        return False  # the deliveries run in tasks of their own: look for more after the poll interval
 
     async def claim(self) -> list[SubscriptionDelivery]:
         """Claim what this process has room for; start (and return) a delivery for each."""
         started = []
-        while len(self.deliveries) < self.settings.max_per_process and not self._stopping.is_set():
+        while len(self.deliveries) < self.settings.max_per_process and not self.stopping:
             record = await self.storage.claim_subscription(
                 self.worker_id, self.clock(), self.settings.lease_seconds)
             if record is None:
@@ -116,23 +104,6 @@ class DeliveryWorker:
                 self.deliveries[key].add_done_callback(lambda _, key=key: self.deliveries.pop(key, None))
             started.append(delivery)
         return started
-
-    async def idle(self, seconds: float) -> None:
-        """The claiming loop's wait: up to ``seconds``, less when woken or stopped."""
-        if self._stopping.is_set():
-            return
-        self._wake.clear()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
-
-    async def sleep(self, seconds: float) -> None:
-        """A delivery's wait (a backoff, a storage outage): up to ``seconds``, less when the worker stops."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
 
 
 class SubscriptionDelivery:

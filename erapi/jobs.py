@@ -20,6 +20,7 @@ from typing import Any, Iterable
 import structlog
 
 from erapi.acl import WRITE, AccessControl
+from erapi.background import BackgroundWorker
 from erapi.catalog import Catalog
 from erapi.clock import Clock
 from erapi.config import JobsConfig
@@ -132,48 +133,21 @@ class Services:
     acl: AccessControl
 
 
-class JobWorker:
-    """Claims chunks from the storage plugin's queue and applies them, one at a time, until stopped."""
+class JobWorker(BackgroundWorker):
+    """Claims chunks from the storage plugin's queue and applies them, one at a time, until stopped; ``stop``
+    lets the current chunk finish within its timeout, else cancels it, which releases the chunk for others."""
+
+    failure = "job worker iteration failed"
 
     def __init__(self, services: Services, settings: JobsConfig, worker_id: str | None = None,
                  clock: Clock = time.time):
+        super().__init__(worker_id or f"worker-{uuid.uuid4()}", settings.poll_interval_seconds, logger)
         self.services = services
         self.settings = settings
         self.clock = clock  # seconds since the epoch: leases are compared across processes
-        self.worker_id = worker_id or f"worker-{uuid.uuid4()}"
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.worker_id)
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def stop(self, timeout: float) -> None:
-        """Stop claiming; let the current chunk finish within ``timeout``, else release it for others."""
-        self._stopping.set()
-        self._wake.set()
-        if self._task is None:
-            return
-        done, _ = await asyncio.wait({self._task}, timeout=timeout)
-        if not done:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                worked = await self.run_once()
-            except Exception:  # a storage outage must not kill the worker: log, back off, go on
-                logger.exception("job worker iteration failed", worker=self.worker_id)
-                worked = False
-            if not worked:
-                self._wake.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval_seconds)
+    async def step(self) -> bool:
+        return await self.run_once()
 
     async def run_once(self) -> bool:
         """Claim and apply one chunk; False when the queue had nothing to claim."""
