@@ -190,6 +190,15 @@ STORAGE = (503,)
 WRITE_REQUEST = (400, 408, 413, 415)  # 408: the body did not arrive within server.body_timeout_seconds
 
 
+def read(summary: str, tag: str, parameters: tuple[Parameter, ...], answer: Response, *codes: int, operation_id: str,
+         description: str = "", scopes: tuple[str, ...] = (READ_SCOPE,), **texts: str) -> Operation:
+    """A read of what a collection holds: 200 with ``answer``; else 400, the authentication errors, ``codes`` and
+    503 (``e403="..."`` and the like describe one of them)."""
+    return Operation(summary=summary, tag=tag, scopes=scopes, parameters=parameters,
+                     responses={200: answer, **errors(400, *AUTHENTICATED, *codes, *STORAGE, **texts)},
+                     description=description, operation_id=operation_id)
+
+
 CREATE_INVERSE = boolean_parameter(
     "createInverse", "query",
     "`true`: also write the inverse of every relationship written, in the collection of its source end, with an "
@@ -271,17 +280,10 @@ def batch_write(kind: Kind) -> Operation:
 
 def document_read(kind: Kind) -> Operation:
     singular = kind.label.lower()
-    return Operation(
-        summary=f"Read one {singular} by id",
-        tag=kind.plural_label,
-        scopes=(READ_SCOPE,),
-        parameters=(id_parameter(kind), ERCOLLECTION, INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
-        responses={
-            200: Response(f"{singular}-read", f"`data` holds the {singular}", ("ETag",)),
-            **errors(400, *AUTHENTICATED, 404, *STORAGE),
-        },
-        operation_id=f"get{kind.label}",
-    )
+    return read(f"Read one {singular} by id", kind.plural_label,
+                (id_parameter(kind), ERCOLLECTION, INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
+                Response(f"{singular}-read", f"`data` holds the {singular}", ("ETag",)), 404,
+                operation_id=f"get{kind.label}")
 
 
 def catalog_list(label: str, response: str) -> Operation:
@@ -389,19 +391,10 @@ TYPE_EXAMPLES = {RELATIONSHIPS: EXAMPLE_RELATIONSHIP["relationshipType"], ENTITI
 
 def document_list(kind: Kind, summary: str, *extra: Parameter, operation_id: str,
                   description: str = "") -> Operation:
-    return Operation(
-        summary=summary,
-        tag=kind.plural_label,
-        scopes=(READ_SCOPE,),
-        parameters=(*extra, ERCOLLECTION, *PAGED, INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
-        responses={
-            200: Response(f"{kind.label.lower()}-list",
-                          "One page, in id order; `paging.continuationToken` is null on the last page"),
-            **errors(400, *AUTHENTICATED, 404, *STORAGE, e404="The type is not in the catalog"),
-        },
-        description=description,
-        operation_id=operation_id,
-    )
+    return read(summary, kind.plural_label, (*extra, ERCOLLECTION, *PAGED, INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
+                Response(f"{kind.label.lower()}-list",
+                         "One page, in id order; `paging.continuationToken` is null on the last page"),
+                404, e404="The type is not in the catalog", description=description, operation_id=operation_id)
 
 
 def type_parameter(kind: Kind) -> Parameter:
@@ -414,18 +407,12 @@ def id_parameter(kind: Kind) -> Parameter:
 
 def versions(kind: Kind) -> Operation:
     singular = kind.label.lower()
-    return Operation(
-        summary=f"Every version of one {singular}, oldest first, with sysData (a deletion is a version with "
-                "isActive false)",
-        tag=kind.plural_label,
-        scopes=(READ_SCOPE,),
-        parameters=(id_parameter(kind), ERCOLLECTION, *PAGED,
-                    boolean_parameter("includeSystemData", "query", "`false` leaves out `sysData` (shown by "
-                                      "default here).", default=True)),
-        responses={200: Response(f"{singular}-list", "One page of versions"),
-                   **errors(400, *AUTHENTICATED, 404, *STORAGE, e404="The id never existed in the collection")},
-        operation_id=f"get{singular.title()}Versions",
-    )
+    system_data = boolean_parameter("includeSystemData", "query", "`false` leaves out `sysData` (shown by default "
+                                    "here).", default=True)
+    return read(f"Every version of one {singular}, oldest first, with sysData (a deletion is a version with "
+                "isActive false)", kind.plural_label, (id_parameter(kind), ERCOLLECTION, *PAGED, system_data),
+                Response(f"{singular}-list", "One page of versions"), 404,
+                e404="The id never existed in the collection", operation_id=f"get{singular.title()}Versions")
 
 
 def delete(kind: Kind, *extra: Parameter, description: str) -> Operation:

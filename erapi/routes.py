@@ -64,6 +64,7 @@ from erapi.openapi import (
     errors,
     id_parameter,
     path_parameter,
+    read,
     schema,
     type_parameter,
     versions,
@@ -91,6 +92,7 @@ SUBSCRIPTION = SUBSCRIPTIONS + "/{subscriptionId}"
 SUBSCRIPTION_ID = path_parameter("subscriptionId", {"type": "string", "minLength": 1, "maxLength": 256},
                                  example="3f1c2a9e-8d4b-4c4e-9a51-6f0e2b7d1c55")
 SUBSCRIBER_ONLY = "Neither the collection's owner nor holding a write grant on it, or scope missing"
+NO_READ_GRANT = "No read grant on the collection, or scope missing"
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", health.healthz, Operation(
@@ -169,26 +171,21 @@ ROUTES: tuple[Route, ...] = (
         description="Refused with 409 while active relationships reference the entity from any collection, "
                     "unless cascade=true, which deactivates them in the same request and reports them.")),
     Route("GET", "/apollo/er/entities/{entityId}/versions", reads.entity_versions, versions(ENTITIES)),
-    Route("GET", "/apollo/er/entities/{entityId}/relationships", reads.list_entity_relationships, Operation(
-        summary="The relationships of one entity: outgoing, incoming from any readable collection, or both",
-        tag=RELATIONSHIPS.plural_label,
-        scopes=(READ_SCOPE,),
-        parameters=(id_parameter(ENTITIES), ERCOLLECTION, DIRECTION, *PAGED, INCLUDE_SYSTEM_DATA,
-                    INCLUDE_INACTIVE),
-        responses={200: Response("relationship-list", "One page, ordered by (sourceERCollectionId, id)"),
-                   **errors(400, *AUTHENTICATED, *STORAGE)},
+    Route("GET", "/apollo/er/entities/{entityId}/relationships", reads.list_entity_relationships, read(
+        "The relationships of one entity: outgoing, incoming from any readable collection, or both",
+        RELATIONSHIPS.plural_label,
+        (id_parameter(ENTITIES), ERCOLLECTION, DIRECTION, *PAGED, INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
+        Response("relationship-list", "One page, ordered by (sourceERCollectionId, id)"),
         description="An incoming relationship stored in a collection the caller may not read is neither shown "
                     "nor counted.",
         operation_id="listEntityRelationships",
     )),
-    Route("GET", "/apollo/er/entities/{entityId}/graph", graph.get_entity_graph, Operation(
-        summary="The neighbourhood of one entity over several hops, across the collections the caller may read",
-        tag="Graph",
-        scopes=(READ_SCOPE,),
-        parameters=(id_parameter(ENTITIES), ERCOLLECTION, *GRAPH_PARAMETERS),
-        responses={200: Response("graph", "`{nodes, edges, truncated}`: each entity once, with its collection and "
-                                          "depth; the relationships followed between them"),
-                   **errors(400, *AUTHENTICATED, 404, *STORAGE, e404="The entity is not in the collection")},
+    Route("GET", "/apollo/er/entities/{entityId}/graph", graph.get_entity_graph, read(
+        "The neighbourhood of one entity over several hops, across the collections the caller may read", "Graph",
+        (id_parameter(ENTITIES), ERCOLLECTION, *GRAPH_PARAMETERS),
+        Response("graph", "`{nodes, edges, truncated}`: each entity once, with its collection and depth; the "
+                          "relationships followed between them"),
+        404, e404="The entity is not in the collection",
         description="Relationships stored in a collection the caller may not read, and entities of such "
                     "collections, are left out at every hop. Depth d costs d + 1 storage calls.",
         operation_id="getEntityGraph",
@@ -235,55 +232,41 @@ ROUTES: tuple[Route, ...] = (
         description="The type may be given under any of its names (aliases); relationships stored under any of "
                     "them are listed.")),
     Route("GET", "/apollo/er/relationshiptypes/{type}/relationships/{relationshipId}",
-          reads.get_relationship_of_type, Operation(
-        summary="Read one relationship of one type by id",
-        tag=RELATIONSHIPS.plural_label,
-        scopes=(READ_SCOPE,),
-        parameters=(type_parameter(RELATIONSHIPS), id_parameter(RELATIONSHIPS), ERCOLLECTION,
-                    INCLUDE_SYSTEM_DATA, INCLUDE_INACTIVE),
-        responses={200: Response("relationship-read", "`data` holds the relationship", ("ETag",)),
-                   **errors(400, *AUTHENTICATED, 404, *STORAGE,
-                            e404="Unknown type, or no relationship of that id and type")},
+          reads.get_relationship_of_type, read(
+        "Read one relationship of one type by id", RELATIONSHIPS.plural_label,
+        (type_parameter(RELATIONSHIPS), id_parameter(RELATIONSHIPS), ERCOLLECTION, INCLUDE_SYSTEM_DATA,
+         INCLUDE_INACTIVE),
+        Response("relationship-read", "`data` holds the relationship", ("ETag",)),
+        404, e404="Unknown type, or no relationship of that id and type",
         operation_id="getRelationshipOfType",
     )),
-    Route("GET", "/apollo/er/ercollections/{collectionId}/stats", reads.collection_stats, Operation(
-        summary="Counts of a collection's active entities and relationships, in all and per type",
-        tag="Collections",
-        scopes=(READ_SCOPE,),
-        parameters=(COLLECTION_ID, INCLUDE_SYSTEM_DATA),
-        responses={200: Response("collection-stats", "The counts"),
-                   **errors(400, *AUTHENTICATED, *STORAGE, e403="No read grant on the collection, or scope missing")},
+    Route("GET", "/apollo/er/ercollections/{collectionId}/stats", reads.collection_stats, read(
+        "Counts of a collection's active entities and relationships, in all and per type", "Collections",
+        (COLLECTION_ID, INCLUDE_SYSTEM_DATA), Response("collection-stats", "The counts"),
+        e403=NO_READ_GRANT,
         description="The collection comes from the path (no ercollectionid header); a read grant is needed. "
                     "Types are counted under the names they are stored with.",
         operation_id="getCollectionStats",
     )),
-    Route("GET", "/apollo/er/ercollections/{collectionId}/changes", changes.get_changes, Operation(
-        summary="The collection's change feed: every change after a sequence number, in order; long poll with wait",
-        tag="Collections",
-        scopes=(READ_SCOPE,),
-        parameters=(COLLECTION_ID, *FEED_PARAMETERS),
-        responses={200: Response("changes", "The changes after `after`, at most `limit`, in sequence order; "
-                                            "send `paging.next` as the next `after`"),
-                   **errors(400, *AUTHENTICATED, 410, *STORAGE, e403="No read grant on the collection, or scope missing",
-                            e410="`after` is below the trimmed part of the feed: the message and `errors` say "
-                                 "from which number it is whole")},
+    Route("GET", "/apollo/er/ercollections/{collectionId}/changes", changes.get_changes, read(
+        "The collection's change feed: every change after a sequence number, in order; long poll with wait",
+        "Collections", (COLLECTION_ID, *FEED_PARAMETERS),
+        Response("changes", "The changes after `after`, at most `limit`, in sequence order; send `paging.next` as "
+                            "the next `after`"),
+        410, e403=NO_READ_GRANT,
+        e410="`after` is below the trimmed part of the feed: the message and `errors` say from which number it is "
+             "whole",
         description="Entities and relationships written or deactivated, and grants given or taken. A consumer that "
                     "remembers the last sequence number it processed and asks for `after` that number misses "
                     "nothing and sees nothing twice, whichever process served the writes. Retention: "
                     "`changes.retention_seconds` (default 7 days); see docs/API.md, Change feed.",
         operation_id="getCollectionChanges",
     )),
-    Route("GET", "/apollo/er/ercollections/{collectionId}/export", export.export_collection, Operation(
-        summary="The collection as Brick RDF: Turtle or JSON-LD, streamed page by page",
-        tag="Collections",
-        scopes=(READ_SCOPE,),
-        parameters=(COLLECTION_ID,),
-        responses={200: Response(None, "Active entities (classes, kept statements) and the relationships stored in "
-                                       "the collection, as Brick predicates",
-                                 media_types=("text/turtle", "application/ld+json")),
-                   **errors(400, *AUTHENTICATED, 406, *STORAGE,
-                            e403="No read grant on the collection, or scope missing",
-                            e406="The Accept header takes neither text/turtle nor application/ld+json")},
+    Route("GET", "/apollo/er/ercollections/{collectionId}/export", export.export_collection, read(
+        "The collection as Brick RDF: Turtle or JSON-LD, streamed page by page", "Collections", (COLLECTION_ID,),
+        Response(None, "Active entities (classes, kept statements) and the relationships stored in the collection, "
+                       "as Brick predicates", media_types=("text/turtle", "application/ld+json")),
+        406, e403=NO_READ_GRANT, e406="The Accept header takes neither text/turtle nor application/ld+json",
         description="`Accept: text/turtle` (also the answer to `*/*` or no Accept) or `application/ld+json` "
                     "(expanded JSON-LD). Entity IRIs: the id when it is an absolute IRI, else "
                     "`urn:erapi:<collectionId>/<percent-encoded id>` (docs/BRICK.md).",
@@ -309,22 +292,15 @@ ROUTES: tuple[Route, ...] = (
                     "backoff; a subscription that keeps failing is paused.",
         operation_id="createSubscription",
     )),
-    Route("GET", SUBSCRIPTIONS, subscriptions.list_subscriptions, Operation(
-        summary="List the collection's webhook subscriptions and their delivery state", tag="Subscriptions",
-        scopes=(READ_SCOPE, WRITE_SCOPE),
-        parameters=(COLLECTION_ID,),
-        responses={200: Response("subscription-list", "Every subscription, by id"),
-                   **errors(400, *AUTHENTICATED, *STORAGE, e403=SUBSCRIBER_ONLY)},
-        operation_id="listSubscriptions",
+    Route("GET", SUBSCRIPTIONS, subscriptions.list_subscriptions, read(
+        "List the collection's webhook subscriptions and their delivery state", "Subscriptions", (COLLECTION_ID,),
+        Response("subscription-list", "Every subscription, by id"), e403=SUBSCRIBER_ONLY,
+        scopes=(READ_SCOPE, WRITE_SCOPE), operation_id="listSubscriptions",
     )),
-    Route("GET", SUBSCRIPTION, subscriptions.get_subscription, Operation(
-        summary="A webhook subscription: state, why it is paused, its cursor and its last attempts",
-        tag="Subscriptions",
-        scopes=(READ_SCOPE, WRITE_SCOPE),
-        parameters=(COLLECTION_ID, SUBSCRIPTION_ID),
-        responses={200: Response("subscription", "The subscription"),
-                   **errors(400, *AUTHENTICATED, 404, *STORAGE, e403=SUBSCRIBER_ONLY)},
-        operation_id="getSubscription",
+    Route("GET", SUBSCRIPTION, subscriptions.get_subscription, read(
+        "A webhook subscription: state, why it is paused, its cursor and its last attempts", "Subscriptions",
+        (COLLECTION_ID, SUBSCRIPTION_ID), Response("subscription", "The subscription"), 404, e403=SUBSCRIBER_ONLY,
+        scopes=(READ_SCOPE, WRITE_SCOPE), operation_id="getSubscription",
     )),
     Route("DELETE", SUBSCRIPTION, subscriptions.delete_subscription, Operation(
         summary="Delete a webhook subscription; deliveries stop", tag="Subscriptions",
@@ -347,12 +323,10 @@ ROUTES: tuple[Route, ...] = (
                     "goes on after the trimmed stretch). Resuming an active subscription changes nothing.",
         operation_id="resumeSubscription",
     )),
-    Route("GET", "/apollo/status/logs", status.get_status_logs, Operation(
-        summary="Status tracker: the status records of a collection's transactions", tag="Status",
+    Route("GET", "/apollo/status/logs", status.get_status_logs, read(
+        "Status tracker: the status records of a collection's transactions", "Status", (ERCOLLECTION, *STATUS_QUERY),
+        Response("status-logs", "One page of records, oldest first"), 404, e404="No record matches",
         scopes=(READ_SCOPE, WRITE_SCOPE),
-        parameters=(ERCOLLECTION, *STATUS_QUERY),
-        responses={200: Response("status-logs", "One page of records, oldest first"),
-                   **errors(400, *AUTHENTICATED, 404, *STORAGE, e404="No record matches")},
         description="At least one of transactionid, relationshipid, entityid, correlationid, startTime and "
                     "endTime is required (400 without); the names are case-insensitive. The tracker URLs the "
                     "writes return are such queries.",
