@@ -22,7 +22,6 @@ import argparse
 import re
 import statistics
 import time
-import uuid
 from collections import Counter
 from typing import Any
 
@@ -118,23 +117,16 @@ def questions(explosion: int) -> dict[str, tuple]:
 
 def run(requests: int, explosion: int, mongodb_uri: str = "") -> dict[str, dict]:
     results = {}
-    with harness.workspace() as workdir:
-        plugins = [("memory", "")] + ([("mongodb", f"erapi_bench_graph_{uuid.uuid4().hex[:8]}")]
-                                      if mongodb_uri else [])
-        for storage, database in plugins:
-            service = harness.start_service(workdir, f"graph-{storage}", storage, mongodb_uri=mongodb_uri,
-                                            database=database)
-            try:
-                load_model(service.port, service.token)
-                if explosion:
-                    load_hub(service.port, service.token, explosion)
-                results[storage] = {name: measure(service.port, service.token, requests, question)
-                                    for name, question in questions(explosion).items()}
-            finally:
-                service.stop()
-                if database:
-                    harness.drop_databases(mongodb_uri, [database])
-            report(storage, requests, results[storage])
+
+    def measure_plugin(storage: str, service: harness.Service) -> None:
+        load_model(service.port, service.token)
+        if explosion:
+            load_hub(service.port, service.token, explosion)
+        results[storage] = {name: measure(service.port, service.token, requests, question)
+                            for name, question in questions(explosion).items()}
+        report(storage, requests, results[storage])
+
+    harness.on_each_plugin("graph", mongodb_uri, measure_plugin)
     return results
 
 
@@ -153,12 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explosion", type=int, default=12000, help="points of the hub entity (0: no explosion)")
     parser.add_argument("--mongodb-uri", default="", help="also measure the MongoDB plugin on this server")
     arguments = parser.parse_args(argv)
-    try:
-        run(arguments.requests, arguments.explosion, arguments.mongodb_uri)
-    except BenchError as error:
-        print(f"bench failed: {error}")
-        return 1
-    return 0
+    return harness.exit_status(lambda: run(arguments.requests, arguments.explosion, arguments.mongodb_uri))
 
 
 if __name__ == "__main__":

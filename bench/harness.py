@@ -35,6 +35,16 @@ class BenchError(Exception):
     """The benchmark cannot go on (a server did not start, set-up failed); the message says why."""
 
 
+def exit_status(run: Callable[[], object]) -> int:
+    """A bench command's exit status: 0 when ``run()`` finished, 1 (and why, printed) when it raised BenchError."""
+    try:
+        run()
+    except BenchError as error:
+        print(f"bench failed: {error}")
+        return 1
+    return 0
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((HOST, 0))
@@ -418,6 +428,23 @@ def workspace(keep: bool = False) -> Iterator[Path]:
     finally:
         if not keep:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def on_each_plugin(name: str, mongodb_uri: str, use: Callable[[str, Service], None]) -> None:
+    """``use(plugin, service)`` with a service on the memory plugin, then (with ``mongodb_uri``) with one on a new
+    database of that server; each service is stopped (its database dropped) before the next starts."""
+    with workspace() as workdir:
+        plugins = [("memory", "")] + ([("mongodb", f"erapi_bench_{name}_{secrets.token_hex(4)}")]
+                                      if mongodb_uri else [])
+        for storage, database in plugins:
+            service = start_service(workdir, f"{name}-{storage}", storage, mongodb_uri=mongodb_uri,
+                                    database=database)
+            try:
+                use(storage, service)
+            finally:
+                service.stop()
+                if database:
+                    drop_databases(mongodb_uri, [database])
 
 
 # ---- wrk ----------------------------------------------------------------------------------------------------

@@ -137,21 +137,14 @@ def report(title: str, measured: list[Option]) -> None:
 
 def run(rounds: int, requests: int, mongodb_uri: str = "") -> dict[str, list[Option]]:
     results = {}
-    with harness.workspace() as workdir:
-        plugins = [("memory", "")] + ([("mongodb", f"erapi_bench_options_{uuid.uuid4().hex[:8]}")]
-                                      if mongodb_uri else [])
-        for storage, database in plugins:
-            service = harness.start_service(workdir, f"options-{storage}", storage, mongodb_uri=mongodb_uri,
-                                            database=database)
-            try:
-                harness.set_up_building(service.port, service.token)
-                results[storage] = measure(service, rounds, requests)
-            finally:
-                service.stop()
-                if database:
-                    harness.drop_databases(mongodb_uri, [database])
-            report(f"{storage} plugin: {rounds} rounds of {requests} batches of {workload.ITEMS_PER_REQUEST} "
-                   "relationships per option", results[storage])
+
+    def measure_plugin(storage: str, service: Service) -> None:
+        harness.set_up_building(service.port, service.token)
+        results[storage] = measure(service, rounds, requests)
+        report(f"{storage} plugin: {rounds} rounds of {requests} batches of {workload.ITEMS_PER_REQUEST} "
+               "relationships per option", results[storage])
+
+    harness.on_each_plugin("options", mongodb_uri, measure_plugin)
     return results
 
 
@@ -161,12 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=20, help="batches per option per round")
     parser.add_argument("--mongodb-uri", default="", help="also measure the MongoDB plugin on this server")
     arguments = parser.parse_args(argv)
-    try:
-        run(arguments.rounds, arguments.requests, arguments.mongodb_uri)
-    except BenchError as error:
-        print(f"bench failed: {error}")
-        return 1
-    return 0
+    return harness.exit_status(lambda: run(arguments.rounds, arguments.requests, arguments.mongodb_uri))
 
 
 if __name__ == "__main__":

@@ -69,12 +69,30 @@ def running_service(log_path: Path) -> Iterator[str]:
             raise RuntimeError(f"erapi serve did not answer on {base}; see {log_path}")
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate ``process``; kill it when it has not ended within 30 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def screenshot_arguments(argv: list[str] | None, description: str, out: str) -> argparse.Namespace | None:
+    """The command line of a screenshot script (``--out``, default ``out``; ``--chromium``); None, and why on
+    stderr, when there is no Chromium at the path given."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=Path, default=Path(out))
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    arguments = parser.parse_args(argv)
+    if not Path(arguments.chromium).exists():
+        print(f"no Chromium at {arguments.chromium} (Debian: apt-get install chromium)", file=sys.stderr)
+        return None
+    return arguments
 
 
 def chromium(binary: str, profile: Path, *arguments: str) -> subprocess.CompletedProcess:
@@ -102,12 +120,8 @@ def render(out: Path, binary: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("docs-screenshot.png"))
-    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
-    arguments = parser.parse_args(argv)
-    if not Path(arguments.chromium).exists():
-        print(f"no Chromium at {arguments.chromium} (Debian: apt-get install chromium)", file=sys.stderr)
+    arguments = screenshot_arguments(argv, __doc__.split("\n")[0], "docs-screenshot.png")
+    if arguments is None:
         return 2
     missing = render(arguments.out, arguments.chromium)
     if missing:

@@ -11,11 +11,9 @@ match; the PNG is written either way. tests/test_explorer_page.py runs this when
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,7 +24,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_screenshot import CHROMIUM_FLAGS, running_service  # noqa: E402 (the script beside this one)
+from docs_screenshot import CHROMIUM_FLAGS, running_service, screenshot_arguments, stop  # noqa: E402 (beside this one)
 
 SECRET = "docs-screenshot-" + "s" * 32  # the secret running_service starts the service with
 B = "BRICK_1_4__"
@@ -125,12 +123,7 @@ async def drive(base: str, token: str, binary: str, profile: Path, out: Path) ->
                 page = Page(socket)
                 return await _use_the_page(page, base, token, out)
     finally:
-        chromium.terminate()
-        try:
-            chromium.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            chromium.kill()
-            chromium.wait()
+        stop(chromium)
 
 
 async def _use_the_page(page: Page, base: str, token: str, out: Path) -> dict[str, list[str]]:
@@ -173,12 +166,8 @@ def render(out: Path, binary: str) -> dict[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("explorer-screenshot.png"))
-    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
-    arguments = parser.parse_args(argv)
-    if not Path(arguments.chromium).exists():
-        print(f"no Chromium at {arguments.chromium} (Debian: apt-get install chromium)", file=sys.stderr)
+    arguments = screenshot_arguments(argv, __doc__.split("\n")[0], "explorer-screenshot.png")
+    if arguments is None:
         return 2
     seen = render(arguments.out, arguments.chromium)
     if seen["opened"] != seen["api_opened"] or seen["expanded"] != seen["api_expanded"]:
