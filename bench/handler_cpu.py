@@ -3,10 +3,10 @@
 A memory-plugin app (``create_app``, the serve command's garbage-collector thresholds, INFO logging to
 /dev/null) answers ``--rounds`` rounds of ``--requests`` POSTs of the bench's workload (100 new
 relationships each, bench/workload.py) from aiohttp's test client in the same process. A middleware in front of
-the app's own takes the process CPU time of each request's handling (routing, middlewares, handler; not the
-HTTP parsing nor the client). A round's figure is its CPU time over its requests; the minimum over rounds is the
-one least disturbed by other processes (they can only add to it), and is what to compare between two trees,
-run alternately:
+the app's own takes the process CPU time of each request's handling (the middlewares and the handler; not the
+HTTP parsing, routing nor the client, except what the client does while the handler waits for the rest of a
+body). A round's figure is its CPU time over its requests; the minimum over rounds is the one least disturbed by
+other processes (they can only add to it), and is what to compare between two trees, run alternately:
 
     PYTHONPATH=TREE python -m bench.handler_cpu [--rounds 15] [--requests 40]
 """
