@@ -446,12 +446,8 @@ class MongoStorage(MongoSubscriptions, Storage):
             _text(document["id"], "id")
             _version(kind, document)
         batch = [_stored(document, collection_id) for document in documents]
-        conflicted: set[int] = set()
         with self._operation(f"claim of {kind} versions"):
-            try:
-                await self._db[f"{kind}_history"].insert_many(batch, ordered=False)
-            except mongo_errors.BulkWriteError as error:
-                conflicted = _duplicates(error.details, f"claim of {kind} versions")
+            conflicted = await self._insert_unordered(f"{kind}_history", batch, f"claim of {kind} versions")
         for index, document in enumerate(documents):
             (result.conflicted if index in conflicted else result.claimed).append(document["id"])
         return result
@@ -516,13 +512,10 @@ class MongoStorage(MongoSubscriptions, Storage):
         replacements = [{"q": {"_id": stored[document["id"]]["_id"]}, "u": _stored(document, collection_id)}
                         for document in forward if document["id"] in stored]
         if fresh:
-            try:
-                batch = [_stored(document, collection_id) for document in fresh]
-                await self._db[kind].insert_many(batch, ordered=False)
-            except mongo_errors.BulkWriteError as error:
-                # another process inserted some of these ids meanwhile: settle them the conditional way
-                raced = [fresh[index] for index in sorted(_duplicates(error.details, f"write of current {kind}"))]
-                await self._put_current_conditionally(kind, collection_id, raced)
+            batch = [_stored(document, collection_id) for document in fresh]
+            raced = await self._insert_unordered(kind, batch, f"write of current {kind}")
+            if raced:  # another process inserted some of these ids meanwhile: settle them the conditional way
+                await self._put_current_conditionally(kind, collection_id, [fresh[index] for index in sorted(raced)])
         for reply, _ in await self._update(kind, replacements):
             if reply.get("writeErrors"):
                 raise StorageError(f"MongoDB write of current {kind} failed: {reply['writeErrors'][0]}")
@@ -714,12 +707,26 @@ class MongoStorage(MongoSubscriptions, Storage):
                           what: str) -> None:
         """Insert unordered; DuplicateError naming the ids of ``originals`` whose key already existed."""
         with self._operation(f"insert of {what}"):
-            try:
-                await self._db[collection].insert_many(batch, ordered=False)
-            except mongo_errors.BulkWriteError as error:
-                clashes = _duplicates(error.details, f"insert of {what}")
-                ids = ", ".join(str(originals[index]["id"]) for index in sorted(clashes))
-                raise DuplicateError(f"{what} already exist: {ids}") from error
+            clashes = await self._insert_unordered(collection, batch, f"insert of {what}")
+        if clashes:
+            ids = ", ".join(str(originals[index]["id"]) for index in sorted(clashes))
+            raise DuplicateError(f"{what} already exist: {ids}")
+
+    async def _insert_unordered(self, collection: str, batch: list[Document], action: str) -> set[int]:
+        """Insert ``batch`` unordered; return the indexes of the documents refused on a duplicate key.
+
+        A document whose own ``_id`` is found stored is not refused but landed: PyMongo gave it a new ObjectId
+        before sending, so only an earlier attempt of this very insert can have stored it (a retryable write
+        re-sent after its answer was lost, which a server without retryable-write bookkeeping refuses).
+        """
+        try:
+            await self._db[collection].insert_many(batch, ordered=False)
+            return set()
+        except mongo_errors.BulkWriteError as error:
+            refused = _duplicates(error.details, action)
+        ids = [batch[index]["_id"] for index in refused]
+        landed = await self._db[collection].find({"_id": {"$in": ids}}, {"_id": True}).to_list()
+        return {index for index in refused if batch[index]["_id"] not in {found["_id"] for found in landed}}
 
     async def _find_logs(self, query: LogQuery) -> list[Document]:
         selector = _log_selector(query)
@@ -963,11 +970,7 @@ class MongoStorage(MongoSubscriptions, Storage):
             return []
         batch = [_stored(record, _text(collection_id, "collection id")) for record in records]
         with self._operation("write of changes"):
-            try:
-                await self._db[CHANGES].insert_many(batch, ordered=False)
-            except mongo_errors.BulkWriteError as error:
-                return sorted(_duplicates(error.details, "write of changes"))
-        return []
+            return sorted(await self._insert_unordered(CHANGES, batch, "write of changes"))
 
     async def _taken_sequences(self, collection_id: str, sequences: Iterable[int]) -> set[int]:
         query = {"ercollectionid": _text(collection_id, "collection id"), "sequence": {"$in": list(sequences)}}

@@ -42,6 +42,34 @@ async def test_mongodb_instances_on_one_database_share_data_and_reopen_idempoten
         await client.close()
 
 
+@pytest.mark.mongodb
+async def test_an_insert_sent_again_after_it_landed_is_not_refused_but_a_real_clash_is(mongodb_uri):
+    # PyMongo re-sends a retryable insert whose answer was lost; a server without retryable-write bookkeeping
+    # (FerretDB, SecantusDB) then refuses the documents the first attempt stored. Sending the very same
+    # documents (same ObjectIds) twice is that re-send.
+    from storage_plugins.mongodb import _stored
+
+    settings = {"uri": mongodb_uri, "database": f"erapi_test_{uuid.uuid4().hex[:12]}", "write_concern": "1",
+                "journal": False, "timeout_ms": 5000}
+    plugin = create_storage("mongodb", settings)
+    try:
+        await plugin.open()
+        batch = [_stored(relationship(name, 1), "c1") for name in ("a", "b")]
+        assert await plugin._insert_unordered("relationships_history", batch, "first send") == set()
+        assert await plugin._insert_unordered("relationships_history", batch, "re-send") == set()
+        others = [_stored(relationship(name, 1), "c1") for name in ("b", "c")]  # another writer's, new ObjectIds
+        assert await plugin._insert_unordered("relationships_history", others, "other writer") == {0}
+        versions = await plugin.get_versions("relationships", "c1", "b")
+        assert len(versions) == 1
+    finally:
+        await plugin.close()
+        from pymongo import AsyncMongoClient
+
+        client = AsyncMongoClient(mongodb_uri, serverSelectionTimeoutMS=5000)
+        await client.drop_database(settings["database"])
+        await client.close()
+
+
 async def close_and_collect_leaked_sockets(plugin) -> None:
     """Close, then collect here the socket PyMongo 4.20 leaks when close() cancels a pending connection attempt
     (PYTHON-5867), so that its ResourceWarning falls in the test that caused it, which ignores it."""
