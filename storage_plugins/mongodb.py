@@ -45,6 +45,7 @@ try:
         IndexModel,
         ReplaceOne,
         ReturnDocument,
+        UpdateMany,
         UpdateOne,
         WriteConcern,
     )
@@ -752,30 +753,40 @@ class MongoStorage(MongoSubscriptions, Storage):
                 _text(state, "state")
         with self._operation("transition of status records"):
             async with self._one_update_at_a_time():
-                statements = await self._transitions_by_id(collection_id, transitions)
                 moved = 0
-                for reply, _ in await self._update(LOGS, statements):
-                    if reply.get("writeErrors"):
-                        raise StorageError(f"MongoDB transition of status records failed: {reply['writeErrors'][0]}")
-                    moved += reply.get("nModified", 0)
+                for statements in await self._transitions_by_id(collection_id, transitions):
+                    for reply, _ in await self._update(LOGS, statements):
+                        if reply.get("writeErrors"):
+                            raise StorageError(
+                                f"MongoDB transition of status records failed: {reply['writeErrors'][0]}")
+                        moved += reply.get("nModified", 0)
                 return moved
 
-    async def _transitions_by_id(self, collection_id: str, transitions: Sequence[LogTransition]) -> list[Document]:
-        """The transitions as update statements by ``_id``, the records' ``_id`` read once: a server that uses no
-        index but ``_id`` for an update's filter (SecantusDB, FerretDB 1.x) would scan the collection for every
-        statement (SecantusDB: 100 statements, 30 s at 2,000 records; by ``_id``: 0.6 s). With atomic updates the
-        state condition stays in the statement, so the server decides; without (dialect ferretdb1) the states
-        are read along and the transitions decided here (see _put_current_by_id; the caller holds the lock)."""
+    async def _transitions_by_id(self, collection_id: str, transitions: Sequence[LogTransition]) -> list[list[Document]]:
+        """The transitions as multi-document updates by ``_id``, one per move (target state, message, time and
+        allowed states: an async job's chunk of 100 items is two or three updates, not 100), in rounds run one
+        after the other, so that a record named twice moves in the order given.
+
+        By ``_id``, the records' ``_id`` read once: a server that uses no index but ``_id`` for an update's filter
+        (SecantusDB, FerretDB 1.x) would scan the collection for every statement (SecantusDB: 100 statements, 30 s
+        at 2,000 records; by ``_id``: 0.6 s). The state condition stays in each statement, so with atomic updates
+        the server decides; without (dialect ferretdb1) ``transitions_that_move`` decides on the states read
+        along (see _put_current_by_id; the caller holds the lock), and the condition only repeats it."""
         query = {"ercollectionid": collection_id, "recordKind": STATUS,
                  "id": {"$in": list(dict.fromkeys(transition.record_id for transition in transitions))}}
         cursor = self._db[LOGS].find(query, {"_id": True, "id": True, "state": True})
         records = {record["id"]: record for record in await cursor.to_list()}
         if not self.dialect.atomic_updates:
-            states = {record_id: record["state"] for record_id, record in records.items()}
-            return [{"q": {"_id": records[transition.record_id]["_id"]}, "u": _transition(transition)}
-                    for transition in transitions_that_move(states, transitions)]
-        return [{"q": {"_id": records[transition.record_id]["_id"], "state": {"$in": list(transition.from_states)}},
-                 "u": _transition(transition)} for transition in transitions if transition.record_id in records]
+            transitions = transitions_that_move({record_id: record["state"] for record_id, record in records.items()},
+                                                transitions)
+        rounds = []
+        for transitions_of_round in _rounds([t for t in transitions if t.record_id in records]):
+            moves: dict[tuple, tuple[LogTransition, list[Any]]] = {}
+            for transition in transitions_of_round:  # a move: the transition without its record id
+                moves.setdefault(transition[1:], (transition, []))[1].append(records[transition.record_id]["_id"])
+            rounds.append([{"q": {"_id": {"$in": ids}, "state": {"$in": list(transition.from_states)}},
+                            "u": _transition(transition), "multi": True} for transition, ids in moves.values()])
+        return rounds
 
     async def count_log_states(self, collection_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, int]]:
         wanted = sorted({_text(transaction_id, "transaction id") for transaction_id in transaction_ids})
@@ -1190,12 +1201,27 @@ SUPERSEDED_INDEXES = {
 }
 
 
-def _bulk_request(statement: Document) -> ReplaceOne | UpdateOne:
-    """The bulk_write request of an ``update`` statement: a replacement, or an update (operators, a pipeline)."""
+def _bulk_request(statement: Document) -> ReplaceOne | UpdateOne | UpdateMany:
+    """The bulk_write request of an ``update`` statement: a replacement, or an update (operators, a pipeline),
+    of every document its filter matches when it says ``multi`` (the driver retries no batch that holds one)."""
     upsert = statement.get("upsert", False)
+    if statement.get("multi"):
+        return UpdateMany(statement["q"], statement["u"], upsert=upsert)
     if isinstance(statement["u"], list) or any(name.startswith("$") for name in statement["u"]):
         return UpdateOne(statement["q"], statement["u"], upsert=upsert)
     return ReplaceOne(statement["q"], statement["u"], upsert=upsert)
+
+
+def _rounds(transitions: Sequence[LogTransition]) -> Iterator[Sequence[LogTransition]]:
+    """The transitions in runs that name each record at most once, in order: the runs are applied one after the
+    other, and the moves of one run in any order."""
+    start, seen = 0, set()
+    for index, transition in enumerate(transitions):
+        if transition.record_id in seen:
+            yield transitions[start:index]
+            start, seen = index, set()
+        seen.add(transition.record_id)
+    yield transitions[start:]
 
 
 def _transition(transition: LogTransition) -> Document:

@@ -179,6 +179,50 @@ async def test_transition_logs_of_a_large_batch(storage):
     assert await storage.count_log_states("c1", ["t1"]) == {"t1": {"Failed": 150}}
 
 
+async def test_transition_logs_of_a_chunk_moves_each_record_forward_only(storage):
+    # what the job worker sends for a chunk: many records in one call, to several states with several messages,
+    # some of them already further on; a record never goes back to an earlier state
+    states = {"q0": "Requested", "q1": "Requested", "p0": "Processing", "p1": "Processing", "c0": "Completed",
+              "f0": "Failed"}
+    records = []
+    for n, (record_id, state) in enumerate(states.items()):
+        record = status_record(record_id, received=at(n))
+        record["state"] = state
+        records.append(record)
+    await storage.insert_logs(records)
+    first, then = (datetime(2026, 11, 27, 5, 30, second, tzinfo=timezone.utc) for second in (0, 1))
+    to_processing = [LogTransition(record_id, "Processing", "Processing", first, from_states=("Requested",))
+                     for record_id in states]
+    assert await storage.transition_logs("c1", to_processing) == 2  # q0, q1; never p*, c0, f0 again or back
+    finishing = [LogTransition("q0", "Completed", "written", then), LogTransition("q1", "Failed", "bad q1", then),
+                 LogTransition("p0", "Failed", "bad p0", then), LogTransition("p1", "Completed", "written", then),
+                 LogTransition("c0", "Failed", "too late", then), LogTransition("f0", "Completed", "too late", then)]
+    assert await storage.transition_logs("c1", finishing) == 4
+    found = {record["id"]: record for record in await storage.find_logs(LogQuery(collection_id="c1"))}
+    assert {record_id: (found[record_id]["state"], found[record_id]["message"]) for record_id in states} == {
+        "q0": ("Completed", "written"), "q1": ("Failed", "bad q1"), "p0": ("Failed", "bad p0"),
+        "p1": ("Completed", "written"), "c0": ("Completed", records[4]["message"]),
+        "f0": ("Failed", records[5]["message"])}
+    assert [entry["state"] for entry in found["q1"]["stateHistory"]] == [
+        *(entry["state"] for entry in records[1]["stateHistory"]), "Processing", "Failed"]
+    assert found["q1"]["stateHistory"][-1] == finishing[1].history_entry()
+
+
+async def test_transition_logs_moves_a_record_named_twice_in_the_order_given(storage):
+    record = status_record("a", received=at(0))
+    record["state"] = "Requested"
+    await storage.insert_logs([record, {**status_record("b", received=at(1)), "state": "Requested"}])
+    when = datetime(2026, 11, 27, 5, 30, tzinfo=timezone.utc)
+    transitions = [LogTransition("b", "Completed", "done", when),
+                   LogTransition("a", "Processing", "working", when, from_states=("Requested",)),
+                   LogTransition("a", "Completed", "done", when),
+                   LogTransition("a", "Processing", "working", when, from_states=("Requested",))]
+    assert await storage.transition_logs("c1", transitions) == 3
+    found = (await storage.find_logs(LogQuery(collection_id="c1", limit=1)))[0]
+    assert (found["state"], found["message"]) == ("Completed", "done")
+    assert [entry["state"] for entry in found["stateHistory"][-2:]] == ["Processing", "Completed"]
+
+
 async def test_count_log_states_counts_items_of_one_transaction(storage):
     records = [status_record(transaction="t1", received=at(n)) for n in range(3)]
     records[0]["state"] = "Requested"
