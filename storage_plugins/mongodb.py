@@ -772,10 +772,13 @@ class MongoStorage(MongoSubscriptions, Storage):
         at 2,000 records; by ``_id``: 0.6 s). The state condition stays in each statement, so with atomic updates
         the server decides; without (dialect ferretdb1) ``transitions_that_move`` decides on the states read
         along (see _put_current_by_id; the caller holds the lock), and the condition only repeats it."""
-        query = {"ercollectionid": collection_id, "recordKind": STATUS,
+        # recordKind is checked here, not in the filter: with it, SecantusDB walks the (collection, kind, time)
+        # index through every status record of the collection instead of the unique (collection, id) index
+        # (0.80 s against 0.02 s for 100 ids among 4,000 records), and an id is unique in the collection anyway
+        query = {"ercollectionid": collection_id,
                  "id": {"$in": list(dict.fromkeys(transition.record_id for transition in transitions))}}
-        cursor = self._db[LOGS].find(query, {"_id": True, "id": True, "state": True})
-        records = {record["id"]: record for record in await cursor.to_list()}
+        cursor = self._db[LOGS].find(query, {"_id": True, "id": True, "state": True, "recordKind": True})
+        records = {record["id"]: record for record in await cursor.to_list() if record.get("recordKind") == STATUS}
         if not self.dialect.atomic_updates:
             transitions = transitions_that_move({record_id: record["state"] for record_id, record in records.items()},
                                                 transitions)
