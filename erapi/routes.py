@@ -8,6 +8,8 @@ written in (shared parameters, responses, operation shapes) is ``erapi.openapi``
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, replace
 from typing import Awaitable, Callable
 
@@ -71,6 +73,7 @@ from erapi.openapi import (
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ANY_SEGMENT = re.compile(r"{(\w+)}")
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,9 @@ class Route:
     query_names_any_case: bool = False
 
     def definition(self) -> web.RouteDef:
-        """The aiohttp route (a GET also answers HEAD, as aiohttp's ``web.get`` does)."""
-        return web.route(self.method, self.path, self.handler)
+        """The aiohttp route (a GET also answers HEAD, as aiohttp's ``web.get`` does). A path parameter matches any
+        segment: aiohttp's default leaves out ``{`` and ``}``, which ids may hold (``common.json#/$defs/id``)."""
+        return web.route(self.method, ANY_SEGMENT.sub(r"{\1:[^/]+}", self.path), self.handler)
 
 
 SUBSCRIPTIONS = "/apollo/er/ercollections/{collectionId}/subscriptions"

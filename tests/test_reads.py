@@ -292,3 +292,17 @@ async def test_direction_must_be_one_of_three(plant):
 async def test_edges_of_an_unknown_entity_are_an_empty_page(plant):
     body = await page(plant, edges("nobody"), "c1")
     assert body["data"] == [] and body["paging"] == {"totalCount": 0, "continuationToken": None}
+
+
+async def test_ids_with_braces_are_read_by_id_like_any_other(api):
+    # ids may hold any character but control characters (common.json): aiohttp's router left out { and }
+    await api.register("c1")
+    await api.entities("c1", [entity("{a}"), entity("b{")])
+    await api.relationships("c1", relationship("{r}", "{a}", "b{"))
+    [read] = (await api.call("GET", "/apollo/er/entities/%7Ba%7D", 200, collection="c1"))["data"]
+    assert read["id"] == "{a}"
+    edges = await api.call("GET", "/apollo/er/entities/b%7B/relationships", 200, collection="c1")
+    assert [edge["id"] for edge in edges["data"]] == ["{r}"]
+    assert (await api.relationship("c1", "%7Br%7D"))["data"][0]["sourceEntityId"] == "{a}"
+    versions = await api.call("GET", "/apollo/er/relationships/%7Br%7D/versions", 200, collection="c1")
+    assert len(versions["data"]) == 1
