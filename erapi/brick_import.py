@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import re
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,8 +24,9 @@ from typing import Any, Callable, Iterator
 import orjson
 
 from erapi import brick_rdf
-from erapi.brick_graph import Literal, Triples, read_file
 from erapi.brick_collections import CATALOG_PREFIX, CollectionOf, collection_rule
+from erapi.brick_graph import Literal, Triples, read_file
+from erapi.brick_http import AiohttpTransport, StdlibTransport, Unreachable
 from erapi.brick_relationships import catalog_brick_name
 from erapi.catalog import Catalog
 
@@ -34,6 +35,7 @@ JOB_ITEMS = 10_000  # the service's bound for one async job (jobs.max_items)
 BRICK_CLASS = re.compile(r"^https?://brickschema\.org/schema/(?:[0-9.]+/)?Brick#(\w+)$")
 RELATIONSHIP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://erapi.example/brick-import/relationship")
 TRACKER_PAGE = 1000
+Transport = StdlibTransport | AiohttpTransport
 FINAL_STATES = ("Completed", "Failed")
 # Seconds between two reads of a job's record (_next_poll), from 5 ms to 0.25 s: a long job is read at most four
 # times a second (on FerretDB one read is four queries, 0.2-0.7 s).
@@ -217,52 +219,44 @@ def _count_the_rest(graph: Triples, model: Model, entities: dict[str, str], take
 class Client:
     """The service's API as the importer uses it: collections, async jobs, trackers."""
 
-    def __init__(self, session: Any, url: str, token: str) -> None:
-        self.session, self.url = session, url.rstrip("/")
+    def __init__(self, transport: Transport, token: str) -> None:
+        self.transport = transport
         self.headers = {"Authorization": f"Bearer {token}"}
 
     async def ensure_collection(self, collection_id: str) -> None:
-        async with self.session.post(f"{self.url}/apollo/collections", headers=self.headers,
-                                     json={"collectionId": collection_id, "collectionName": collection_id}) as answer:
-            if answer.status not in (201, 409):  # 409: it exists; the writes say whether the caller may use it
-                raise ImportFailed(f"registering ERCollection {collection_id}: {await _message(answer)}")
+        answer = await self.transport.request(
+            "POST", "/apollo/collections", {**self.headers, "Content-Type": "application/json"},
+            orjson.dumps({"collectionId": collection_id, "collectionName": collection_id}))
+        if answer.status not in (201, 409):  # 409: it exists; the writes say whether the caller may use it
+            raise ImportFailed(f"registering ERCollection {collection_id}: {answer.message()}")
 
     async def submit(self, kind: str, collection_id: str, items: list[dict]) -> str:
         headers = {**self.headers, "ercollectionid": collection_id, "async": "true",
                    "Content-Type": "application/json"}
         body = orjson.dumps(items)
         while True:
-            # a file-like body: aiohttp sends it in pieces (a job of thousands of items is megabytes)
-            async with self.session.post(f"{self.url}/apollo/er/{kind}", headers=headers,
-                                         data=io.BytesIO(body)) as answer:
-                if answer.status == 202:
-                    return (await answer.json())["transactionId"]
-                if answer.status != 429:
-                    raise ImportFailed(f"sending {kind} to ERCollection {collection_id}: {await _message(answer)}")
-                await asyncio.sleep(float(answer.headers.get("Retry-After", "1")))
+            answer = await self.transport.request("POST", f"/apollo/er/{kind}", headers, body)
+            if answer.status == 202:
+                return answer.json()["transactionId"]
+            if answer.status != 429:
+                raise ImportFailed(f"sending {kind} to ERCollection {collection_id}: {answer.message()}")
+            await asyncio.sleep(float(answer.retry_after or "1"))
 
     async def records(self, collection_id: str, transaction_id: str, token: str | None,
                       limit: int = TRACKER_PAGE) -> tuple[list[dict], str | None]:
-        params = {"transactionid": transaction_id, "limit": str(limit)}
+        query = {"transactionid": transaction_id, "limit": str(limit)}
         if token:
-            params["continuationToken"] = token
-        headers = {**self.headers, "ercollectionid": collection_id}
-        async with self.session.get(f"{self.url}/apollo/status/logs", headers=headers, params=params) as answer:
-            if answer.status != 200:
-                raise ImportFailed(f"following job {transaction_id}: {await _message(answer)}")
-            body = orjson.loads(await answer.read())  # a page of 1,000 records: a third of json's time
-            return body["data"], body["paging"]["continuationToken"]
+            query["continuationToken"] = token
+        answer = await self.transport.request("GET", f"/apollo/status/logs?{urllib.parse.urlencode(query)}",
+                                              {**self.headers, "ercollectionid": collection_id})
+        if answer.status != 200:
+            raise ImportFailed(f"following job {transaction_id}: {answer.message()}")
+        body = answer.json()
+        return body["data"], body["paging"]["continuationToken"]
 
 
 class ImportFailed(Exception):
-    """The import cannot go on: the service refused a whole request."""
-
-
-async def _message(answer: Any) -> str:
-    try:
-        return f"{answer.status} {(await answer.json())['status']['message']}"
-    except Exception:  # not the service's envelope: a proxy's page, say
-        return f"{answer.status} {answer.reason}"
+    """The import cannot go on: the service refused a whole request, or could not be reached."""
 
 
 async def follow(client: Client, collection_id: str, transaction_id: str, advance: Callable[[int], None]) -> list[dict]:
@@ -374,10 +368,9 @@ def _general(message: str, item: dict) -> str:
 async def run_import(path: Path, url: str, token: str, collection: str, catalog: Catalog, *,
                      split: bool = False, collections_file: Path | None = None, session: Any = None,
                      show_progress: bool = True) -> Summary:
-    """Map the file and send it; ``session`` is an aiohttp client session (one is opened when None).
-    The collections: ``collection``, or one per top-level class (``split``), or ``collections_file``'s rules."""
-    import aiohttp
-
+    """Map the file and send it; ``session``: an aiohttp client session to send through (else http.client, a
+    quicker start: erapi/brick_http.py). The collections: ``collection``, or one per top-level class (``split``),
+    or ``collections_file``'s rules."""
     collection_of = collection_rule(collection, catalog, split=split, path=collections_file)
     started = time.monotonic()
     graph = read_file(path)
@@ -393,15 +386,15 @@ async def run_import(path: Path, url: str, token: str, collection: str, catalog:
         summary.seconds["mapping while sending"] = time.monotonic() - mapping_started
         summary.seconds["mapping"] += summary.seconds["mapping while sending"]
 
-    owned = session is None
-    session = session or aiohttp.ClientSession()
+    transport = StdlibTransport(url) if session is None else AiohttpTransport(session, url)
     try:
         with _progress(f"importing {path.name}", model.count("entities") + len(model.found),
                        show_progress) as advance:
-            return await send(Client(session, url, token), model, advance, summary, map_rest)
+            return await send(Client(transport, token), model, advance, summary, map_rest)
+    except Unreachable as error:
+        raise ImportFailed(f"cannot reach the service at {error}") from None
     finally:
-        if owned:
-            await session.close()
+        transport.close()
 
 
 @contextlib.contextmanager

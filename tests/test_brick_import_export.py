@@ -6,9 +6,12 @@ a second import writes no version, and Brick's SHACL shapes find the same faults
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import json
+import re
+import socket
 from collections import Counter
 from pathlib import Path
 
@@ -16,9 +19,9 @@ import pytest
 from rdflib import RDF, BNode, Graph, URIRef
 
 from erapi import brick_rdf
-from erapi.brick_graph import Triples, from_rdflib
 from erapi.app import create_app
 from erapi.brick_cli import export_to
+from erapi.brick_graph import Triples, from_rdflib
 from erapi.brick_import import BRICK_CLASS, Summary, _relationship_name, run_import
 from erapi.catalog import load_catalog
 from erapi.keys import storage_key
@@ -155,6 +158,54 @@ async def test_the_summary_counts_writes_refusals_and_statements_left_out(memory
         "Entity type BRICK_1_4__Electric_Power_Meter not found in the entity type catalog; closest known names: "
         "BRICK_1_4__Electric_Power_Sensor, BRICK_1_4__Electrical_Meter": 1,
         "Destination entity <destination> not found in ERCollection m2": 1})  # the sensor's isPointOf
+
+
+async def erapi(*arguments: str) -> int:
+    """``erapi ARGUMENTS`` as a user runs it (its own event loop, in a thread: the in-process service's loop
+    keeps serving meanwhile)."""
+    from erapi.cli import main
+
+    return await asyncio.to_thread(main, list(arguments))
+
+
+def counts_of(lines: list[str]) -> list[str]:
+    """The summary's lines without their seconds (written, unchanged, refused; refusals; statements left out);
+    the in-process service's log lines (on the same standard output) left out."""
+    return [re.sub(r" in [0-9.]+ s$", "", line) for line in lines
+            if not line.startswith("Read ") and not re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2} ", line)]
+
+
+async def test_the_import_command_prints_the_summary_and_exits_non_zero_on_refusals(service, tmp_path, capsys):
+    url = str(service.make_url(""))
+    status = await erapi("import", str(DATA / "goodBuilding.ttl"), "--url", url, "--token", token("alice"),
+                         "--collection", "m1", "--quiet")
+    printed = capsys.readouterr().out.splitlines()
+    through_aiohttp = await import_model(service, "goodBuilding.ttl", collection="m2")
+    assert counts_of(printed) == counts_of(through_aiohttp.lines())
+    assert status == (1 if sum(through_aiohttp.refused.values()) else 0)
+    model = tmp_path / "unknown_class.ttl"
+    model.write_text("@prefix brick: <https://brickschema.org/schema/Brick#> .\n"
+                     "<urn:x:meter> a brick:Electric_Power_Meter .\n")
+    status = await erapi("import", str(model), "--url", url, "--token", token("alice"), "--quiet")
+    assert status == 1
+    assert "Entities: 0 written, 0 unchanged, 1 refused" in capsys.readouterr().out
+
+
+async def test_the_import_command_shows_why_the_service_refused_or_could_not_be_reached(service, capsys):
+    model = str(DATA / "goodBuilding.ttl")
+    await service.post("/apollo/collections", json={"collectionId": "m3"},
+                       headers={"Authorization": f"Bearer {token('alice')}"})
+    status = await erapi("import", model, "--url", str(service.make_url("")), "--token", token("bob"), "--quiet",
+                         "--collection", "m3")
+    assert (status, capsys.readouterr().err.splitlines()[-1]) == (
+        1, "erapi import: sending entities to ERCollection m3: 403 ERCollection m3 is not registered or the caller has "
+        "no write grant on it")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    status = await erapi("import", model, "--url", f"http://127.0.0.1:{port}", "--token", "t", "--quiet")
+    assert status == 1
+    assert capsys.readouterr().err.startswith(f"erapi import: cannot reach the service at http://127.0.0.1:{port}: ")
 
 
 async def test_a_second_import_writes_no_version(service):
@@ -376,3 +427,16 @@ def test_the_service_starts_without_importing_rdflib():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parent.parent)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_import_command_runs_without_aiohttp():
+    # aiohttp's import alone is 0.13-0.2 s of every import's start (erapi/brick_http.py)
+    import subprocess
+    import sys
+
+    code = ("import sys; from erapi.cli import main; "
+            f"status = main(['import', {str(DATA / 'goodBuilding.ttl')!r}, '--url', 'http://127.0.0.1:9', "
+            "'--token', 't', '--quiet']); print(status, sorted({m.split('.')[0] for m in sys.modules} & {'aiohttp'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.stdout.strip() == "1 []"  # port 9: nothing listens, the import stops there
