@@ -259,13 +259,9 @@ class ImportFailed(Exception):
     """The import cannot go on: the service refused a whole request, or could not be reached."""
 
 
-async def follow(client: Client, collection_id: str, transaction_id: str, advance: Callable[[int], None]) -> list[dict]:
-    """Every item record of the job, in item order, once the job is complete; ``advance`` counts finished items.
-
-    While the job runs only its own record is read (its ``jobData`` counts the finished items): cheap for the
-    service, which is busy applying the job. The item records are read once, at the end (read while the job ran,
-    page by page, they made the import no sooner: the service serves them between the job's chunks either way).
-    """
+async def wait_for(client: Client, collection_id: str, transaction_id: str, advance: Callable[[int], None]) -> None:
+    """Until the job is complete; ``advance`` counts finished items. Only the job's own record is read (its
+    ``jobData`` counts the finished items): cheap for the service, which is busy applying the job."""
     reported, started, progress = 0, time.monotonic(), (0.0, 0)
     while True:
         [job], _ = await client.records(collection_id, transaction_id, None, limit=1)
@@ -274,10 +270,15 @@ async def follow(client: Client, collection_id: str, transaction_id: str, advanc
         advance(finished - reported)
         reported = finished
         if job["state"] in FINAL_STATES:
-            break
+            return
         elapsed = time.monotonic() - started
         await asyncio.sleep(_next_poll(elapsed, progress, finished, counts.get("total", 0)))
         progress = (elapsed, finished)
+
+
+async def item_records(client: Client, collection_id: str, transaction_id: str) -> list[dict]:
+    """Every item record of a complete job, in item order (read while the job ran, page by page, they made the
+    import no sooner: the service serves them between the job's chunks either way)."""
     records, token = [], None
     while True:
         page, token = await client.records(collection_id, transaction_id, token)
@@ -310,16 +311,18 @@ async def send(client: Client, model: Model, advance: Callable[[int], None], sum
     sent = await asyncio.gather(*(_submit(client, "entities", collection_id, items)
                                   for collection_id, items in sorted(model.entities.items())))
     map_rest()
-    entity_jobs = {jobs[0][0]: asyncio.ensure_future(_follow(client, summary, "entities", jobs, advance, started))
-                   for jobs in sent if jobs}
-    await asyncio.gather(*entity_jobs.values(), *(
-        _relationships_after(entity_jobs, client, summary, collection_id, items, advance)
-        for collection_id, items in sorted(model.relationships.items())))
+    entity_jobs = {jobs[0][0]: asyncio.get_running_loop().create_future() for jobs in sent if jobs}
+    await asyncio.gather(*(
+        _follow(client, summary, "entities", jobs, advance, started, entity_jobs[jobs[0][0]]) for jobs in sent if jobs
+    ), *(_relationships_after(entity_jobs, client, summary, collection_id, items, advance)
+         for collection_id, items in sorted(model.relationships.items())))
     return summary
 
 
 async def _relationships_after(entity_jobs: dict[str, asyncio.Future], client: Client, summary: Summary,
                                collection_id: str, items: list[dict], advance: Callable[[int], None]) -> None:
+    """The collection's relationships once the entity jobs of every collection they join are complete (their
+    item records may still be being read)."""
     ends = {collection_id, *(item["destinationERCollectionId"] for item in items)}
     await asyncio.gather(*(entity_jobs[end] for end in sorted(ends) if end in entity_jobs))
     started = time.monotonic()
@@ -335,13 +338,18 @@ async def _submit(client: Client, kind: str, collection_id: str, items: list[dic
 
 
 async def _follow(client: Client, summary: Summary, kind: str, jobs: list[tuple], advance: Callable[[int], None],
-                  started: float) -> None:
-    """Each job's records once it is complete, tallied; the kind's time from ``started`` to the last one."""
-    followed = await asyncio.gather(*(follow(client, collection_id, transaction_id, advance)
+                  started: float, complete: asyncio.Future | None = None) -> None:
+    """Each job's records once it is complete, tallied; the kind's time from ``started`` to the last one complete.
+    ``complete`` is resolved then, before the records are read."""
+    await asyncio.gather(*(wait_for(client, collection_id, transaction_id, advance)
+                           for collection_id, _items, transaction_id in jobs))
+    summary.timed(kind, started, time.monotonic())
+    if complete is not None:
+        complete.set_result(None)
+    followed = await asyncio.gather(*(item_records(client, collection_id, transaction_id)
                                       for collection_id, _items, transaction_id in jobs))
     for (_collection_id, items, _transaction_id), records in zip(jobs, followed):
         _tally(summary, kind, items, records)
-    summary.timed(kind, started, time.monotonic())
 
 
 def _tally(summary: Summary, kind: str, items: list[dict], records: list[dict]) -> None:

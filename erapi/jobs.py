@@ -1,4 +1,5 @@
-"""Asynchronous batch writes: a job is stored as chunks of at most 100 items that workers apply.
+"""Asynchronous batch writes: a job is stored as chunks of ``jobs.chunk_size`` items (bigger for a big job) that
+workers apply.
 
 Delivery is at least once, application exactly once. A worker claims a chunk with a lease and renews it
 while it works; when a worker dies its lease expires and another worker claims the chunk again. Applying
@@ -38,6 +39,11 @@ from storage_plugins.status_batch import StatusBatch
 
 UPSERTS = {ENTITIES.name: upsert_entities, RELATIONSHIPS.name: upsert_relationships}  # by a chunk's "kind"
 FINAL_STATES = ("Completed", "Failed")
+# A job of more than CHUNKS_OF_A_BIG_JOB chunks of jobs.chunk_size has about that many, of up to BIGGEST_CHUNK items
+# (chunk_size_of): each chunk costs a claim, two storage calls moving its status records, a count of the job's
+# records and the job record's move, whatever its size. Up to 500 items, a chunk of the memory plugin holds the
+# event loop for about 20 ms.
+CHUNKS_OF_A_BIG_JOB, BIGGEST_CHUNK = 20, 500
 logger = structlog.get_logger("erapi.jobs")
 
 
@@ -71,7 +77,7 @@ async def accept_job(ctx: WriteContext, kind: Kind, items: list[dict[str, Any]],
             "itemCount": len(group),
             "createdAt": received,
         }
-        for number, group in enumerate(_groups(unique, settings.chunk_size))
+        for number, group in enumerate(_groups(unique, chunk_size_of(len(unique), settings.chunk_size)))
     ]
     await ctx.storage.insert_status_batch(_job_status_records(ctx, kind, items, failures, received_at))
     await ctx.storage.enqueue_chunks(chunks)
@@ -90,6 +96,12 @@ async def _check_backpressure(storage: Storage, collection_id: str, count: int, 
         raise Backpressure(
             f"{in_total} items are waiting; the bound is {settings.max_pending_items_total}",
             settings.retry_after_seconds)
+
+
+def chunk_size_of(items: int, chunk_size: int) -> int:
+    """Items per chunk of a job of ``items``: ``chunk_size``, or for a big job a CHUNKS_OF_A_BIG_JOB-th of it, up
+    to BIGGEST_CHUNK."""
+    return max(chunk_size, min(BIGGEST_CHUNK, -(-items // CHUNKS_OF_A_BIG_JOB)))
 
 
 def _groups(indexes: list[int], size: int) -> list[list[int]]:

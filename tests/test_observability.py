@@ -143,6 +143,24 @@ async def test_an_async_job_is_followed_through_the_logs_by_its_transaction_id(a
     [done] = [line for line in job if line["event"] == "job done"]
     assert (done["items"], done["done"], done["failed"]) == (100, 99, 1)
     assert {(line["principal"], line["ercollectionid"]) for line in job} == {("alice", "c1")}
+
+
+async def test_a_big_job_is_applied_in_about_twenty_bigger_chunks(app_factory, logs: LogLines):
+    # jobs.chunk_size 5: 300 items would be 60 chunks; a big job has about 20 (erapi/jobs.py, chunk_size_of)
+    api = await app_factory(jobs={**FAST_JOBS, "chunk_size": 5})
+    await api.register("c1")
+    await api.entities("c1", [entity(f"e{i}") for i in range(10)])
+    items = [relationship(f"r{i}", f"e{i % 10}", f"e{(i + 1) % 10}") for i in range(300)]
+    transaction_id = (await submit(api, items))["transactionId"]
+    await wait_for_job(api, transaction_id)
+    await logs.eventually(event="job done", transaction_id=transaction_id)
+
+    job = logs.where(transaction_id=transaction_id)
+    [accepted] = [line for line in job if line["event"] == "job accepted"]
+    assert accepted["chunks"] == 20
+    assert sorted(line["items"] for line in job if line["event"] == "transaction") == [15] * 20
+    [done] = [line for line in job if line["event"] == "job done"]
+    assert (done["items"], done["done"], done["failed"]) == (300, 300, 0)
     others = [line["event"] for line in job if line["event"] not in {"transaction", "job accepted"}]
     assert others == ["request", "job done"]
 
