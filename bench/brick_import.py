@@ -6,8 +6,9 @@ In each run, on one new ``erapi serve`` (memory plugin, pinned to the first CPU;
 
 - **import**: ``erapi import MODEL`` as a user runs it, in a new process, timed from start to exit:
   interpreter start and imports, the parse ("reading": Oxigraph, rdflib's import included), mapping, registering
-  the collection, the entity jobs and the relationship jobs (each from the first job sent to the last one
-  seen finished, its item records read), the summary. The summary's own figures split that time;
+  the collection, the entity jobs and the relationship jobs (each from its first job sent to its last one seen
+  complete), the results read (the entity jobs' while the relationship jobs run; in a collection the import
+  registered, only the failed items' records), the summary. The summary's own figures split that time;
   relationships/s = relationships written / seconds, for the whole and for its parts;
 - **sync API**: the entities and relationships the import wrote, sent again by explicit type to a fresh
   collection, 100 per request, one request at a time on one kept-alive connection (as the importer's client
@@ -178,7 +179,7 @@ def report(run: Run) -> tuple[float, float]:
           f"relationships/s\n  of which: reading (parse) {seconds['reading']:.2f} s, mapping "
           f"{seconds['mapping']:.2f} s ({seconds['overlapped']:.2f} s of it during the entity jobs), entity jobs {seconds['entities']:.2f} s, relationship jobs "
           f"{seconds['relationships']:.2f} s, the rest {rest:.2f} s (interpreter start, imports, catalog, "
-          f"registering the collection, summary)\n  CPU: the service {run.import_server_cpu_s:.2f} s, the "
+          f"registering the collection, the relationships' results, summary)\n  CPU: the service {run.import_server_cpu_s:.2f} s, the "
           f"importer {run.import_client_cpu_s:.2f} s")
     print(f"sync API (100 per request, one at a time, same service, {run.baseline:,} relationships): entities "
           f"{run.entities_s:.2f} s, relationships {run.relationships_s:.2f} s: {sync_rate:,.0f} relationships/s "

@@ -42,7 +42,7 @@ FINAL_STATES = ("Completed", "Failed")
 # A job of more than CHUNKS_OF_A_BIG_JOB chunks of jobs.chunk_size has about that many, of up to BIGGEST_CHUNK items
 # (chunk_size_of): each chunk costs a claim, two storage calls moving its status records, a count of the job's
 # records and the job record's move, whatever its size. Up to 500 items, a chunk of the memory plugin holds the
-# event loop for about 20 ms.
+# event loop for 20-30 ms (EBU3B's relationships).
 CHUNKS_OF_A_BIG_JOB, BIGGEST_CHUNK = 20, 500
 logger = structlog.get_logger("erapi.jobs")
 

@@ -138,6 +138,7 @@ def path_parameter(name: str, value_schema: Mapping[str, Any], description: str 
 
 STATUS_ID = {"type": "string", "minLength": 1, "maxLength": 256}
 STATUS_TIME = {"type": "string", "format": "date-time"}
+STATUS_STATES = ("Requested", "Processing", "Completed", "Failed")
 # the tracker's query, exactly what erapi/handlers/status.py reads; at least one of the first six is required
 STATUS_QUERY = (
     Parameter("transactionid", "query", STATUS_ID, "Records of this transaction (`transactionId` of a write)."),
@@ -149,6 +150,9 @@ STATUS_QUERY = (
                                                   "it has no offset)."),
     Parameter("endTime", "query", STATUS_TIME, "Records received at or before this moment (ISO 8601; UTC when "
                                                 "it has no offset)."),
+    Parameter("state", "query", {"type": "string", "enum": list(STATUS_STATES)},
+              "Only the records now in this state, among those the other filters select (not a filter of its "
+              "own: one of the six above is still required). `?transactionid=T&state=Failed`: a job's failures."),
     Parameter("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
               "Records per page, 1-1000 (default 100)."),
     Parameter("continuationToken", "query", {"type": "string", "minLength": 1, "maxLength": 2048},

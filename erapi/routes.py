@@ -332,8 +332,8 @@ ROUTES: tuple[Route, ...] = (
         Response("status-logs", "One page of records, oldest first"), 404, e404="No record matches",
         scopes=(READ_SCOPE, WRITE_SCOPE),
         description="At least one of transactionid, relationshipid, entityid, correlationid, startTime and "
-                    "endTime is required (400 without); the names are case-insensitive. The tracker URLs the "
-                    "writes return are such queries.",
+                    "endTime is required (400 without); state narrows them. The names are case-insensitive. The "
+                    "tracker URLs the writes return are such queries.",
         operation_id="getStatusLogs",
     ), query_names_any_case=True),
     Route("GET", "/apollo/schema/relationshiptypes", schema_handlers.list_relationship_types, replace(

@@ -34,6 +34,7 @@ class LogQuery:
     correlation_id: str | None = None
     start_time: str | None = None  # inclusive, compared with receivedTimestamp (ISO 8601, UTC, same format)
     end_time: str | None = None  # inclusive
+    state: str | None = None  # the record's current state; narrows the other filters
     after: tuple[str, str] | None = None
     limit: int = 100
 

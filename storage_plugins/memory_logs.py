@@ -70,7 +70,7 @@ class MemoryLogs(LogStore):
         return found
 
     async def count_logs(self, query: LogQuery) -> int:
-        if query.relationship_id is None and query.entity_id is None:
+        if query.relationship_id is None and query.entity_id is None and query.state is None:
             return sum(len(batch) for batch in self._batches_of(query, None))
         return sum(1 for _ in self._matching(query, None))
 
@@ -108,7 +108,8 @@ class MemoryLogs(LogStore):
         """(batch, index) of each record matching ``query`` after ``after``, in (receivedTimestamp, id) order."""
         for batch, index in _in_record_order(self._batches_of(query, after), after):
             if ((query.relationship_id is None or batch.relationship_ids[index] == query.relationship_id)
-                    and (query.entity_id is None or batch.entity_ids[index] == query.entity_id)):
+                    and (query.entity_id is None or batch.entity_ids[index] == query.entity_id)
+                    and (query.state is None or batch.states[index] == query.state)):
                 yield batch, index
 
     def _batches_of(self, query: LogQuery, after: tuple[str, str] | None) -> Iterator[StatusBatch]:

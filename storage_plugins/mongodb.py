@@ -1354,6 +1354,7 @@ def _log_selector(query: LogQuery) -> Document:
         ("correlationId", query.correlation_id),
         ("serviceData.relationshipId", query.relationship_id),
         ("serviceData.entityId", query.entity_id),
+        ("state", query.state),
     ):
         if value is not None:
             selector[field] = _text(value, field)

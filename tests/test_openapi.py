@@ -107,7 +107,7 @@ async def test_the_status_trackers_filters_are_query_parameters_of_their_own(doc
     parameters = document["paths"]["/apollo/status/logs"]["get"]["parameters"]
     assert [(p["name"], p["in"]) for p in parameters] == [("ercollectionid", "header")] + [
         (name, "query") for name in ("transactionid", "relationshipid", "entityid", "correlationid", "startTime",
-                                     "endTime", "limit", "continuationToken")] + [("X-ER-Sequence", "header")]
+                                     "endTime", "state", "limit", "continuationToken")] + [("X-ER-Sequence", "header")]
     assert all(p["schema"].get("type") in ("string", "integer") for p in parameters[1:])
 
 

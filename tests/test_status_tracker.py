@@ -85,6 +85,24 @@ async def test_transactionid_filter(site):
     assert logs["paging"]["totalCount"] == 2
 
 
+async def test_state_narrows_the_filters_to_the_records_in_that_state(site):
+    first = await write(site, [entity("a"), entity("b", "Nope"), entity("c"), entity("d", "Nope")])
+    await write(site, [entity("e", "Nope")])
+    logs = await site.status_logs("site", {"transactionid": first, "state": "Failed", "limit": "1"})
+    assert (entity_ids(logs), logs["paging"]["totalCount"]) == (["b"], 2)
+    logs = await site.status_logs("site", {"transactionid": first, "state": "Failed",
+                                           "continuationToken": logs["paging"]["continuationToken"]})
+    assert (entity_ids(logs), logs["paging"]["continuationToken"]) == (["d"], None)
+    assert entity_ids(await site.status_logs("site", {"transactionid": first, "State": "Completed"})) == ["a", "c"]
+    assert entity_ids(await site.status_logs("site", {"entityid": "e", "state": "Failed"})) == ["e"]
+    await site.status_logs("site", {"transactionid": first, "state": "Processing"}, expect=404)
+    body = await site.call("GET", "/apollo/status/logs", 400, collection="site",
+                           params={"transactionid": first, "state": "failed"})
+    assert body["status"]["message"] == "state must be one of Requested, Processing, Completed, Failed"
+    body = await site.call("GET", "/apollo/status/logs", 400, collection="site", params={"state": "Failed"})
+    assert body["status"]["message"] == NO_FILTER
+
+
 async def test_entityid_filter_spans_transactions(site):
     await write(site, [entity("a"), entity("b")])
     await write(site, [entity("a", entityName="again")])

@@ -11,6 +11,7 @@ from erapi.errors import InvalidRequest, NotFound
 from erapi.jobs import job_counts
 from erapi.keys import page_tokens_key, storage_key
 from erapi.kinds import ENTITIES, RELATIONSHIPS
+from erapi.openapi import STATUS_STATES
 from erapi.timestamps import utc_timestamp
 from erapi.web import (
     READ_SCOPE, WRITE_SCOPE, authorize, collection_header, json_response, require_any_access,
@@ -77,6 +78,10 @@ def _filters(parameters: dict[str, str]) -> dict[str, str]:
     for name in ("start_time", "end_time"):
         if name in filters:
             filters[name] = _timestamp(name, filters[name])
+    if "state" in parameters:  # narrows the others; bound to the continuation token like them
+        if parameters["state"] not in STATUS_STATES:
+            raise InvalidRequest(f"state must be one of {', '.join(STATUS_STATES)}")
+        filters["state"] = parameters["state"]
     return filters
 
 

@@ -65,6 +65,23 @@ async def test_find_logs_applies_each_filter(storage):
     assert await storage.count_logs(LogQuery(collection_id="c1", entity_id="e1")) == 1
 
 
+async def test_find_logs_by_state_narrows_the_other_filters(storage):
+    records = [status_record(f"i{n}", transaction="t1", received=at(0)) for n in range(4)]
+    records[1]["state"] = records[3]["state"] = "Failed"
+    other = status_record("j", transaction="t2", received=at(1))
+    other["state"] = "Failed"
+    await storage.insert_logs([*records, other])
+    failed = LogQuery(collection_id="c1", transaction_id="t1", state="Failed")
+    assert await storage.find_logs(failed) == [records[1], records[3]]
+    assert await storage.count_logs(failed) == 2
+    assert await storage.find_logs(LogQuery(**{**failed.__dict__, "limit": 1, "after": (at(0), "i1")})) == [records[3]]
+    assert await storage.find_logs(LogQuery(collection_id="c1", state="Failed")) == [records[1], records[3], other]
+    await storage.transition_logs("c1", [LogTransition("i0", "Failed", "gave up", datetime.now(timezone.utc),
+                                                       from_states=("Completed",))])
+    assert [record["id"] for record in await storage.find_logs(failed)] == ["i0", "i1", "i3"]
+    assert await storage.count_logs(LogQuery(collection_id="c1", transaction_id="t1", state="Completed")) == 1
+
+
 async def test_find_logs_time_bounds_are_inclusive(storage):
     records = [status_record(received=at(minute)) for minute in range(5)]
     await storage.insert_logs(records)
