@@ -69,9 +69,12 @@ def audit(event: str, **fields) -> None:
     structlog.get_logger("erapi.audit").info(event, audit=True, **fields)
 
 
+_transaction_logger = structlog.get_logger("erapi.transaction")  # bound on first use, then kept (configure_logging)
+
+
 def log_transaction(result: BatchResult) -> None:
     """One line per transaction; one more per item only at DEBUG, where its cost is acceptable."""
-    logger = structlog.get_logger("erapi.transaction")
+    logger = _transaction_logger
     failures = result.failures
     record_items(result.kind.name, "upsert", len(result.results) - len(failures), len(failures))
     logger.info(

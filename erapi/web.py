@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -104,7 +104,8 @@ async def read_json(request: web.Request) -> Any:
         raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes")
     timeout = request.app[config_key].server.body_timeout_seconds
     try:
-        async with asyncio.timeout(timeout):  # aiohttp bounds the time to the head, not the body
+        # aiohttp bounds the time to the head, not the body; a body that has arrived whole needs no timer
+        async with asyncio.timeout(None if request.content.is_eof() else timeout):
             body = await request.read()  # aiohttp stops reading past client_max_size (the same limit)
     except TimeoutError as error:
         raise RequestTimeout(f"The request body did not arrive within {timeout:g} seconds") from error
@@ -139,15 +140,28 @@ def base_url(request: web.Request) -> str:
 
 
 def tracker_url(request: web.Request, kind: Kind, item_id: str, transaction_id: str) -> str:
-    return tracker_urls(request, kind, transaction_id)(item_id)
+    return Trackers(request, kind, transaction_id).urls([item_id])[0]
 
 
-def tracker_urls(request: web.Request, kind: Kind, transaction_id: str) -> Callable[[str], str]:
-    """The tracker URL of each item of one transaction: what all of them share is built once."""
-    prefix = f"{base_url(request)}/apollo/status/logs?{kind.tracker_parameter}="
-    suffix = f"&transactionid={transaction_id}"
-    # most ids need no escaping: telling so by a regular expression costs a third of what quote() does
-    return lambda item_id: f"{prefix}{item_id if UNRESERVED.fullmatch(item_id) else quote(item_id, safe='')}{suffix}"
+class Trackers:
+    """The tracker URLs of the items of one transaction: what all of them share is built once."""
+
+    def __init__(self, request: web.Request, kind: Kind, transaction_id: str) -> None:
+        self.prefix = f"{base_url(request)}/apollo/status/logs?{kind.tracker_parameter}="  # then the item's id
+        self.suffix = f"&transactionid={transaction_id}"
+
+    def urls(self, item_ids: list[str]) -> list[str]:
+        prefix, suffix = self.prefix, self.suffix
+        if all_unreserved(item_ids):
+            return [f"{prefix}{item_id}{suffix}" for item_id in item_ids]
+        return [f"{prefix}{item_id if UNRESERVED.fullmatch(item_id) else quote(item_id, safe='')}{suffix}"
+                for item_id in item_ids]
+
+
+def all_unreserved(texts: list[str]) -> bool:
+    """Whether every text is of unreserved characters only, which neither a URL nor JSON escapes: one match of them
+    all (the class repeats: the whole matches iff each does). Most ids are."""
+    return UNRESERVED.fullmatch("".join(texts)) is not None
 
 
 def check_query_names(request: web.Request, allowed: frozenset[str] | tuple[str, ...], case_insensitive: bool = False) -> None:

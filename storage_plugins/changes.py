@@ -103,7 +103,8 @@ class ChangeLog(abc.ABC):
         StorageError when it keeps losing races."""
         if not changes:
             return await self._counter(collection_id)
-        pending, taken, top = list(changes), 0, 0
+        pending: Sequence[Document] = changes if isinstance(changes, VersionChanges) else list(changes)
+        taken, top = 0, 0
         for _ in range(MAX_CLAIM_ROUNDS):
             top = await self._advance_counter(collection_id, len(pending), taken)
             records = _numbered(pending, top - len(pending) + 1)
@@ -199,19 +200,60 @@ class Publishes:
         return sequence
 
 
-def versioned_changes(kind: str, documents: Sequence[Document]) -> list[Document]:
+class VersionChanges(Sequence[Document]):
+    """The changes of publishing versions of one kind (``versioned_changes``), a column per field: a plugin that
+    keeps change records as columns (the memory plugin) stores them without a document per change. As a sequence,
+    each change is a new document (``kind``, ``id``, ``version``, ``operation``, ``document``, ``time``)."""
+
+    __slots__ = ("kind", "ids", "versions", "operations", "documents", "time")
+
+    def __init__(self, kind: str, ids: list[str], versions: list[int], operations: list[str],
+                 documents: Sequence[Document], time: str) -> None:
+        self.kind, self.ids, self.versions, self.operations = kind, ids, versions, operations
+        self.documents, self.time = documents, time
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index):  # an int (a slice: a list of changes)
+        if isinstance(index, slice):
+            return [self[position] for position in range(*index.indices(len(self)))]
+        return {"kind": self.kind, "id": self.ids[index], "version": self.versions[index],
+                "operation": self.operations[index], "document": self.documents[index], "time": self.time}
+
+
+class NumberedChanges(Sequence[Document]):
+    """``VersionChanges`` as records numbered from ``first`` (``sequences``), with their unique ``keys``: the
+    columns stay as they are; as a sequence, each record is a new document (the change's fields, then
+    ``sequence`` and ``key``)."""
+
+    __slots__ = ("changes", "sequences", "keys")
+
+    def __init__(self, changes: VersionChanges, first: int) -> None:
+        self.changes = changes
+        self.sequences = range(first, first + len(changes))
+        kind = changes.kind
+        self.keys = [f"{kind}/{document_id}/{version}" for document_id, version in zip(changes.ids, changes.versions)]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, index):  # an int (a slice: a list of records)
+        if isinstance(index, slice):
+            return [self[position] for position in range(*index.indices(len(self)))]
+        return {**self.changes[index], "sequence": self.sequences[index], "key": self.keys[index]}
+
+
+def versioned_changes(kind: str, documents: Sequence[Document]) -> VersionChanges:
     """The changes of publishing ``documents`` (versions of ``kind``): created (version 1), deactivated
     (``isActive`` false) or updated. Derived from the document alone, so whoever publishes it (its writer, or
     a roll forward) records the same change."""
-    at = utc_time(datetime.now(timezone.utc))
-    change_kind, version_field = CHANGE_KINDS[kind], VERSION_FIELD[kind]
-    changes = []
-    for document in documents:
-        version = document["sysData"][version_field]
-        operation = "deactivated" if document.get("isActive") is False else "created" if version == 1 else "updated"
-        changes.append({"kind": change_kind, "id": document["id"], "version": version,
-                        "operation": operation, "document": document, "time": at})
-    return changes
+    version_field = VERSION_FIELD[kind]
+    versions = [document["sysData"][version_field] for document in documents]
+    operations = ["deactivated" if document.get("isActive") is False else "created" if version == 1 else "updated"
+                  for document, version in zip(documents, versions)]
+    return VersionChanges(CHANGE_KINDS[kind], [document["id"] for document in documents], versions, operations,
+                          documents, utc_time(datetime.now(timezone.utc)))
 
 
 def grant_change(principal: str, record: Document) -> Document:
@@ -220,9 +262,11 @@ def grant_change(principal: str, record: Document) -> Document:
             "document": record, "time": utc_time(datetime.now(timezone.utc))}
 
 
-def _numbered(changes: list[Document], first: int) -> list[Document]:
+def _numbered(changes: Sequence[Document], first: int) -> Sequence[Document]:
     """The changes as records numbered from ``first``: each gets its ``sequence`` and unique ``key`` in place (the
-    changes were handed over: see Ownership in storage_plugins/base.py)."""
+    changes were handed over: see Ownership in storage_plugins/base.py); columns stay columns."""
+    if isinstance(changes, VersionChanges):
+        return NumberedChanges(changes, first)
     for sequence, change in enumerate(changes, first):
         change["sequence"] = sequence
         if change["version"] is None:  # a grant: each is its own change

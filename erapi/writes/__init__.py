@@ -12,9 +12,10 @@ The kinds themselves (labels, field names) are described in ``erapi.kinds``; ref
 
 Adding a per-item rule: write one function ``(batch, index) -> str | None`` that returns the item's failure
 message or None (the item is ``batch.items[index]``, the request's context ``batch.ctx``), and add a
-``Rule("what it asks of an item", function)`` at its place in ``ENTITY_RULES`` (entities.py) or
+``Rule("what it asks of an item", each(function))`` at its place in ``ENTITY_RULES`` (entities.py) or
 ``RELATIONSHIP_RULES`` (relationship_checks.py): an item is reported with the first rule it breaks, so the
-position is the message's priority. If the rule needs something from storage or the ACL, give the Rule a
+position is the message's priority. A rule most items of a batch pass can instead take the batch and the
+indexes still passing and tell which fail (``rules.Rule``), checking once what the items share. If the rule needs something from storage or the ACL, give the Rule a
 ``fetch=`` coroutine ``(batch, indexes)`` that gets it once for all the items still passing and keeps it on the
 batch; never call storage per item. Nothing else changes: the loop, the write and the 207 answer are shared.
 """

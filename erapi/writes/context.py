@@ -27,6 +27,8 @@ class WriteContext:
     # per collection written, its sequence number after the write (shared by the contexts of one request:
     # ``replace`` copies the reference); the X-ER-Sequence header of the answer
     sequences: dict[str, int] = field(default_factory=dict, compare=False)
+    # the sysData of the versions 1 it writes, by (version field, time): see versioning.first_system_data
+    first_versions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, compare=False)
 
     def note_sequence(self, collection_id: str, sequence: int) -> None:
         if sequence:
@@ -39,7 +41,7 @@ class ItemResult:
     ok: bool
     message: str
     document: Document | None = None
-    details: dict[str, Any] = field(default_factory=dict)  # extra fields of the item's success entry
+    details: dict[str, Any] | None = None  # extra fields of the item's success entry (None: none)
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ UNCHANGED_NOTE = " (unchanged: no new version written)"
 
 def tracker_message(item: ItemResult) -> str:
     """The item's status record message: the success entry's, and says so when nothing was written."""
-    return item.message + UNCHANGED_NOTE if item.details.get("unchanged") else item.message
+    return item.message + UNCHANGED_NOTE if item.details and item.details.get("unchanged") else item.message
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from erapi.catalog import Catalog
 from erapi.kinds import ENTITIES
 from erapi.writes.context import BatchResult, WriteContext
-from erapi.writes.rules import Batch, Rule, upsert_checked
+from erapi.writes.rules import Batch, Rule, each, upsert_checked
 from erapi.writes.versioning import client_fields, derived_field_problem, system_data
 from storage_plugins.base import Document
 
@@ -44,9 +44,9 @@ def _derived_fields_unchanged(batch: Batch, index: int) -> str | None:
 
 
 ENTITY_RULES: tuple[Rule[Batch], ...] = (
-    Rule("its entity type is in the catalog", _known_entity_type),
-    Rule("its additional entity types are in the catalog", _known_additional_types),
-    Rule("it sets no derived field to another value", _derived_fields_unchanged),
+    Rule("its entity type is in the catalog", each(_known_entity_type)),
+    Rule("its additional entity types are in the catalog", each(_known_additional_types)),
+    Rule("it sets no derived field to another value", each(_derived_fields_unchanged)),
 )
 
 

@@ -36,9 +36,10 @@ async def _upsert_relationship_batch(ctx: WriteContext, sent: list[dict[str, Any
         functools.partial(_relationship_document, ctx, batch.types),
         "Relationship upserted successfully",
     )
-    for item, outcome in zip(sent, result.results):
-        if outcome.ok and brick_relationships.named_by_brick(item):  # say which type was chosen
-            outcome.details["relationshipType"] = outcome.document["relationshipType"]
+    for index in batch.brick_named:  # say which type was chosen
+        outcome = result.results[index]
+        if outcome.ok:
+            outcome.details = {**(outcome.details or {}), "relationshipType": outcome.document["relationshipType"]}
     return result
 
 

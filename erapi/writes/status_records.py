@@ -25,11 +25,17 @@ def status_records(ctx: WriteContext, result: BatchResult, received_at: datetime
     batch = new_status_batch(ctx, "Upsert", received_at)
     started = (batch.entry(state_entry("Requested", received_at)), batch.entry(state_entry("Processing", received_at)))
     finished_at = datetime.now(timezone.utc)
-    finals = {True: ("Completed", (*started, batch.entry(state_entry("Completed", finished_at)))),
-              False: ("Failed", (*started, batch.entry(state_entry("Failed", finished_at))))}
+    completed = (*started, batch.entry(state_entry("Completed", finished_at)))
+    failed = (*started, batch.entry(state_entry("Failed", finished_at)))
     items = result.results
-    add_item_records(batch, result.kind, 0, [item.id for item in items], [finals[item.ok][0] for item in items],
-                     [tracker_message(item) for item in items], [finals[item.ok][1] for item in items])
+    count = len(items)
+    messages = [item.message if item.details is None else tracker_message(item) for item in items]
+    if all(item.ok for item in items):  # the usual case: the columns of states and histories at C speed
+        states, histories = ["Completed"] * count, [completed] * count
+    else:
+        states = ["Completed" if item.ok else "Failed" for item in items]
+        histories = [completed if item.ok else failed for item in items]
+    add_item_records(batch, result.kind, 0, [item.id for item in items], states, messages, histories)
     return batch
 
 
@@ -59,7 +65,7 @@ def add_item_records(batch: StatusBatch, kind: Kind, first: int, item_ids: list[
                      messages: list[str], histories: list[tuple[int, ...]]) -> None:
     """The records of the transaction's items ``first``, ``first + 1``, ..., a column at a time."""
     absent = [None] * len(item_ids)
-    record_ids = [item_record_id(batch.transaction_id, index) for index in range(first, first + len(item_ids))]
+    record_ids = item_record_ids(batch.transaction_id, first, len(item_ids))
     entity = kind is ENTITIES
     batch.extend(record_ids, kind.label, item_ids if entity else absent, absent if entity else item_ids, states,
                  messages, histories)
@@ -68,6 +74,16 @@ def add_item_records(batch: StatusBatch, kind: Kind, first: int, item_ids: list[
 def item_record_id(transaction_id: str, index: int) -> str:
     """The status record of a transaction's item: one id per (transaction, item), so it is written once."""
     return f"{transaction_id}.{index:05d}"
+
+
+_SUFFIXES = [f".{index:05d}" for index in range(1024)]  # item_record_id's ends of the first items, made once
+
+
+def item_record_ids(transaction_id: str, first: int, count: int) -> list[str]:
+    """``item_record_id`` of the items ``first`` to ``first + count - 1``."""
+    if first + count <= len(_SUFFIXES):
+        return [transaction_id + suffix for suffix in _SUFFIXES[first:first + count]]
+    return [item_record_id(transaction_id, index) for index in range(first, first + count)]
 
 
 def state_entry(state: str, moment: datetime) -> Document:

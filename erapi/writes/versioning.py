@@ -26,6 +26,9 @@ async def read_current(storage: Storage, kind: Kind, collection_id: str, documen
 
 def first_occurrences(items: list[Mapping[str, Any]], kind: Kind, failures: dict[int, str]) -> list[int]:
     """Indexes of the first occurrence of each id; every later occurrence is recorded as a failure."""
+    ids = [item["id"] for item in items]
+    if len(set(ids)) == len(ids):  # the usual case: no id repeated
+        return list(range(len(items)))
     seen: set[str] = set()
     unique = []
     for index, item in enumerate(items):
@@ -45,8 +48,7 @@ def client_fields(item: Mapping[str, Any]) -> Document:
 
 def system_data(ctx: WriteContext, kind: Kind, previous: Document | None, now: str) -> Document:
     if previous is None:  # a new document: the same fields as below, without the look-ups
-        return {kind.version_field: 1, "sysCreatedAt": now, "sysCreatedBy": ctx.principal, "sysUpdatedAt": now,
-                "sysUpdatedBy": ctx.principal, "sysTransactionId": ctx.transaction_id}
+        return first_system_data(ctx, kind, now)
     previous_system = previous["sysData"] if previous else {}
     return {
         kind.version_field: previous_system.get(kind.version_field, 0) + 1,
@@ -56,6 +58,18 @@ def system_data(ctx: WriteContext, kind: Kind, previous: Document | None, now: s
         "sysUpdatedBy": ctx.principal,
         "sysTransactionId": ctx.transaction_id,
     }
+
+
+def first_system_data(ctx: WriteContext, kind: Kind, now: str) -> Document:
+    """The sysData of every version 1 a transaction writes at ``now``: one value they share (nothing changes a
+    document once built: storage takes it over, see storage_plugins/base.py)."""
+    key = (kind.version_field, now)
+    found = ctx.first_versions.get(key)
+    if found is None:
+        found = ctx.first_versions[key] = {
+            kind.version_field: 1, "sysCreatedAt": now, "sysCreatedBy": ctx.principal, "sysUpdatedAt": now,
+            "sysUpdatedBy": ctx.principal, "sysTransactionId": ctx.transaction_id}
+    return found
 
 
 Builder = Callable[[dict, Document | None], "Document | Unchanged | str"]
@@ -98,7 +112,8 @@ async def upsert_versioned(
         documents = []
         for document_id, item in pending.items():
             stored = previous.get(document_id)
-            built = version_problem(kind, item, stored) or build(item, stored)
+            # an item without expectedVersion has no version problem (the usual case: not asked for it)
+            built = (EXPECTED_VERSION in item and version_problem(kind, item, stored)) or build(item, stored)
             if not isinstance(built, dict):
                 outcomes[document_id] = built
             else:
@@ -106,8 +121,7 @@ async def upsert_versioned(
         if not documents:
             return outcomes
         claim = await ctx.storage.claim_versions(kind.name, ctx.collection_id, documents)
-        claimed = set(claim.claimed)
-        winners = [document for document in documents if document["id"] in claimed]
+        winners = documents if not claim.conflicted else _claimed(documents, claim.claimed)
         ctx.note_sequence(ctx.collection_id, await ctx.storage.publish(kind.name, ctx.collection_id, winners))
         outcomes.update((document["id"], document) for document in winners)
         if not claim.conflicted:
@@ -119,6 +133,11 @@ async def upsert_versioned(
     for document_id in pending:
         outcomes[document_id] = f"Too many concurrent updates of {shown(document_id)}; retry the request"
     return outcomes
+
+
+def _claimed(documents: list[Document], claimed_ids: list[str]) -> list[Document]:
+    claimed = set(claimed_ids)
+    return [document for document in documents if document["id"] in claimed]
 
 
 async def _skip_applied(
@@ -144,7 +163,9 @@ def batch_result(
     results = result.results
     for index, item in enumerate(items):
         outcome = failures.get(index) or outcomes[item["id"]]
-        if isinstance(outcome, str):
+        if type(outcome) is dict:  # the usual case first: a version written
+            results.append(ItemResult(item["id"], True, success_message, outcome))
+        elif isinstance(outcome, str):
             results.append(ItemResult(item["id"], False, outcome))
         elif isinstance(outcome, Unchanged):
             results.append(ItemResult(item["id"], True, success_message, outcome.document, {"unchanged": True}))
