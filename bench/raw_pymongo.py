@@ -171,7 +171,7 @@ async def _update(db: Any, collection: str, statements: list[dict], size: int | 
 async def one_batch(db: Any, collection: str, batch: Batch, server: Server,
                     update_lock: contextlib.AbstractAsyncContextManager) -> None:
     """The commands of one request of the service for ``batch``, as raw PyMongo calls."""
-    from storage_plugins.mongodb import ADDITIONAL_TYPES_FIELD, LOGS, STATUS
+    from storage_plugins.mongodb import ADDITIONAL_TYPES_FIELD
 
     # get_active_types("entities"): the types of the active entities of both ends
     await db["entities"].find({"ercollectionid": collection, "id": {"$in": batch.entity_ids},
@@ -210,10 +210,18 @@ async def one_batch(db: Any, collection: str, batch: Batch, server: Server,
             if fresh:
                 await db[KIND].insert_many(fresh, ordered=False)
             await _update(db, KIND, replacements, server.update_statements)
-    # insert_logs: the status records
-    await db[LOGS].insert_many(
-        [{**record, "ercollectionid": collection, "recordKind": STATUS} for record in batch.records],
-        ordered=False)
+    await insert_status_records(db, collection, batch.records)
+
+
+async def insert_status_records(db: Any, collection: str, records: list[dict]) -> None:
+    """insert_logs: the status records in segments of 100, their ids looked up first (a duplicate is refused)."""
+    from storage_plugins.mongodb_status import STATUS_SEGMENTS, segment_documents
+    from storage_plugins.status_batch import group
+
+    for status_batch in group(records):
+        await db[STATUS_SEGMENTS].find({"ercollectionid": collection, "ids": {"$in": status_batch.ids}},
+                                       {"_id": False, "ids": True}).to_list()
+        await db[STATUS_SEGMENTS].insert_many(segment_documents(status_batch))
 
 
 async def record_changes(db: Any, collection: str, batch: Batch, server: Server,

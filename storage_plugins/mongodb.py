@@ -7,8 +7,9 @@ the shard key):
 
 - ``entities``, ``relationships``: the current view, one document per (ercollectionid, id);
 - ``entities_history``, ``relationships_history``: one document per (ercollectionid, id, version);
-- ``logs``: status records, flat, and ACL records, wrapped as ``{"record": ...}``; ``recordKind`` (``status``,
-  ``collection`` or ``grant``) tells them apart and is set here, never taken from a caller's document;
+- ``logs``: ACL records, wrapped as ``{"record": ...}``; ``recordKind`` (``collection`` or ``grant``) tells them
+  apart and is set here, never taken from a caller's document;
+- ``status_segments``: status records, up to 100 of one transaction per document (storage_plugins/mongodb_status.py);
 - ``jobs``: the chunks of async jobs, one queue for every collection;
 - ``changes``: the change log (storage_plugins/changes.py), one record per (ercollectionid, sequence), unique also
   by (ercollectionid, key); ``change_marks``: per collection its counter (``_id`` ``counter:<collection>``) and
@@ -45,7 +46,6 @@ try:
         IndexModel,
         ReplaceOne,
         ReturnDocument,
-        UpdateMany,
         UpdateOne,
         WriteConcern,
     )
@@ -68,27 +68,24 @@ from storage_plugins.base import (
     EdgeQuery,
     FrontierQuery,
     GrantedCollections,
-    LogQuery,
-    LogTransition,
     Storage,
     StorageError,
     VersionPage,
     WritePathView,
     newer_than_held,
-    transitions_that_move,
     version_of,
 )
 from storage_plugins.jobs import NEW_CHUNK, UNLEASED, leased
 from storage_plugins.mongodb_dialect import AUTO, MONGODB, MongoDialect, choose_dialect, dialect_named
+from storage_plugins.mongodb_status import MongoStatusRecords, status_indexes
 from storage_plugins.mongodb_subscriptions import SUBSCRIPTION_INDEXES, MongoSubscriptions
-from storage_plugins.status_batch import StatusBatch
 
 LOGS = "logs"
 JOBS = "jobs"
 CHANGES = "changes"
 CHANGE_MARKS = "change_marks"
 IDEMPOTENCY = "idempotency"  # one document per key, _id the record's id: the unique _id index arbitrates claims
-STATUS, REGISTRATION, GRANT = "status", "collection", "grant"
+REGISTRATION, GRANT = "collection", "grant"
 SERVER_FIELDS = ("_id", "ercollectionid", "recordKind")
 SHADOW_FIELD = "erapi-shadowed"
 DUPLICATE_KEY = 11000
@@ -217,7 +214,7 @@ class MongoSettings:
             dialect_named(self.dialect)  # refuses an unknown name, listing the valid ones
 
 
-class MongoStorage(MongoSubscriptions, Storage):
+class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
     name = "mongodb"
     settings = MongoSettings
     shared_across_processes = True
@@ -693,17 +690,6 @@ class MongoStorage(MongoSubscriptions, Storage):
             groups = await (await self._db[kind].aggregate(pipeline)).to_list()
         return {group["_id"]: group["count"] for group in groups}
 
-    # ---- log store: status records ---------------------------------------------------------------------------
-
-    async def insert_status_batch(self, batch: StatusBatch) -> None:
-        # one document per record: each tracker filter and each transition stays one indexed statement
-        if not len(batch):
-            return
-        collection_id = _text(batch.collection_id, "serviceData.erCollectionId")
-        records = list(batch.records())
-        stored = [{**record, "ercollectionid": collection_id, "recordKind": STATUS} for record in records]
-        await self._insert_new(LOGS, stored, records, "log records")
-
     async def _insert_new(self, collection: str, batch: list[Document], originals: Sequence[Document],
                           what: str) -> None:
         """Insert unordered; DuplicateError naming the ids of ``originals`` whose key already existed."""
@@ -728,90 +714,6 @@ class MongoStorage(MongoSubscriptions, Storage):
         ids = [batch[index]["_id"] for index in refused]
         landed = await self._db[collection].find({"_id": {"$in": ids}}, {"_id": True}).to_list()
         return {index for index in refused if batch[index]["_id"] not in {found["_id"] for found in landed}}
-
-    async def _find_logs(self, query: LogQuery) -> list[Document]:
-        selector = _log_selector(query)
-        if query.after is not None:
-            key = tuple(_text(value, "after") for value in query.after)
-            selector.update(_strictly_after(("receivedTimestamp", "id"), key))
-        order = [("receivedTimestamp", ASCENDING), ("id", ASCENDING)]
-        with self._operation("read of status records"):
-            cursor = self._db[LOGS].find(selector).sort(order).limit(query.limit)
-            return [_returned(record) for record in await cursor.to_list()]
-
-    async def count_logs(self, query: LogQuery) -> int:
-        with self._operation("count of status records"):
-            return await self._db[LOGS].count_documents(_log_selector(query))
-
-    async def transition_logs(self, collection_id: str, transitions: Sequence[LogTransition]) -> int:
-        if not transitions:
-            return 0
-        collection_id = _text(collection_id, "collection id")
-        for transition in transitions:
-            _text(transition.record_id, "record id")
-            for state in transition.from_states:
-                _text(state, "state")
-        with self._operation("transition of status records"):
-            async with self._one_update_at_a_time():
-                moved = 0
-                for statements in await self._transitions_by_id(collection_id, transitions):
-                    for reply, _ in await self._update(LOGS, statements):
-                        if reply.get("writeErrors"):
-                            raise StorageError(
-                                f"MongoDB transition of status records failed: {reply['writeErrors'][0]}")
-                        moved += reply.get("nModified", 0)
-                return moved
-
-    async def _transitions_by_id(self, collection_id: str, transitions: Sequence[LogTransition]) -> list[list[Document]]:
-        """The transitions as multi-document updates by ``_id``, one per move (target state, message, time and
-        allowed states: an async job's chunk of 100 items is two or three updates, not 100), in rounds run one
-        after the other, so that a record named twice moves in the order given.
-
-        By ``_id``, the records' ``_id`` read once: a server that uses no index but ``_id`` for an update's filter
-        (SecantusDB, FerretDB 1.x) would scan the collection for every statement (SecantusDB: 100 statements, 30 s
-        at 2,000 records; by ``_id``: 0.6 s). The state condition stays in each statement, so with atomic updates
-        the server decides; without (dialect ferretdb1) ``transitions_that_move`` decides on the states read
-        along (see _put_current_by_id; the caller holds the lock), and the condition only repeats it."""
-        # recordKind is checked here, not in the filter: with it, SecantusDB walks the (collection, kind, time)
-        # index through every status record of the collection instead of the unique (collection, id) index
-        # (0.80 s against 0.02 s for 100 ids among 4,000 records), and an id is unique in the collection anyway
-        query = {"ercollectionid": collection_id,
-                 "id": {"$in": list(dict.fromkeys(transition.record_id for transition in transitions))}}
-        cursor = self._db[LOGS].find(query, {"_id": True, "id": True, "state": True, "recordKind": True})
-        records = {record["id"]: record for record in await cursor.to_list() if record.get("recordKind") == STATUS}
-        if not self.dialect.atomic_updates:
-            transitions = transitions_that_move({record_id: record["state"] for record_id, record in records.items()},
-                                                transitions)
-        rounds = []
-        for transitions_of_round in _rounds([t for t in transitions if t.record_id in records]):
-            moves: dict[tuple, tuple[LogTransition, list[Any]]] = {}
-            for transition in transitions_of_round:  # a move: the transition without its record id
-                moves.setdefault(transition[1:], (transition, []))[1].append(records[transition.record_id]["_id"])
-            rounds.append([{"q": {"_id": {"$in": ids}, "state": {"$in": list(transition.from_states)}},
-                            "u": _transition(transition), "multi": True} for transition, ids in moves.values()])
-        return rounds
-
-    async def count_log_states(self, collection_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, int]]:
-        wanted = sorted({_text(transaction_id, "transaction id") for transaction_id in transaction_ids})
-        if not wanted:
-            return {}
-        pipeline = [
-            {
-                "$match": {
-                    "ercollectionid": _text(collection_id, "collection id"),
-                    "recordKind": STATUS,
-                    "transactionId": {"$in": wanted},
-                    "requestObject": {"$ne": "Job"},
-                }
-            },
-            {"$group": {"_id": {"transaction": "$transactionId", "state": "$state"}, "count": {"$sum": 1}}},
-        ]
-        with self._operation("count of status records"):
-            groups = await (await self._db[LOGS].aggregate(pipeline)).to_list()
-        counts: dict[str, dict[str, int]] = {}
-        for group in groups:
-            counts.setdefault(group["_id"]["transaction"], {})[group["_id"]["state"]] = group["count"]
-        return counts
 
     # ---- job queue -----------------------------------------------------------------------------------------------
     # One document per chunk in ``jobs``, keyed by ``id`` alone: the queue is shared by every collection (a
@@ -1122,7 +1024,8 @@ class _TransactionView(WritePathView):
 def _indexes() -> list[tuple[str, IndexModel]]:
     """Every index, by collection: ``ercollectionid`` leads each key of the per-collection data, so that it can
     be the shard key; the job queue is global and stays unsharded."""
-    return [*_document_and_log_indexes(), *_list_indexes(), *_queue_and_feed_indexes(), *SUBSCRIPTION_INDEXES]
+    return [*_document_and_log_indexes(), *status_indexes(), *_list_indexes(), *_queue_and_feed_indexes(),
+            *SUBSCRIPTION_INDEXES]
 
 
 def _document_and_log_indexes() -> list[tuple[str, IndexModel]]:
@@ -1142,19 +1045,9 @@ def _document_and_log_indexes() -> list[tuple[str, IndexModel]]:
     # the collections a principal holds a grant on; sparse: only grant records have a principal field, so the
     # status records (most of this collection) stay out of it
     indexes.append((LOGS, IndexModel([("principal", ASCENDING)], name="grant_principal", sparse=True)))
-    # the status tracker's queries: one filter (or none) and the (receivedTimestamp, id) sort. recordKind second:
-    # a count of status records is answered from the index alone, and the ACL records of a collection (get_acl:
-    # recordKind in collection, grant) are one index range, not a walk through its status records
-    head = [("ercollectionid", ASCENDING), ("recordKind", ASCENDING)]
-    tail = [("receivedTimestamp", ASCENDING), ("id", ASCENDING)]
-    indexes.append((LOGS, IndexModel([*head, *tail], name="collection_kind_time")))
-    for name, field in (
-        ("transaction", "transactionId"),
-        ("correlation", "correlationId"),
-        ("relationship", "serviceData.relationshipId"),
-        ("entity", "serviceData.entityId"),
-    ):
-        indexes.append((LOGS, IndexModel([*head, (field, ASCENDING), *tail], name=f"collection_kind_{name}_time")))
+    # a collection's ACL records (get_acl: recordKind in collection, grant) are one index range
+    indexes.append((LOGS, IndexModel([("ercollectionid", ASCENDING), ("recordKind", ASCENDING),
+                                      ("receivedTimestamp", ASCENDING), ("id", ASCENDING)], name="collection_kind_time")))
     return indexes
 
 
@@ -1198,40 +1091,21 @@ def _queue_and_feed_indexes() -> list[tuple[str, IndexModel]]:
 # replacements exist.
 SUPERSEDED_INDEXES = {
     LOGS: ("collection_time", "collection_transaction_time", "collection_correlation_time",
-           "collection_relationship_time", "collection_entity_time"),
+           "collection_relationship_time", "collection_entity_time",
+           # the status records' own indexes before they moved to status_segments
+           "collection_kind_transaction_time", "collection_kind_correlation_time",
+           "collection_kind_relationship_time", "collection_kind_entity_time"),
     "entities": ("collection_active",),
     "relationships": ("collection_active",),
 }
 
 
-def _bulk_request(statement: Document) -> ReplaceOne | UpdateOne | UpdateMany:
-    """The bulk_write request of an ``update`` statement: a replacement, or an update (operators, a pipeline),
-    of every document its filter matches when it says ``multi`` (the driver retries no batch that holds one)."""
+def _bulk_request(statement: Document) -> ReplaceOne | UpdateOne:
+    """The bulk_write request of an ``update`` statement: a replacement, or an update (operators, a pipeline)."""
     upsert = statement.get("upsert", False)
-    if statement.get("multi"):
-        return UpdateMany(statement["q"], statement["u"], upsert=upsert)
     if isinstance(statement["u"], list) or any(name.startswith("$") for name in statement["u"]):
         return UpdateOne(statement["q"], statement["u"], upsert=upsert)
     return ReplaceOne(statement["q"], statement["u"], upsert=upsert)
-
-
-def _rounds(transitions: Sequence[LogTransition]) -> Iterator[Sequence[LogTransition]]:
-    """The transitions in runs that name each record at most once, in order: the runs are applied one after the
-    other, and the moves of one run in any order."""
-    start, seen = 0, set()
-    for index, transition in enumerate(transitions):
-        if transition.record_id in seen:
-            yield transitions[start:index]
-            start, seen = index, set()
-        seen.add(transition.record_id)
-    yield transitions[start:]
-
-
-def _transition(transition: LogTransition) -> Document:
-    return {
-        "$set": {"state": transition.state, "message": transition.message},
-        "$push": {"stateHistory": transition.history_entry()},
-    }
 
 
 def _owned(chunk_id: str, worker_id: str) -> Document:
@@ -1344,31 +1218,6 @@ def _strictly_after(fields: Sequence[str], key: Sequence[Any]) -> Document:
     for depth, field in enumerate(fields):
         clauses.append({**dict(zip(fields[:depth], key[:depth])), field: {"$gt": key[depth]}})
     return {"$or": clauses}
-
-
-def _log_selector(query: LogQuery) -> Document:
-    """The filters of ``query`` as a MongoDB selector, without its paging (``after``, ``limit``)."""
-    selector: Document = {"ercollectionid": _text(query.collection_id, "collection id"), "recordKind": STATUS}
-    for field, value in (
-        ("transactionId", query.transaction_id),
-        ("correlationId", query.correlation_id),
-        ("serviceData.relationshipId", query.relationship_id),
-        ("serviceData.entityId", query.entity_id),
-        ("state", query.state),
-    ):
-        if value is not None:
-            selector[field] = _text(value, field)
-    received: Document = {}
-    if query.start_time is not None:
-        received["$gte"] = _text(query.start_time, "start time")
-    if query.end_time is not None:
-        # "at most end_time", written as "below the next string" (end_time + NUL): the same set of strings, and the
-        # same index bounds on MongoDB; SecantusDB 0.7.0b3 drops the keys equal to an inclusive upper bound on a
-        # compound index field that is not the last (docs/OPERATIONS.md)
-        received["$lt"] = _text(query.end_time, "end time") + "\x00"
-    if received:
-        selector["receivedTimestamp"] = received
-    return selector
 
 
 def _duplicates(details: Document, action: str) -> set[int]:

@@ -1,6 +1,7 @@
 """The MongoDB plugin as an operator runs it, on each test server (FerretDB: ferretdb1 dialect; SecantusDB:
-mongodb dialect): index-backed ACL lookups and counts (the filters sent, and ``explain`` where the server plans
-like MongoDB), retryable publishing, the operation timeout, BSON errors, and the index check at start-up."""
+mongodb dialect): index-backed ACL lookups, counts and status record reads (the filters sent, and ``explain``
+where the server plans like MongoDB), retryable publishing, the operation timeout, BSON errors, and the index
+check at start-up."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from structlog.testing import capture_logs
 
 from storage_plugins.base import DocumentQuery, EdgeQuery, LogQuery, StorageError, create_storage
 from storage_plugins.mongodb import LOGS, _indexes
+from storage_plugins.mongodb_status import STATUS_SEGMENTS
 from tests.command_monitoring import DatabaseWindow
 
 pytestmark = pytest.mark.mongodb
@@ -121,14 +123,14 @@ async def test_get_acl_reads_its_records_through_an_index(plugin):
     LogQuery(collection_id="c1", entity_id="s1", end_time="2026-11-27T05:03:00.000000Z"),
     LogQuery(collection_id="c1", relationship_id="r1"),
 ], ids=["all", "transaction", "correlation-since", "entity-until", "relationship"])
-async def test_count_logs_is_answered_from_an_index(plugin, query):
+async def test_status_records_are_counted_and_read_through_an_index(plugin, query):
     await fill(plugin)
     with COMMANDS.window(plugin._database_name) as sent:
         await plugin.count_logs(query)
-    [(collection, selector)] = filters(sent)
-    assert collection == LOGS and selector["recordKind"] == "status"
-    assert covering_index(LOGS, selector, set()), selector
-    await assert_index_scan(plugin, LOGS, selector)
+        await plugin.find_logs(query)
+    for collection, selector in filters(sent):
+        assert collection == STATUS_SEGMENTS and serving_index(STATUS_SEGMENTS, selector), selector
+        await assert_index_scan(plugin, STATUS_SEGMENTS, selector)
 
 
 @pytest.mark.parametrize("kind", ["entities", "relationships"])
