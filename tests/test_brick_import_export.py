@@ -44,7 +44,7 @@ async def service(app_factory):
 
 @pytest.fixture
 async def memory_service(aiohttp_client):
-    """The memory plugin only, for the biggest model (EBU3B, 14,000 items): minutes on the MongoDB test servers
+    """The memory plugin only: the biggest model (EBU3B, 14,000 items) takes minutes on the MongoDB test servers
     (docs/BRICK.md)."""
     return await aiohttp_client(create_app(make_config("memory", jobs=FAST_JOBS)))
 
