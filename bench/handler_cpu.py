@@ -6,9 +6,11 @@ relationships each, bench/workload.py) from aiohttp's test client in the same pr
 the app's own takes the process CPU time of each request's handling (the middlewares and the handler; not the
 HTTP parsing, routing nor the client, except what the client does while the handler waits for the rest of a
 body). A round's figure is its CPU time over its requests; the minimum over rounds is the one least disturbed by
-other processes (they can only add to it), and is what to compare between two trees, run alternately:
+other processes (they can only add to it), and is what to compare between two trees, run alternately from a
+directory outside both (``python -m`` puts the current directory ahead of PYTHONPATH: started inside a tree, it
+measures that tree whatever PYTHONPATH names):
 
-    PYTHONPATH=TREE python -m bench.handler_cpu [--rounds 15] [--requests 40]
+    cd /tmp && PYTHONPATH=TREE python -m bench.handler_cpu [--rounds 15] [--requests 40]
 """
 
 from __future__ import annotations
