@@ -27,8 +27,9 @@ class WriteContext:
     # per collection written, its sequence number after the write (shared by the contexts of one request:
     # ``replace`` copies the reference); the X-ER-Sequence header of the answer
     sequences: dict[str, int] = field(default_factory=dict, compare=False)
-    # the sysData of the versions 1 it writes, by (version field, time): see versioning.first_system_data
-    first_versions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, compare=False)
+    # the sysData of the versions 1 it writes, by (version field, time): see versioning.first_system_data (not
+    # passed on by ``replace``: a context made from this one starts its own)
+    first_versions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, compare=False, init=False)
 
     def note_sequence(self, collection_id: str, sequence: int) -> None:
         if sequence:
