@@ -32,7 +32,9 @@ from erapi.timestamps import utc_timestamp
 from erapi.writes.context import BatchResult, ItemResult, WriteContext, tracker_message
 from erapi.writes.entities import upsert_entities
 from erapi.writes.relationships import upsert_relationships
-from erapi.writes.status_records import add_item_record, item_record_id, new_status_batch, state_entry
+from erapi.writes.status_records import (
+    add_item_record, add_item_records, item_record_id, new_status_batch, state_entry,
+)
 from erapi.writes.versioning import first_occurrences
 from storage_plugins.base import Document, LogTransition, Storage
 from storage_plugins.status_batch import StatusBatch
@@ -116,11 +118,14 @@ def _job_status_records(ctx: WriteContext, kind: Kind, items: list[dict[str, Any
     failed = (*requested, batch.entry(state_entry("Failed", received_at)))
     batch.add(job_record_id(ctx.transaction_id), "Job", None, None, "Requested",
               f"Job of {kind.label} upserts accepted", requested)
-    for index, item in enumerate(items):
-        if index in failures:
-            add_item_record(batch, kind, index, item["id"], "Failed", failures[index], failed)
-        else:
-            add_item_record(batch, kind, index, item["id"], "Requested", "Waiting to be processed", requested)
+    start = 0  # the records of the items between two failures go in at once, a column at a time
+    for failure in [*sorted(failures), len(items)]:
+        count = failure - start
+        add_item_records(batch, kind, start, [item["id"] for item in items[start:failure]], ["Requested"] * count,
+                         ["Waiting to be processed"] * count, [requested] * count)
+        if failure < len(items):
+            add_item_record(batch, kind, failure, items[failure]["id"], "Failed", failures[failure], failed)
+        start = failure + 1
     return batch
 
 
@@ -190,11 +195,12 @@ class JobWorker(BackgroundWorker):
         storage = self.services.storage
         transaction_id, collection_id = chunk["transactionId"], chunk["ercollectionid"]
         now = datetime.now(timezone.utc)
+        record_ids = [item_record_id(transaction_id, index) for index in chunk["indexes"]]  # for both moves
         await storage.transition_logs(collection_id, [
             LogTransition(job_record_id(transaction_id), "Processing", "Job is being processed", now,
                           from_states=("Requested",)),
-            *(LogTransition(item_record_id(transaction_id, i), "Processing", "Processing", now,
-                            from_states=("Requested",)) for i in chunk["indexes"]),
+            *(LogTransition(record_id, "Processing", "Processing", now, from_states=("Requested",))
+              for record_id in record_ids),
         ])
         given_up = None
         if chunk["attempts"] > self.settings.max_attempts:
@@ -205,9 +211,8 @@ class JobWorker(BackgroundWorker):
             result = await self._upsert(chunk)
         finished = datetime.now(timezone.utc)
         await storage.transition_logs(collection_id, [
-            LogTransition(item_record_id(transaction_id, index), "Completed" if item.ok else "Failed",
-                          tracker_message(item), finished)
-            for index, item in zip(chunk["indexes"], result.results)
+            LogTransition(record_id, "Completed" if item.ok else "Failed", tracker_message(item), finished)
+            for record_id, item in zip(record_ids, result.results)
         ])
         await storage.finish_chunk(chunk["id"], self.worker_id, "done" if given_up is None else "failed")
         log_transaction(result)
