@@ -401,14 +401,15 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
         if not wanted:
             return {}
         type_field = TYPE_FIELD[kind]
-        query = {"ercollectionid": _text(collection_id, "collection id"), "id": {"$in": wanted},
-                 "isActive": {"$ne": False}}
+        # isActive is checked here, not in the filter: with it, SecantusDB scans the whole collection instead of
+        # using the unique (collection, id) index (190 ids among 1,700 entities: 1.17 s against 0.08 s)
+        query = {"ercollectionid": _text(collection_id, "collection id"), "id": {"$in": wanted}}
         fields = (type_field, ADDITIONAL_TYPES_FIELD) if kind == "entities" else (type_field,)
-        projection = {"_id": False, "id": True, **dict.fromkeys(fields, True)}
+        projection = {"_id": False, "id": True, "isActive": True, **dict.fromkeys(fields, True)}
         with self._operation(f"read of {kind}"):
             found = await self._db[kind].find(query, projection).to_list()
         return {document["id"]: (document.get(type_field), *document.get(ADDITIONAL_TYPES_FIELD, ()))
-                for document in found}
+                for document in found if document.get("isActive") is not False}
 
     async def get_latest_versions(
         self, kind: str, collection_id: str, ids: Iterable[str]
@@ -612,15 +613,15 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
         if not wanted:
             return {}
         version = f"sysData.{VERSION_FIELD[kind]}"
-        query = {
-            "ercollectionid": _text(collection_id, "collection id"),
-            "id": {"$in": wanted},
-            "sysData.sysTransactionId": _text(transaction_id, "transaction id"),
-        }
+        transaction_id = _text(transaction_id, "transaction id")
+        # the transaction is checked here, not in the filter: with it, SecantusDB scans the whole history instead of
+        # using the unique (collection, id, version) index (100 ids among 1,700 versions: 0.36 s against 0.04 s)
+        query = {"ercollectionid": _text(collection_id, "collection id"), "id": {"$in": wanted}}
         found: dict[str, Document] = {}
         with self._operation(f"read of {kind} history"):
             async for document in self._db[f"{kind}_history"].find(query).sort(version, ASCENDING):
-                found[document["id"]] = document
+                if document["sysData"].get("sysTransactionId") == transaction_id:
+                    found[document["id"]] = document
         return {doc_id: _returned(document) for doc_id, document in found.items()}
 
     # ---- lists of versioned documents -----------------------------------------------------------------------
