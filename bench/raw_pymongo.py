@@ -174,9 +174,9 @@ async def one_batch(db: Any, collection: str, batch: Batch, server: Server,
     from storage_plugins.mongodb import ADDITIONAL_TYPES_FIELD
 
     # get_active_types("entities"): the types of the active entities of both ends
-    await db["entities"].find({"ercollectionid": collection, "id": {"$in": batch.entity_ids},
-                               "isActive": {"$ne": False}},
-                              {"_id": False, "id": True, "entityType": True, ADDITIONAL_TYPES_FIELD: True}).to_list()
+    await db["entities"].find({"ercollectionid": collection, "id": {"$in": batch.entity_ids}},
+                              {"_id": False, "id": True, "isActive": True, "entityType": True,
+                               ADDITIONAL_TYPES_FIELD: True}).to_list()
     # get_current("relationships"): the current versions the new ones build on
     await db[KIND].find({"ercollectionid": collection, "id": {"$in": batch.ids}}).to_list()
     # claim_versions: the history's unique (ercollectionid, id, version) index decides each version
