@@ -265,3 +265,33 @@ async def test_count_log_states_counts_many_transactions_in_one_call(storage):
     }
     assert await storage.count_log_states("c2", ["t3"]) == {"t3": {"Completed": 1}}
     assert await storage.count_log_states("c1", []) == {}
+
+
+async def test_a_transaction_of_many_records_pages_moves_and_counts_across_its_whole_batch(storage):
+    # one request's 250 records at one moment, inserted with another transaction's records of the same moment
+    # whose ids interleave with them: pages, filters, moves and counts see every record exactly once
+    mine = [status_record(f"m{n:03d}", transaction="t1", entity_id=f"e{n % 7}", relationship_id=None,
+                          received=at(0)) for n in range(250)]
+    for record in mine:
+        record["state"] = "Requested"
+    theirs = [status_record(f"m{n:03d}x", transaction="t2", received=at(0)) for n in range(0, 250, 50)]
+    await storage.insert_logs(mine)
+    await storage.insert_logs(theirs)
+    every = ordered([*mine, *theirs])
+    pages, after = [], None
+    while page := await storage.find_logs(LogQuery(collection_id="c1", after=after, limit=37)):
+        pages.extend(page)
+        after = (page[-1]["receivedTimestamp"], page[-1]["id"])
+    assert pages == every
+    sixes = LogQuery(collection_id="c1", entity_id="e6", limit=1000)
+    assert await storage.find_logs(sixes) == [r for r in mine if r["serviceData"]["entityId"] == "e6"]
+    assert await storage.count_logs(sixes) == 35
+    when = datetime(2026, 11, 27, 5, 30, tzinfo=timezone.utc)
+    moving = [LogTransition(r["id"], "Completed", "written", when) for r in mine[95:205]]
+    assert await storage.transition_logs("c1", moving) == 110
+    assert await storage.count_log_states("c1", ["t1", "t2"]) == {
+        "t1": {"Requested": 140, "Completed": 110}, "t2": {"Completed": 5}}
+    done = await storage.find_logs(LogQuery(collection_id="c1", transaction_id="t1", state="Completed", limit=500))
+    assert [r["id"] for r in done] == [r["id"] for r in mine[95:205]]
+    assert done[0]["stateHistory"] == [*mine[95]["stateHistory"], moving[0].history_entry()]
+    assert await storage.count_logs(LogQuery(collection_id="c1", transaction_id="t1")) == 250
