@@ -86,6 +86,10 @@ CHANGES = "changes"
 CHANGE_MARKS = "change_marks"
 IDEMPOTENCY = "idempotency"  # one document per key, _id the record's id: the unique _id index arbitrates claims
 REGISTRATION, GRANT = "collection", "grant"
+OLD_STATUS = "status"  # recordKind of a status record in logs, before they moved to status segments
+# the order of logs' (ercollectionid, recordKind, receivedTimestamp, id) index: old records move a transaction at a time
+OLD_STATUS_ORDER = [("ercollectionid", 1), ("recordKind", 1), ("receivedTimestamp", 1), ("id", 1)]
+MIGRATION_PAGE = 1000
 SERVER_FIELDS = ("_id", "ercollectionid", "recordKind")
 SHADOW_FIELD = "erapi-shadowed"
 DUPLICATE_KEY = 11000
@@ -336,6 +340,9 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
                 for collection, indexes in (await self._missing_indexes()).items():
                     await self._create(collection, indexes)
                     report.extend(f"built {collection}.{index.document['name']}" for index in indexes)
+                moved = await self._move_old_status_records()
+                if moved:
+                    report.append(f"moved {moved} status records from {LOGS} to status segments")
                 for collection, names in SUPERSEDED_INDEXES.items():
                     present = {existing["name"] async for existing in await self._db[collection].list_indexes()}
                     for name in sorted(present.intersection(names)):
@@ -344,6 +351,22 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
         finally:
             await self.close()
         return report or ["every index is present"]
+
+    async def _move_old_status_records(self) -> int:
+        """Status records that versions before 2026-11-29 kept one per document in ``logs`` (``recordKind``
+        ``status``), moved into status segments so that the tracker URLs handed out before an upgrade still
+        resolve. A page at a time, each inserted before it is deleted: a move cut short and run again finds the
+        records it already inserted refused as duplicates, skips them, and deletes the old copies."""
+        moved = 0
+        while old := await self._db[LOGS].find({"recordKind": OLD_STATUS}).sort(OLD_STATUS_ORDER).limit(
+                MIGRATION_PAGE).to_list():
+            records = [{field: value for field, value in document.items() if field not in SERVER_FIELDS}
+                       for document in old]
+            with contextlib.suppress(DuplicateError):  # already moved by an earlier, interrupted run
+                await self.insert_logs(records)
+            await self._db[LOGS].delete_many({"_id": {"$in": [document["_id"] for document in old]}})
+            moved += len(old)
+        return moved
 
     async def close(self) -> None:
         client, self._client, self._db = self._client, None, None

@@ -259,3 +259,36 @@ async def test_erapi_storage_init_indexes_says_what_it_built(mongodb_server_uri,
     finally:
         await client.drop_database(database)
         await client.close()
+
+
+def old_status_document(record: dict) -> dict:
+    """A status record as versions before 2026-11-29 stored it: one document in logs, the record's fields flat."""
+    return {**record, "ercollectionid": record["serviceData"]["erCollectionId"], "recordKind": "status"}
+
+
+async def test_init_indexes_moves_status_records_of_an_older_version_so_their_trackers_still_resolve(
+        mongodb_server_uri):
+    settings = {"uri": mongodb_server_uri, "database": f"erapi_test_{uuid.uuid4().hex[:12]}", "timeout_ms": 5000}
+    big = [{**status_record(f"s{i:04d}", 1), "transactionId": "t-big"} for i in range(1500)]
+    other = [{**status_record(f"r{i}", 2), "transactionId": "t-other",
+              "serviceData": {"erCollectionId": "c2", "entityId": f"r{i}", "relationshipId": None}} for i in range(3)]
+    storage = create_storage("mongodb", settings)
+    await storage.open()
+    try:
+        await storage.register_collection({"collectionId": "c1", "owner": "alice"})
+        await storage.insert_logs(big[:40])  # an earlier move, cut short after inserting its first records
+        await storage._db[LOGS].insert_many([old_status_document(record) for record in big + other])
+        await storage.close()
+
+        report = await create_storage("mongodb", settings).init_indexes()
+        assert "moved 1503 status records from logs to status segments" in report
+        assert await create_storage("mongodb", settings).init_indexes() == ["every index is present"]
+
+        await storage.open()
+        assert await storage.find_logs(LogQuery("c1", limit=2000)) == big
+        assert await storage.find_logs(LogQuery("c2", transaction_id="t-other")) == other
+        assert await storage._db[LOGS].count_documents({"recordKind": "status"}) == 0
+        assert (await storage.get_acl("c1"))[0]["owner"] == "alice"  # the collection's own records stay
+    finally:
+        await storage._client.drop_database(settings["database"])
+        await storage.close()
