@@ -7,6 +7,14 @@ from typing import Any
 Document = dict[str, Any]
 
 
+def query_text(value: Any, what: str) -> str:
+    """``value``, which a database filter is about to hold, if it is a string: a dict or a regex there would
+    become a query operator from a client."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, got {type(value).__name__}")
+    return value
+
+
 class StorageError(Exception):
     """The storage backend failed or is unreachable; the request may be retried later (HTTP 503)."""
 

@@ -75,6 +75,7 @@ from storage_plugins.base import (
     newer_than_held,
     version_of,
 )
+from storage_plugins.common import query_text
 from storage_plugins.jobs import NEW_CHUNK, UNLEASED, leased
 from storage_plugins.mongodb_dialect import AUTO, MONGODB, MongoDialect, choose_dialect, dialect_named
 from storage_plugins.mongodb_status import MongoStatusRecords, status_indexes
@@ -162,15 +163,8 @@ def _driver_errors(action: str) -> Iterator[None]:
         raise StorageError(f"MongoDB {action} failed: a document cannot be encoded as BSON: {error}") from error
 
 
-def _text(value: Any, what: str) -> str:
-    # Filters are built from strings only: a dict or a regex here would become a query operator.
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a string, got {type(value).__name__}")
-    return value
-
-
 def _texts(values: Iterable[str], what: str) -> list[str]:
-    return list(dict.fromkeys(_text(value, what) for value in values))
+    return list(dict.fromkeys(query_text(value, what) for value in values))
 
 
 def _version(kind: str, document: Document) -> int:
@@ -414,7 +408,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
         wanted = _texts(ids, "id")
         if not wanted:
             return {}
-        query = {"ercollectionid": _text(collection_id, "collection id"), "id": {"$in": wanted}}
+        query = {"ercollectionid": query_text(collection_id, "collection id"), "id": {"$in": wanted}}
         with self._operation(f"read of {kind}"):
             found = await self._db[kind].find(query).to_list()
         return {document["id"]: _returned(document) for document in found}
@@ -426,7 +420,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
         type_field = TYPE_FIELD[kind]
         # isActive is checked here, not in the filter: with it, SecantusDB scans the whole collection instead of
         # using the unique (collection, id) index (190 ids among 1,700 entities: 1.17 s against 0.08 s)
-        query = {"ercollectionid": _text(collection_id, "collection id"), "id": {"$in": wanted}}
+        query = {"ercollectionid": query_text(collection_id, "collection id"), "id": {"$in": wanted}}
         fields = (type_field, ADDITIONAL_TYPES_FIELD) if kind == "entities" else (type_field,)
         projection = {"_id": False, "id": True, "isActive": True, **dict.fromkeys(fields, True)}
         with self._operation(f"read of {kind}"):
@@ -442,7 +436,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
             return {}
         version = f"sysData.{VERSION_FIELD[kind]}"
         history = self._db[f"{kind}_history"]
-        query = {"ercollectionid": _text(collection_id, "collection id"), "id": {"$in": wanted}}
+        query = {"ercollectionid": query_text(collection_id, "collection id"), "id": {"$in": wanted}}
         with self._operation(f"read of {kind} history"):
             if self.dialect.group_first:
                 # Walks the unique (ercollectionid, id, version) index backwards and keeps each id's first.
@@ -463,9 +457,9 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
         result = ClaimResult()
         if not documents:
             return result
-        collection_id = _text(collection_id, "collection id")
+        collection_id = query_text(collection_id, "collection id")
         for document in documents:
-            _text(document["id"], "id")
+            query_text(document["id"], "id")
             _version(kind, document)
         batch = [_stored(document, collection_id) for document in documents]
         with self._operation(f"claim of {kind} versions"):
@@ -477,9 +471,9 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
     async def put_current(self, kind: str, collection_id: str, documents: Sequence[Document]) -> None:
         if not documents:
             return
-        collection_id = _text(collection_id, "collection id")
+        collection_id = query_text(collection_id, "collection id")
         for document in documents:
-            _text(document["id"], "id")
+            query_text(document["id"], "id")
             _version(kind, document)
         with self._operation(f"write of current {kind}"):
             async with self._one_update_at_a_time():
@@ -600,7 +594,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
     async def get_version_page(
         self, kind: str, collection_id: str, document_id: str, after: int | None, limit: int
     ) -> VersionPage:
-        query = {"ercollectionid": _text(collection_id, "collection id"), "id": _text(document_id, "id")}
+        query = {"ercollectionid": query_text(collection_id, "collection id"), "id": query_text(document_id, "id")}
         version = f"sysData.{VERSION_FIELD[kind]}"
         later = {**query, version: {"$gt": int(after)}} if after is not None else query
         history = self._db[f"{kind}_history"]
@@ -620,7 +614,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
         version = f"sysData.{VERSION_FIELD[kind]}"
         selector: Document = {}
         if after is not None:
-            key = (_text(after[0], "after collection"), _text(after[1], "after id"), int(after[2]))
+            key = (query_text(after[0], "after collection"), query_text(after[1], "after id"), int(after[2]))
             selector = _strictly_after(("ercollectionid", "id", version), key)
         projection = {"_id": False, "ercollectionid": True, "id": True, version: True}
         order = [("ercollectionid", ASCENDING), ("id", ASCENDING), (version, ASCENDING)]
@@ -636,10 +630,10 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
         if not wanted:
             return {}
         version = f"sysData.{VERSION_FIELD[kind]}"
-        transaction_id = _text(transaction_id, "transaction id")
+        transaction_id = query_text(transaction_id, "transaction id")
         # the transaction is checked here, not in the filter: with it, SecantusDB scans the whole history instead of
         # using the unique (collection, id, version) index (100 ids among 1,700 versions: 0.36 s against 0.04 s)
-        query = {"ercollectionid": _text(collection_id, "collection id"), "id": {"$in": wanted}}
+        query = {"ercollectionid": query_text(collection_id, "collection id"), "id": {"$in": wanted}}
         found: dict[str, Document] = {}
         with self._operation(f"read of {kind} history"):
             async for document in self._db[f"{kind}_history"].find(query).sort(version, ASCENDING):
@@ -652,7 +646,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
     async def _list_current(self, kind: str, collection_id: str, query: DocumentQuery) -> list[Document]:
         selector = _document_selector(collection_id, query)
         if query.after_id is not None:
-            selector["id"] = {"$gt": _text(query.after_id, "after id")}
+            selector["id"] = {"$gt": query_text(query.after_id, "after id")}
         page: dict[str, Document] = {}  # by id: an entity may match by its type and by an additional type
         with self._operation(f"list of {kind}"):
             for part in _split_types(selector, _type_fields(kind, query), query.types):
@@ -668,7 +662,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
     async def _find_edges(self, query: EdgeQuery) -> list[Document]:
         selector = _edge_selector(query)
         if query.after is not None:
-            key = tuple(_text(value, "after") for value in query.after)
+            key = tuple(query_text(value, "after") for value in query.after)
             selector = {"$and": [selector, _strictly_after(("ercollectionid", "id"), key)]}
         with self._operation("read of edges"):
             cursor = self._db["relationships"].find(selector).sort([("ercollectionid", ASCENDING), ("id", ASCENDING)])
@@ -695,7 +689,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
     async def get_current_across(self, kind: str, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Document]:
         grouped: dict[str, set[str]] = {}
         for collection_id, document_id in keys:
-            grouped.setdefault(_text(collection_id, "collection id"), set()).add(_text(document_id, "id"))
+            grouped.setdefault(query_text(collection_id, "collection id"), set()).add(query_text(document_id, "id"))
         if not grouped:
             return {}
         # one clause per collection, each a range of the unique (ercollectionid, id) index
@@ -707,7 +701,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
 
     async def count_by_type(self, kind: str, collection_id: str) -> dict[str, int]:
         pipeline = [
-            {"$match": {"ercollectionid": _text(collection_id, "collection id"), "isActive": {"$ne": False}}},
+            {"$match": {"ercollectionid": query_text(collection_id, "collection id"), "isActive": {"$ne": False}}},
             {"$group": {"_id": f"${TYPE_FIELD[kind]}", "count": {"$sum": 1}}},
         ]
         with self._operation(f"count of {kind} by type"):
@@ -748,7 +742,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
             return
         batch = []
         for chunk in chunks:
-            _text(chunk["id"], "chunk id")
+            query_text(chunk["id"], "chunk id")
             stored = {**chunk, **NEW_CHUNK}
             stored.pop("_id", None)
             batch.append(stored)
@@ -756,7 +750,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
 
     async def claim_chunk(self, worker_id: str, now: float, lease_seconds: float) -> Document | None:
         claimable = {"$or": [{"state": "pending"}, {"state": "processing", "leaseExpiresAt": {"$lte": now}}]}
-        claim = {"$set": leased(_text(worker_id, "worker id"), now + lease_seconds), "$inc": {"attempts": 1}}
+        claim = {"$set": leased(query_text(worker_id, "worker id"), now + lease_seconds), "$inc": {"attempts": 1}}
         with self._operation("claim of a job chunk"):
             # No projection: FerretDB 1.24 does not implement findAndModify's "fields".
             async with self._one_update_at_a_time():
@@ -793,7 +787,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
     async def pending_items(self, collection_id: str | None) -> int:
         match: Document = {"state": {"$in": ["pending", "processing"]}}
         if collection_id is not None:
-            match["ercollectionid"] = _text(collection_id, "collection id")
+            match["ercollectionid"] = query_text(collection_id, "collection id")
         pipeline = [{"$match": match}, {"$group": {"_id": None, "items": {"$sum": "$itemCount"}}}]
         with self._operation("count of pending job items"):
             groups = await (await self._db[JOBS].aggregate(pipeline)).to_list()
@@ -829,7 +823,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
             await self._db[IDEMPOTENCY].delete_many({"expiresAt": {"$lt": now}})
 
     async def insert_idempotency_key(self, record: Document) -> Document | None:
-        key_id = _text(record["id"], "idempotency key id")
+        key_id = query_text(record["id"], "idempotency key id")
         stored = {**record, "_id": key_id}
         with self._operation("claim of an idempotency key"):
             try:
@@ -844,13 +838,13 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
 
     async def get_idempotency_key(self, key_id: str) -> Document | None:
         with self._operation("read of an idempotency key"):
-            held = await self._db[IDEMPOTENCY].find_one({"_id": _text(key_id, "idempotency key id")})
+            held = await self._db[IDEMPOTENCY].find_one({"_id": query_text(key_id, "idempotency key id")})
         if held is not None:
             held.pop("_id", None)
         return held
 
     async def finish_idempotency_key(self, key_id: str, owner: str, fields: Document) -> bool:
-        held = {"_id": _text(key_id, "idempotency key id"), "owner": _text(owner, "owner")}
+        held = {"_id": query_text(key_id, "idempotency key id"), "owner": query_text(owner, "owner")}
         update = {key: value for key, value in fields.items() if key not in {"id", "_id", "owner"}}
         with self._operation("write of an idempotency answer"):
             async with self._one_update_at_a_time():
@@ -858,7 +852,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
         return result.matched_count == 1
 
     async def release_idempotency_key(self, key_id: str, owner: str) -> bool:
-        held = {"_id": _text(key_id, "idempotency key id"), "owner": _text(owner, "owner")}
+        held = {"_id": query_text(key_id, "idempotency key id"), "owner": query_text(owner, "owner")}
         with self._operation("release of an idempotency key"):
             async with self._one_update_at_a_time():
                 result = await self._db[IDEMPOTENCY].delete_one(held)
@@ -867,7 +861,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
     # ---- change log (storage_plugins/changes.py) ---------------------------------------------------------------
 
     async def _advance_counter(self, collection_id: str, count: int, at_least: int) -> int:
-        key = f"counter:{_text(collection_id, 'collection id')}"
+        key = f"counter:{query_text(collection_id, 'collection id')}"
         with self._operation("claim of change sequence numbers"):
             async with self._one_update_at_a_time():
                 if at_least:
@@ -896,7 +890,8 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
 
     async def _mark(self, name: str, collection_id: str) -> int:
         with self._operation(f"read of the change log's {name}"):
-            found = await self._db[CHANGE_MARKS].find_one({"_id": f"{name}:{_text(collection_id, 'collection id')}"})
+            mark = f"{name}:{query_text(collection_id, 'collection id')}"
+            found = await self._db[CHANGE_MARKS].find_one({"_id": mark})
         return found["value"] if found else 0
 
     async def _counter(self, collection_id: str) -> int:
@@ -908,12 +903,12 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
     async def _insert_changes(self, collection_id: str, records: Sequence[Document]) -> list[int]:
         if not records:
             return []
-        batch = [_stored(record, _text(collection_id, "collection id")) for record in records]
+        batch = [_stored(record, query_text(collection_id, "collection id")) for record in records]
         with self._operation("write of changes"):
             return sorted(await self._insert_unordered(CHANGES, batch, "write of changes"))
 
     async def _taken_sequences(self, collection_id: str, sequences: Iterable[int]) -> set[int]:
-        query = {"ercollectionid": _text(collection_id, "collection id"), "sequence": {"$in": list(sequences)}}
+        query = {"ercollectionid": query_text(collection_id, "collection id"), "sequence": {"$in": list(sequences)}}
         with self._operation("read of changes"):
             found = await self._db[CHANGES].find(query, {"_id": False, "sequence": True}).to_list()
         return {record["sequence"] for record in found}
@@ -921,20 +916,20 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
     async def _change_records(self, collection_id: str, after: int, limit: int) -> list[Document]:
         if limit <= 0:
             return []
-        query = {"ercollectionid": _text(collection_id, "collection id"), "sequence": {"$gt": after}}
+        query = {"ercollectionid": query_text(collection_id, "collection id"), "sequence": {"$gt": after}}
         with self._operation("read of changes"):  # a range of the unique (ercollectionid, sequence) index
             found = await self._db[CHANGES].find(query).sort("sequence", ASCENDING).limit(limit).to_list()
         return [_returned(record) for record in found]
 
     async def _trim(self, collection_id: str, up_to: int) -> None:
-        collection_id = _text(collection_id, "collection id")
+        collection_id = query_text(collection_id, "collection id")
         with self._operation("trim of changes"):
             async with self._one_update_at_a_time():
                 await self._update_mark(f"trimmed:{collection_id}", {"$max": {"value": up_to}})
             await self._db[CHANGES].delete_many({"ercollectionid": collection_id, "sequence": {"$lte": up_to}})
 
     async def _newest_before(self, collection_id: str, moment: str) -> int:
-        query = {"ercollectionid": _text(collection_id, "collection id"), "time": {"$lt": moment}}
+        query = {"ercollectionid": query_text(collection_id, "collection id"), "time": {"$lt": moment}}
         with self._operation("read of changes"):  # the (ercollectionid, time, sequence) index, from its newest end
             cursor = self._db[CHANGES].find(query, {"sequence": True}).sort([("time", DESCENDING), ("sequence", DESCENDING)])
             found = await cursor.limit(1).to_list()
@@ -943,7 +938,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
     # ---- log store: ACL library ------------------------------------------------------------------------------
 
     async def register_collection(self, record: Document) -> None:
-        collection_id = _text(record["collectionId"], "collectionId")
+        collection_id = query_text(record["collectionId"], "collectionId")
         stored = {"ercollectionid": collection_id, "id": REGISTRATION_KEY, "recordKind": REGISTRATION,
                   "record": record}
         with self._operation("registration of a collection"):
@@ -953,8 +948,8 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
                 raise DuplicateError(f"collection {collection_id} is already registered") from error
 
     async def put_grant(self, collection_id: str, principal: str, record: Document) -> None:
-        key = {"ercollectionid": _text(collection_id, "collection id"),
-               "id": GRANT_KEY_PREFIX + _text(principal, "principal")}
+        key = {"ercollectionid": query_text(collection_id, "collection id"),
+               "id": GRANT_KEY_PREFIX + query_text(principal, "principal")}
         stored = {**key, "recordKind": GRANT, "principal": principal, "record": record}
         with self._operation("write of a grant"):
             async with self._one_update_at_a_time():
@@ -966,7 +961,7 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
                     await self._db[LOGS].replace_one(key, stored, upsert=True)
 
     async def get_acl(self, collection_id: str) -> tuple[Document | None, list[Document]]:
-        query = {"ercollectionid": _text(collection_id, "collection id"),
+        query = {"ercollectionid": query_text(collection_id, "collection id"),
                  "recordKind": {"$in": [REGISTRATION, GRANT]}}
         with self._operation("read of the ACL"):
             found = await self._db[LOGS].find(query).sort("id", ASCENDING).to_list()
@@ -974,9 +969,9 @@ class MongoStorage(MongoStatusRecords, MongoSubscriptions, Storage):
         return registration, [item["record"] for item in found if item["recordKind"] == GRANT]
 
     async def list_granted_collections(self, principal: str, after: str | None, limit: int) -> GrantedCollections:
-        granted = {"recordKind": GRANT, "principal": _text(principal, "principal"),
+        granted = {"recordKind": GRANT, "principal": query_text(principal, "principal"),
                    "record.access.0": {"$exists": True}}  # a revocation leaves a grant with no access
-        page_filter = granted if after is None else {**granted, "ercollectionid": {"$gt": _text(after, "after")}}
+        page_filter = granted if after is None else {**granted, "ercollectionid": {"$gt": query_text(after, "after")}}
         with self._operation("list of granted collections"):
             grants = await self._db[LOGS].find(page_filter).sort("ercollectionid", ASCENDING).limit(limit).to_list()
             ids = [grant["ercollectionid"] for grant in grants]
@@ -1020,7 +1015,7 @@ class _TransactionView(WritePathView):
 
     async def claim_versions(self, kind: str, collection_id: str, documents: Sequence[Document]) -> ClaimResult:
         if documents:
-            batch = [_stored(document, _text(collection_id, "collection id")) for document in documents]
+            batch = [_stored(document, query_text(collection_id, "collection id")) for document in documents]
             with _transaction_errors():
                 try:
                     await self._storage._db[f"{kind}_history"].insert_many(batch, session=self._session)
@@ -1133,14 +1128,15 @@ def _bulk_request(statement: Document) -> ReplaceOne | UpdateOne:
 
 
 def _owned(chunk_id: str, worker_id: str) -> Document:
-    return {"id": _text(chunk_id, "chunk id"), "state": "processing", "leaseOwner": _text(worker_id, "worker id")}
+    return {"id": query_text(chunk_id, "chunk id"), "state": "processing",
+            "leaseOwner": query_text(worker_id, "worker id")}
 
 
 def _document_selector(collection_id: str, query: DocumentQuery) -> Document:
     """The filters of a list as a selector without its type filter or paging."""
-    selector: Document = {"ercollectionid": _text(collection_id, "collection id")}
+    selector: Document = {"ercollectionid": query_text(collection_id, "collection id")}
     for field, value in query.equalities().items():
-        selector[field] = _text(value, field)
+        selector[field] = query_text(value, field)
     if query.active_only:
         selector["isActive"] = {"$ne": False}
     return selector
@@ -1157,7 +1153,7 @@ def _with_types(selector: Document, fields: tuple[str, ...], types: frozenset[st
     """The selector kept to documents one of whose ``fields`` names one of ``types`` (None: any)."""
     if types is None:
         return selector
-    names = sorted(_text(name, "type") for name in types)
+    names = sorted(query_text(name, "type") for name in types)
     if len(fields) == 1:
         return {**selector, fields[0]: {"$in": names}}
     return {**selector, "$or": [{field: {"$in": names}} for field in fields]}
@@ -1176,14 +1172,15 @@ def _split_types(selector: Document, fields: tuple[str, ...], types: frozenset[s
     """
     if types is None:
         return [selector]
-    names = sorted(_text(name, "type") for name in types)
+    names = sorted(query_text(name, "type") for name in types)
     return [{**selector, field: {"$in": names[start : start + TYPES_PER_QUERY]}}
             for field in fields for start in range(0, len(names), TYPES_PER_QUERY)]
 
 
 def _edge_selector(query: EdgeQuery) -> Document:
     """The relationships touching one entity (see EdgeQuery), without paging; at least one side is followed."""
-    collection_id, entity_id = _text(query.collection_id, "collection id"), _text(query.entity_id, "entity id")
+    collection_id = query_text(query.collection_id, "collection id")
+    entity_id = query_text(query.entity_id, "entity id")
     ends = []
     if query.outgoing:
         ends.append({"ercollectionid": collection_id, "sourceEntityId": entity_id})
@@ -1201,7 +1198,7 @@ def _frontier_selector(query: FrontierQuery) -> Document | None:
     for relationships naming no destination collection); None when nothing can match."""
     clauses = []
     for collection_id, ids in query.ids_by_collection().items():
-        collection_id, ids = _text(collection_id, "collection id"), _texts(ids, "entity id")
+        collection_id, ids = query_text(collection_id, "collection id"), _texts(ids, "entity id")
         if query.outgoing:
             clauses.append(_typed({"ercollectionid": collection_id, "sourceEntityId": {"$in": ids}},
                                   query.outgoing_types))
@@ -1220,7 +1217,7 @@ def _edges_of_readable_collections(clauses: list[Document], query: EdgeQuery | F
         return None
     selector: Document = {"$or": clauses}
     if query.source_collections is not None:
-        selector["ercollectionid"] = {"$in": sorted(_text(c, "collection id") for c in query.source_collections)}
+        selector["ercollectionid"] = {"$in": sorted(query_text(c, "collection id") for c in query.source_collections)}
     if query.active_only:
         selector["isActive"] = {"$ne": False}
     return selector
@@ -1232,7 +1229,7 @@ def _typed(clause: Document, types: frozenset[str] | None) -> Document | None:
         return clause
     if not types:
         return None
-    return {**clause, "relationshipType": {"$in": sorted(_text(name, "type") for name in types)}}
+    return {**clause, "relationshipType": {"$in": sorted(query_text(name, "type") for name in types)}}
 
 
 def _strictly_after(fields: Sequence[str], key: Sequence[Any]) -> Document:

@@ -32,7 +32,7 @@ from typing import Any, Iterable, Sequence
 import orjson
 from pymongo import ASCENDING, IndexModel
 
-from storage_plugins.common import Document, DuplicateError, StorageError
+from storage_plugins.common import Document, DuplicateError, StorageError, query_text
 from storage_plugins.logs import LogQuery, LogStore, LogTransition, transitions_that_move
 from storage_plugins.status_batch import StatusBatch
 
@@ -42,12 +42,6 @@ JOB = "Job"  # the requestObject of a job's own record, which the item counts le
 MOVE_ATTEMPTS = 20  # reads of a segment that other writers keep changing before a move gives up
 COLUMNS = {"entity_id": "entity_ids", "relationship_id": "relationship_ids", "state": "states"}  # per-record filters
 SORT = [("receivedTimestamp", ASCENDING), ("first", ASCENDING)]
-
-
-def _text(value: Any, what: str) -> str:
-    if not isinstance(value, str):  # filters are built from strings only, never an operator from a caller
-        raise TypeError(f"{what} must be a string, got {type(value).__name__}")
-    return value
 
 
 def status_indexes() -> list[tuple[str, IndexModel]]:
@@ -66,9 +60,9 @@ class MongoStatusRecords(LogStore):
     async def insert_status_batch(self, batch: StatusBatch) -> None:
         if not len(batch):
             return
-        collection_id = _text(batch.collection_id, "serviceData.erCollectionId")
+        collection_id = query_text(batch.collection_id, "serviceData.erCollectionId")
         for record_id in batch.ids:
-            _text(record_id, "record id")
+            query_text(record_id, "record id")
         with self._operation("insert of status records"):
             async with self._one_update_at_a_time():
                 taken = await self._stored_ids(collection_id, batch.ids)
@@ -87,7 +81,7 @@ class MongoStatusRecords(LogStore):
 
     async def _find_logs(self, query: LogQuery) -> list[Document]:
         selector = _segment_selector(query)
-        after = None if query.after is None else tuple(_text(value, "after") for value in query.after)
+        after = None if query.after is None else tuple(query_text(value, "after") for value in query.after)
         if after is not None:
             selector["$or"] = [{"receivedTimestamp": {"$gt": after[0]}},
                                {"receivedTimestamp": after[0], "last": {"$gt": after[1]}}]
@@ -118,9 +112,9 @@ class MongoStatusRecords(LogStore):
     async def transition_logs(self, collection_id: str, transitions: Sequence[LogTransition]) -> int:
         if not transitions:
             return 0
-        collection_id = _text(collection_id, "collection id")
+        collection_id = query_text(collection_id, "collection id")
         for transition in transitions:
-            _text(transition.record_id, "record id")
+            query_text(transition.record_id, "record id")
         moved = 0
         with self._operation("transition of status records"):
             async with self._one_update_at_a_time():
@@ -177,10 +171,10 @@ class MongoStatusRecords(LogStore):
         return result.modified_count == 1
 
     async def count_log_states(self, collection_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, int]]:
-        wanted = sorted({_text(transaction_id, "transaction id") for transaction_id in transaction_ids})
+        wanted = sorted({query_text(transaction_id, "transaction id") for transaction_id in transaction_ids})
         if not wanted:
             return {}
-        selector = {"ercollectionid": _text(collection_id, "collection id"), "transactionId": {"$in": wanted}}
+        selector = {"ercollectionid": query_text(collection_id, "collection id"), "transactionId": {"$in": wanted}}
         with self._operation("count of status records"):
             cursor = self._db[STATUS_SEGMENTS].find(selector, {"_id": False, "transactionId": True, "body": True})
             segments = await cursor.to_list()
@@ -249,18 +243,18 @@ def _matching(segment: StatusBatch, query: LogQuery) -> list[int]:
 
 def _segment_selector(query: LogQuery) -> Document:
     """The segments that may hold records matching ``query``'s filters (its paging aside)."""
-    selector: Document = {"ercollectionid": _text(query.collection_id, "collection id")}
+    selector: Document = {"ercollectionid": query_text(query.collection_id, "collection id")}
     for field, value in (("transactionId", query.transaction_id), ("correlationId", query.correlation_id),
                          ("relationshipIds", query.relationship_id), ("entityIds", query.entity_id)):
         if value is not None:
-            selector[field] = _text(value, field)
+            selector[field] = query_text(value, field)
     received: Document = {}
     if query.start_time is not None:
-        received["$gte"] = _text(query.start_time, "start time")
+        received["$gte"] = query_text(query.start_time, "start time")
     if query.end_time is not None:
         # "at most end_time" as "below end_time + NUL": SecantusDB 0.7.0b3 drops the keys equal to an inclusive
         # upper bound on a compound index field that is not the last (docs/OPERATIONS.md)
-        received["$lt"] = _text(query.end_time, "end time") + "\x00"
+        received["$lt"] = query_text(query.end_time, "end time") + "\x00"
     if received:
         selector["receivedTimestamp"] = received
     return selector

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo import errors as mongo_errors
 
-from storage_plugins.common import Document, DuplicateError
+from storage_plugins.common import Document, DuplicateError, query_text
 from storage_plugins.subscriptions import SubscriptionStore
 
 SUBSCRIPTIONS = "subscriptions"
@@ -20,14 +20,9 @@ SUBSCRIPTION_INDEXES = [
 ]
 
 
-def _string(value: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")  # never an operator from a client
-    return value
-
-
 def _key(collection_id: str, subscription_id: str) -> Document:
-    return {"ercollectionid": _string(collection_id), "id": _string(subscription_id)}
+    return {"ercollectionid": query_text(collection_id, "collection id"),
+            "id": query_text(subscription_id, "subscription id")}
 
 
 def _returned(stored: Document | None) -> Document | None:
@@ -51,7 +46,7 @@ class MongoSubscriptions(SubscriptionStore):
 
     async def list_subscriptions(self, collection_id: str) -> list[Document]:
         with self._operation("list of subscriptions"):
-            found = await self._db[SUBSCRIPTIONS].find({"ercollectionid": _string(collection_id)}) \
+            found = await self._db[SUBSCRIPTIONS].find({"ercollectionid": query_text(collection_id, "collection id")}) \
                 .sort("id", ASCENDING).to_list()
         return [_returned(record) for record in found]
 
@@ -65,7 +60,7 @@ class MongoSubscriptions(SubscriptionStore):
                                   owner: str | None = None) -> bool:
         selector = _key(collection_id, subscription_id)
         if owner is not None:
-            selector["leaseOwner"] = _string(owner)
+            selector["leaseOwner"] = query_text(owner, "lease owner")
         changes = {key: value for key, value in fields.items() if key not in ("_id", "id", "ercollectionid")}
         with self._operation("update of a subscription"):
             async with self._one_update_at_a_time():
@@ -74,7 +69,7 @@ class MongoSubscriptions(SubscriptionStore):
 
     async def claim_subscription(self, owner: str, now: float, lease_seconds: float) -> Document | None:
         claimable = {"state": "active", "leaseExpiresAt": {"$lte": float(now)}}
-        claim = {"$set": {"leaseOwner": _string(owner), "leaseExpiresAt": float(now + lease_seconds)}}
+        claim = {"$set": {"leaseOwner": query_text(owner, "lease owner"), "leaseExpiresAt": float(now + lease_seconds)}}
         with self._operation("claim of a subscription"):
             # No projection: FerretDB 1.24 does not implement findAndModify's "fields".
             async with self._one_update_at_a_time():
