@@ -200,7 +200,21 @@ class Publishes:
         return sequence
 
 
-class VersionChanges(Sequence[Document]):
+class _Rows(Sequence[Document]):
+    """Columns read as a sequence of documents: each row (``_row``) a new document, a slice a list of them."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index):  # an int (a slice: a list of rows)
+        if isinstance(index, slice):
+            return [self._row(position) for position in range(*index.indices(len(self)))]
+        return self._row(index)
+
+    def _row(self, index: int) -> Document:
+        raise NotImplementedError
+
+
+class VersionChanges(_Rows):
     """The changes of publishing versions of one kind (``versioned_changes``), a column per field: a plugin that
     keeps change records as columns (the memory plugin) stores them without a document per change. As a sequence,
     each change is a new document (``kind``, ``id``, ``version``, ``operation``, ``document``, ``time``)."""
@@ -215,14 +229,12 @@ class VersionChanges(Sequence[Document]):
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, index):  # an int (a slice: a list of changes)
-        if isinstance(index, slice):
-            return [self[position] for position in range(*index.indices(len(self)))]
+    def _row(self, index: int) -> Document:
         return {"kind": self.kind, "id": self.ids[index], "version": self.versions[index],
                 "operation": self.operations[index], "document": self.documents[index], "time": self.time}
 
 
-class NumberedChanges(Sequence[Document]):
+class NumberedChanges(_Rows):
     """``VersionChanges`` as records numbered from ``first`` (``sequences``), with their unique ``keys``: the
     columns stay as they are; as a sequence, each record is a new document (the change's fields, then
     ``sequence`` and ``key``)."""
@@ -232,15 +244,13 @@ class NumberedChanges(Sequence[Document]):
     def __init__(self, changes: VersionChanges, first: int) -> None:
         self.changes = changes
         self.sequences = range(first, first + len(changes))
-        kind = changes.kind
-        self.keys = [f"{kind}/{document_id}/{version}" for document_id, version in zip(changes.ids, changes.versions)]
+        self.keys = [version_key(changes.kind, document_id, version)
+                     for document_id, version in zip(changes.ids, changes.versions)]
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def __getitem__(self, index):  # an int (a slice: a list of records)
-        if isinstance(index, slice):
-            return [self[position] for position in range(*index.indices(len(self)))]
+    def _row(self, index: int) -> Document:
         return {**self.changes[index], "sequence": self.sequences[index], "key": self.keys[index]}
 
 
@@ -272,8 +282,13 @@ def _numbered(changes: Sequence[Document], first: int) -> Sequence[Document]:
         if change["version"] is None:  # a grant: each is its own change
             change["key"] = f"{change['kind']}/{change['id']}/{uuid.uuid4()}"
         else:
-            change["key"] = f"{change['kind']}/{change['id']}/{change['version']}"
+            change["key"] = version_key(change["kind"], change["id"], change["version"])
     return changes
+
+
+def version_key(kind: str, document_id: str, version: int) -> str:
+    """The unique key of the change that one version made: recorded once, whoever publishes it."""
+    return f"{kind}/{document_id}/{version}"
 
 
 def _void(sequence: int) -> Document:

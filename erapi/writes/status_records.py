@@ -76,7 +76,7 @@ def item_record_id(transaction_id: str, index: int) -> str:
     return f"{transaction_id}.{index:05d}"
 
 
-_SUFFIXES = [f".{index:05d}" for index in range(1024)]  # item_record_id's ends of the first items, made once
+_SUFFIXES = [item_record_id("", index) for index in range(1024)]  # the ends of the first items' ids, made once
 
 
 def item_record_ids(transaction_id: str, first: int, count: int) -> list[str]:
