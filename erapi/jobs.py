@@ -36,7 +36,7 @@ from erapi.writes.status_records import (
     add_item_record, add_item_records, item_record_id, new_status_batch, state_entry,
 )
 from erapi.writes.versioning import first_occurrences
-from storage_plugins.base import Document, LogTransition, Storage
+from storage_plugins.base import Document, LogMoves, LogTransition, Storage
 from storage_plugins.status_batch import StatusBatch
 
 UPSERTS = {ENTITIES.name: upsert_entities, RELATIONSHIPS.name: upsert_relationships}  # by a chunk's "kind"
@@ -196,12 +196,10 @@ class JobWorker(BackgroundWorker):
         transaction_id, collection_id = chunk["transactionId"], chunk["ercollectionid"]
         now = datetime.now(timezone.utc)
         record_ids = [item_record_id(transaction_id, index) for index in chunk["indexes"]]  # for both moves
-        await storage.transition_logs(collection_id, [
-            LogTransition(job_record_id(transaction_id), "Processing", "Job is being processed", now,
-                          from_states=("Requested",)),
-            *(LogTransition(record_id, "Processing", "Processing", now, from_states=("Requested",))
-              for record_id in record_ids),
-        ])
+        # the job's record and the chunk's item records, in one call
+        await storage.transition_logs(collection_id, LogMoves(
+            [job_record_id(transaction_id), *record_ids], ["Processing"] * (len(record_ids) + 1),
+            ["Job is being processed", *["Processing"] * len(record_ids)], now, from_states=("Requested",)))
         given_up = None
         if chunk["attempts"] > self.settings.max_attempts:
             given_up = f"Gave up after {self.settings.max_attempts} attempts to apply the item"
@@ -210,10 +208,9 @@ class JobWorker(BackgroundWorker):
         else:
             result = await self._upsert(chunk)
         finished = datetime.now(timezone.utc)
-        await storage.transition_logs(collection_id, [
-            LogTransition(record_id, "Completed" if item.ok else "Failed", tracker_message(item), finished)
-            for record_id, item in zip(record_ids, result.results)
-        ])
+        states = ["Completed" if item.ok else "Failed" for item in result.results]
+        messages = [tracker_message(item) for item in result.results]
+        await storage.transition_logs(collection_id, LogMoves(record_ids, states, messages, finished))
         await storage.finish_chunk(chunk["id"], self.worker_id, "done" if given_up is None else "failed")
         log_transaction(result)
         counts = (await job_counts(storage, collection_id, [transaction_id]))[transaction_id]

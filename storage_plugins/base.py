@@ -52,13 +52,13 @@ from storage_plugins.documents import (
     version_of,
 )
 from storage_plugins.jobs import IDEMPOTENCY_SWEEP_EVERY, JobQueue
-from storage_plugins.logs import LogQuery, LogStore, LogTransition, transitions_that_move
+from storage_plugins.logs import LogMoves, LogQuery, LogStore, LogTransition, transitions_that_move
 from storage_plugins.subscriptions import SubscriptionStore
 
 __all__ = [
     "ADDITIONAL_TYPES_FIELD", "AccessStore", "AtomicConflict", "ClaimResult", "Document", "DocumentQuery",
     "DocumentStore", "DuplicateError", "EdgeQuery", "FrontierQuery", "GrantedCollections", "IDEMPOTENCY_SWEEP_EVERY",
-    "JobQueue", "KINDS", "LogQuery", "LogStore", "LogTransition", "PAGED", "Storage", "StorageError",
+    "JobQueue", "KINDS", "LogMoves", "LogQuery", "LogStore", "LogTransition", "PAGED", "Storage", "StorageError",
     "SubscriptionStore", "TYPE_FIELD", "VERSION_FIELD", "VersionPage", "VersionProblem", "WRITE_PATH_READS",
     "WritePathView", "available_plugins", "create_storage", "newer_than_held", "plugin_calls", "plugin_class",
     "transitions_that_move", "version_of",

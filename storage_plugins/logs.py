@@ -62,6 +62,30 @@ class LogTransition(NamedTuple):
         }
 
 
+class LogMoves(Sequence[LogTransition]):
+    """Many records moved at one moment from the same states: the columns of their transitions (one record id,
+    state and message per record). As a sequence, each is a ``LogTransition``; a plugin may read the columns
+    instead (the memory plugin moves a job chunk's records a column at a time), with the same outcome."""
+
+    __slots__ = ("record_ids", "states", "messages", "at", "from_states")
+
+    def __init__(self, record_ids: Sequence[str], states: Sequence[str], messages: Sequence[str], at: datetime,
+                 from_states: tuple[str, ...] = LogTransition._field_defaults["from_states"]) -> None:
+        if not len(record_ids) == len(states) == len(messages):
+            raise ValueError("LogMoves: one state and one message per record id")
+        self.record_ids, self.states, self.messages = record_ids, states, messages
+        self.at, self.from_states = at, from_states
+
+    def __len__(self) -> int:
+        return len(self.record_ids)
+
+    def __getitem__(self, index):  # an int (a slice: a list of transitions)
+        if isinstance(index, slice):
+            return [self[position] for position in range(*index.indices(len(self)))]
+        return LogTransition(self.record_ids[index], self.states[index], self.messages[index], self.at,
+                             self.from_states)
+
+
 def transitions_that_move(states: dict[str, str], transitions: Iterable[LogTransition]) -> list[LogTransition]:
     """*Only move forward*, the status records' rule: the transitions that move their record, taken in order, each
     from its record's state after the ones before it. ``states`` holds each record's state by id (a record absent

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Sequence
 from sortedcontainers import SortedKeyList
 
 from storage_plugins.common import Document, DuplicateError
-from storage_plugins.logs import LogQuery, LogStore, LogTransition, transitions_that_move
+from storage_plugins.logs import LogMoves, LogQuery, LogStore, LogTransition, transitions_that_move
 from storage_plugins.status_batch import StatusBatch
 
 JOB = "Job"  # the requestObject of a job's own record, which the item counts leave out
@@ -75,6 +75,10 @@ class MemoryLogs(LogStore):
         return sum(1 for _ in self._matching(query, None))
 
     async def transition_logs(self, collection_id: str, transitions: Sequence[LogTransition]) -> int:
+        if isinstance(transitions, LogMoves):
+            moved = self._move_columns(collection_id, transitions)
+            if moved is not None:
+                return moved
         by_id = self._log_by_id.get(collection_id, {})
         held = {}  # record id -> (its batch, its index there)
         for transition in transitions:
@@ -98,6 +102,43 @@ class MemoryLogs(LogStore):
             batch.messages[index] = transition.message
             batch.histories[index] = (*batch.histories[index], position)
         return len(moving)
+
+    def _move_columns(self, collection_id: str, moves: LogMoves) -> int | None:
+        """``transition_logs`` of a job chunk's moves, a column at a time: the records all in one batch, each
+        named once (then a record moves when its state is one the moves start from, as ``transitions_that_move``
+        decides); None for moves that are not like that, which the general path applies."""
+        record_ids = moves.record_ids
+        by_id = self._log_by_id.get(collection_id, {})
+        batch = by_id.get(record_ids[0]) if record_ids else None
+        if (batch is None or len(set(record_ids)) != len(record_ids)
+                or not all(held is batch for held in map(by_id.get, record_ids))):
+            return None
+        positions, states, messages = _positions(batch.ids, record_ids), moves.states, moves.messages
+        before = [batch.states[position] for position in positions]
+        if not set(before).issubset(moves.from_states):  # some stay: only the others move
+            kept = [index for index, state in enumerate(before) if state in moves.from_states]
+            positions, before = [positions[index] for index in kept], [before[index] for index in kept]
+            states, messages = [states[index] for index in kept], [messages[index] for index in kept]
+        entries = {state: batch.entry(LogTransition("", state, "", moves.at).history_entry())
+                   for state in dict.fromkeys(states)}
+        for position, state, message in zip(positions, states, messages):
+            batch.states[position] = state
+            batch.messages[position] = message
+            batch.histories[position] = (*batch.histories[position], entries[state])
+        self._count_moves(collection_id, batch, positions, before, states)
+        return len(positions)
+
+    def _count_moves(self, collection_id: str, batch: StatusBatch, positions: list[int], before: list[str],
+                     after: Sequence[str]) -> None:
+        """The batch's transaction's counts per state, after its records at ``positions`` moved."""
+        if JOB in batch.request_objects:  # a job's own record is not an item: not counted
+            items = [index for index, position in enumerate(positions) if batch.request_objects[position] != JOB]
+            before, after = [before[index] for index in items], [after[index] for index in items]
+        counts = self._log_states[(collection_id, batch.transaction_id)]
+        for state, count in Counter(before).items():
+            _count_state(counts, state, -count)
+        for state, count in Counter(after).items():
+            _count_state(counts, state, count)
 
     async def count_log_states(self, collection_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, int]]:
         found = ((transaction_id, self._log_states.get((collection_id, transaction_id)))
@@ -151,6 +192,21 @@ def _merged(batches: list[StatusBatch], after: tuple[str, str] | None) -> Iterat
         return ((batch, index) for _, batch, index in following(batches[0]))
     merged = heapq.merge(*(following(batch) for batch in batches), key=lambda entry: entry[0])
     return ((batch, index) for _, batch, index in merged)
+
+
+def _positions(ids: Sequence[str], record_ids: Sequence[str]) -> list[int] | range:
+    """Where each of ``record_ids`` is in ``ids`` (sorted, holding them all): a range when they follow each other
+    there (the first chunk of a job, with the job's record), else a list."""
+    start = bisect.bisect_left(ids, record_ids[0])
+    if tuple(ids[start:start + len(record_ids)]) == tuple(record_ids):
+        return range(start, start + len(record_ids))
+    positions, guess = [], start
+    for record_id in record_ids:  # runs of ids that follow each other, a bisection where one starts
+        if guess >= len(ids) or ids[guess] != record_id:
+            guess = bisect.bisect_left(ids, record_id)
+        positions.append(guess)
+        guess += 1
+    return positions
 
 
 def _frozen(batch: StatusBatch) -> StatusBatch:

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from storage_plugins.base import DuplicateError, LogQuery, LogTransition
+from storage_plugins.base import DuplicateError, LogMoves, LogQuery, LogTransition
 from tests.storage_contract.helpers import at, ordered, status_record
 
 
@@ -223,6 +223,50 @@ async def test_transition_logs_of_a_chunk_moves_each_record_forward_only(storage
     assert [entry["state"] for entry in found["q1"]["stateHistory"]] == [
         *(entry["state"] for entry in records[1]["stateHistory"]), "Processing", "Failed"]
     assert found["q1"]["stateHistory"][-1] == finishing[1].history_entry()
+
+
+def _job_records(collection: str) -> list[dict]:
+    """A job's records as a worker finds them: its own record, then its items (one taken further already), one
+    batch; and an item record of the same transaction received later, in a batch of its own."""
+    job = {**status_record("t1", collection=collection, relationship_id=None), "requestObject": "Job",
+           "state": "Requested"}
+    items = [{**status_record(f"t1.{n:05d}", collection=collection), "state": "Requested"} for n in range(8)]
+    items[3]["state"] = "Processing"
+    later = {**status_record("t1.00008", collection=collection, received=at(1)), "state": "Requested"}
+    return [job, *items, later]
+
+
+@pytest.mark.parametrize("record_ids", [
+    ["t1", "t1.00000", "t1.00001", "t1.00002", "t1.00003"],  # the first chunk, with the job's record
+    ["t1", "t1.00005", "t1.00006", "t1.00007"],  # a later chunk: the job's record moved already
+    ["t1.00007", "t1.00001", "missing", "t1.00008"],  # not in order, one absent, one in another batch
+    ["t1.00002", "t1.00002"],  # named twice
+])
+async def test_log_moves_move_records_as_their_transitions_would(storage, record_ids):
+    # LogMoves is a sequence of LogTransitions, which a plugin may apply a column at a time: same outcome
+    await storage.insert_logs(_job_records("c1") + _job_records("c2"))
+    first, then = (datetime(2026, 11, 27, 5, 30, second, tzinfo=timezone.utc) for second in (0, 1))
+    starting = LogMoves(record_ids, ["Processing"] * len(record_ids), [f"on {r}" for r in record_ids], first,
+                        from_states=("Requested",))
+    finishing = LogMoves(record_ids, ["Failed" if r.endswith("2") else "Completed" for r in record_ids],
+                         ["done"] * len(record_ids), then)
+    for moves in (starting, finishing):
+        moved = await storage.transition_logs("c1", moves)
+        assert moved == await storage.transition_logs("c2", list(moves))
+    found = [await storage.find_logs(LogQuery(collection_id=collection)) for collection in ("c1", "c2")]
+    for record in found[0]:
+        record["serviceData"]["erCollectionId"] = "c2"
+    assert found[0] == found[1]
+    assert (await storage.count_log_states("c1", ["t1"])) == (await storage.count_log_states("c2", ["t1"]))
+
+
+def test_log_moves_read_as_transitions():
+    when = datetime(2026, 11, 27, 5, 30, tzinfo=timezone.utc)
+    moves = LogMoves(["a", "b"], ["Completed", "Failed"], ["done", "bad"], when)
+    assert list(moves) == [LogTransition("a", "Completed", "done", when), LogTransition("b", "Failed", "bad", when)]
+    assert moves[1:] == [LogTransition("b", "Failed", "bad", when)]
+    with pytest.raises(ValueError, match="one state and one message per record id"):
+        LogMoves(["a"], [], ["done"], when)
 
 
 async def test_transition_logs_moves_a_record_named_twice_in_the_order_given(storage):
