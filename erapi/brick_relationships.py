@@ -43,12 +43,11 @@ def unknown_brick_name_message(sent: str) -> str:
     return f"Brick relationship {sent} not found in the relationship type catalog"
 
 
-@lru_cache(maxsize=65536)
 def choose(catalog: Catalog, brick_name: str, source_types: tuple[str, ...],
            destination_types: tuple[str, ...]) -> RelationshipType | None:
     """The type of Brick relationship ``brick_name`` (a catalog name) for ends of these classes (an entity's
     ``entityType`` and its ``additionalEntityTypes``: a type fits when one class of each end is at or below its
-    end); None when none fits. Remembered: an import names the same few class pairs thousands of times."""
+    end); None when none fits."""
     fitting = [
         candidate for candidate in catalog.by_brick_relationship[brick_name]
         if any(catalog.is_a(source, candidate.source) for source in source_types)
@@ -75,14 +74,26 @@ def resolve(catalog: Catalog, item: Mapping[str, Any], source_types: tuple[str, 
             destination_types: tuple[str, ...]) -> dict[str, Any] | str:
     """The item with the chosen ``relationshipType`` (its ``brickRelationshipType`` left to the service),
     or the item's failure message naming the relationship and both ends' types (``entityType``)."""
-    sent = item["brickRelationshipType"]
+    chosen, name = _resolved_name(catalog, item["brickRelationshipType"], source_types, destination_types)
+    if not chosen:
+        return name
+    resolved = dict(item)
+    del resolved["brickRelationshipType"]
+    resolved["relationshipType"] = name
+    return resolved
+
+
+@lru_cache(maxsize=65536)
+def _resolved_name(catalog: Catalog, sent: str, source_types: tuple[str, ...],
+                   destination_types: tuple[str, ...]) -> tuple[bool, str]:
+    """(True, the relationshipType to store) for Brick relationship ``sent`` between ends of these classes, else
+    (False, the failure message). Remembered: an import sends the same few names and class pairs thousands of
+    times."""
     brick_name = catalog_brick_name(catalog, sent)
     if brick_name is None:
-        return unknown_brick_name_message(sent)
+        return False, unknown_brick_name_message(sent)
     chosen = choose(catalog, brick_name, source_types, destination_types)
     if chosen is None:
-        return (f"No relationship type of Brick relationship {sent} joins a source of type {source_types[0]} "
-                f"to a destination of type {destination_types[0]}")
-    resolved = {key: value for key, value in item.items() if key != "brickRelationshipType"}
-    resolved["relationshipType"] = stored_name(catalog, chosen, sent)
-    return resolved
+        return False, (f"No relationship type of Brick relationship {sent} joins a source of type {source_types[0]} "
+                       f"to a destination of type {destination_types[0]}")
+    return True, stored_name(catalog, chosen, sent)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from erapi.catalog import Catalog
@@ -40,7 +42,7 @@ def _known_additional_types(batch: Batch, index: int) -> str | None:
 
 def _derived_fields_unchanged(batch: Batch, index: int) -> str | None:
     item = batch.items[index]
-    return derived_field_problem(item, _entity_derived_fields(batch.ctx.catalog, item))
+    return derived_field_problem(item, _entity_derived_fields(batch.ctx.catalog, item["entityType"]))
 
 
 ENTITY_RULES: tuple[Rule[Batch], ...] = (
@@ -57,21 +59,22 @@ def _unknown_entity_type_message(catalog: Catalog, name: str, where: str = "") -
 
 
 def _entity_document(ctx: WriteContext, item: dict, previous: Document | None, now: str) -> Document | str:
-    entity_type = ctx.catalog.entity_type(item["entityType"])
-    if previous is not None and ctx.catalog.entity_type(previous["entityType"]) is not entity_type:
+    catalog, sent_type = ctx.catalog, item["entityType"]
+    if previous is not None and catalog.entity_type(previous["entityType"]) is not catalog.entity_type(sent_type):
         return "Restricted property entityType is not allowed to change"
     document = client_fields(item)
-    document.update(
-        **_entity_derived_fields(ctx.catalog, item),
-        isActive=True,
-        sysData=system_data(ctx, ENTITIES, previous, now),
-    )
+    document.update(_entity_derived_fields(catalog, sent_type))
+    document["isActive"] = True
+    document["sysData"] = system_data(ctx, ENTITIES, previous, now)
     return document
 
 
-def _entity_derived_fields(catalog: Catalog, item: Mapping[str, Any]) -> dict[str, str]:
-    entity_type = catalog.entity_type(item["entityType"])
-    return {
-        "brickEntityType": catalog.spelled_like(entity_type.brick_entity_type, item["entityType"]),
-        "brickEntitySubType": catalog.spelled_like(entity_type.name, item["entityType"]),
-    }
+@lru_cache(maxsize=4096)
+def _entity_derived_fields(catalog: Catalog, sent_type: str) -> Mapping[str, str]:
+    """The fields the service derives from an entity type a client sent (one the catalog knows), read-only: an
+    import sends the same few hundred types thousands of times."""
+    entity_type = catalog.entity_type(sent_type)
+    return MappingProxyType({
+        "brickEntityType": catalog.spelled_like(entity_type.brick_entity_type, sent_type),
+        "brickEntitySubType": catalog.spelled_like(entity_type.name, sent_type),
+    })

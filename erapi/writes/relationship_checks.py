@@ -234,8 +234,8 @@ def _ends(ctx: WriteContext, item: Mapping[str, Any]) -> tuple[tuple[str, str, s
             ("Destination", item["destinationEntityId"], destination_collection(ctx, item)))
 
 
-_NO_ENTITIES: Mapping[str, tuple[str, ...]] = MappingProxyType({})
-_BY_BRICK = object()  # the relationshipType of an item that names its Brick relationship instead  # a collection none of whose entities was asked for
+_NO_ENTITIES: Mapping[str, tuple[str, ...]] = MappingProxyType({})  # a collection none of whose entities was asked for
+_BY_BRICK = object()  # the relationshipType of an item that names its Brick relationship instead
 
 
 def _missing_end(label: str, entity_id: str, collection_id: str) -> str:
