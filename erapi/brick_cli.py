@@ -23,7 +23,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     rule.add_argument("--collections-file", type=Path, metavar="FILE",
                       help="TOML or JSON rules: entity IRIs, IRI prefixes and classes to collections (docs/BRICK.md)")
     importer.add_argument("--quiet", action="store_true", help="no progress bar")
-    importer.set_defaults(run=_import)
+    importer.set_defaults(run=_import, exit_at_once=True)  # erapi/cli.py, _exit_at_once
 
     exporter = commands.add_parser("export", help="write a collection as Brick RDF")
     exporter.add_argument("collection", help="the ERCollection to export")

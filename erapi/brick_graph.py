@@ -62,7 +62,10 @@ class Triples:
         self.prefixes: dict[str, str] = dict(KNOWN_PREFIXES)
 
     def add(self, subject: Term, predicate: str, value: Term) -> None:
-        self.about.setdefault(subject, {})[predicate, value] = None
+        pairs = self.about.get(subject)
+        if pairs is None:  # not setdefault: that would build a dict for every statement
+            pairs = self.about[subject] = {}
+        pairs[predicate, value] = None
 
     def __len__(self) -> int:
         return sum(map(len, self.about.values()))
@@ -106,10 +109,12 @@ def _read_with_oxigraph(path: Path, format_name: str) -> Triples:
 
     triples = Triples()
     quads = pyoxigraph.parse(path=str(path), format=getattr(pyoxigraph.RdfFormat, format_name), lenient=True)
-    term = _oxigraph_term(pyoxigraph)
+    term, named_node = _oxigraph_term(pyoxigraph), pyoxigraph.NamedNode
     add = triples.add
     for quad in quads:
-        add(term(quad.subject), quad.predicate.value, term(quad.object))
+        subject, value = quad.subject, quad.object  # mostly IRIs: their value at once, without a call
+        add(subject.value if type(subject) is named_node else term(subject), quad.predicate.value,
+            value.value if type(value) is named_node else term(value))
     triples.prefixes.update(quads.prefixes)
     return triples
 

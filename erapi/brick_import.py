@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import re
 import time
 import urllib.parse
@@ -26,7 +27,7 @@ import orjson
 
 from erapi import brick_rdf
 from erapi.brick_collections import CATALOG_PREFIX, CollectionOf, collection_rule
-from erapi.brick_graph import Literal, Triples, read_file
+from erapi.brick_graph import Literal, Term, Triples, read_file
 from erapi.brick_http import AiohttpTransport, StdlibTransport, Unreachable
 from erapi.brick_relationships import catalog_brick_name
 from erapi.catalog import Catalog
@@ -35,6 +36,7 @@ RDF_TYPE, RDFS_LABEL = brick_rdf.RDF_TYPE, brick_rdf.RDFS_LABEL
 JOB_ITEMS = 10_000  # the service's bound for one async job (jobs.max_items)
 BRICK_CLASS = re.compile(r"^https?://brickschema\.org/schema/(?:[0-9.]+/)?Brick#(\w+)$")
 RELATIONSHIP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://erapi.example/brick-import/relationship")
+_NAMESPACE_BYTES = RELATIONSHIP_NAMESPACE.bytes
 TRACKER_PAGE = 1000
 Transport = StdlibTransport | AiohttpTransport
 FINAL_STATES = ("Completed", "Failed")
@@ -108,16 +110,30 @@ def map_entities(graph: Triples, catalog: Catalog, collection_of: CollectionOf) 
     items: the entity jobs can go while map_relationships runs."""
     model = Model()
     classes = functools.lru_cache(maxsize=None)(functools.partial(_classes, catalog))  # EBU3B: 6,176 entities, 320 sets
+    class_name = _class_names()
     for subject, pairs in graph.about.items():
-        names = [found.group(1) for predicate, value in pairs
-                 if predicate == RDF_TYPE and isinstance(value, str) and (found := BRICK_CLASS.match(value))]
+        names = [name for predicate, value in pairs if predicate == RDF_TYPE and (name := class_name(value))]
         if names and isinstance(subject, str):
             item = _entity(subject, *classes(tuple(sorted(set(names)))))
             known_type = item["entityType"] if catalog.entity_type(item["entityType"]) else CATALOG_PREFIX + "Entity"
             model.collections[subject] = collection_of(subject, known_type)
             model.entities.setdefault(model.collections[subject], []).append(item)
-    _add_statements(graph, catalog, model)
+    _add_statements(graph, catalog, model, class_name)
     return model
+
+
+def _class_names() -> Callable[[Term], str | None]:
+    """The Brick class name of an rdf:type value (None: not a Brick class), each value matched once: EBU3B has
+    6,180 rdf:type statements and 329 distinct classes."""
+    known: dict[Term, str | None] = {}
+
+    def class_name(value: Term) -> str | None:
+        if value not in known:
+            found = BRICK_CLASS.match(value) if isinstance(value, str) else None
+            known[value] = found.group(1) if found else None
+        return known[value]
+
+    return class_name
 
 
 def map_relationships(graph: Triples, model: Model) -> None:
@@ -151,17 +167,21 @@ def _entity(subject: str, entity_type: str, others: tuple[str, ...]) -> dict[str
 
 
 def _local_name(iri: str) -> str:
-    return re.split(r"[#/:]", iri.rstrip("/#"))[-1][:1024] or iri[:1024]
+    """What follows the IRI's last ``#``, ``/`` or ``:`` (trailing ``/`` and ``#`` aside), else the IRI."""
+    stripped = iri.rstrip("/#")
+    local = stripped[max(stripped.rfind("#"), stripped.rfind("/"), stripped.rfind(":")) + 1:]
+    return local[:1024] or iri[:1024]
 
 
-def _add_statements(graph: Triples, catalog: Catalog, model: Model) -> None:
+def _add_statements(graph: Triples, catalog: Catalog, model: Model, class_name: Callable[[Term], str | None]
+                    ) -> None:
     """Kept statements of every entity; its relationship statements go to ``model.found``."""
     items = {item["id"]: item for items in model.entities.values() for item in items}
     relationship_of, collections = _relationship_names(catalog), model.collections
     for subject in collections:
         item, statements = items[subject], []
         for predicate, value in sorted(graph.about[subject], key=brick_rdf.statement_order):
-            if predicate == RDF_TYPE and isinstance(value, str) and BRICK_CLASS.match(value):
+            if predicate == RDF_TYPE and class_name(value):
                 continue
             relationship = relationship_of(predicate) if value in collections else None
             if relationship is not None:
@@ -204,10 +224,17 @@ def _relationship_name(catalog: Catalog, predicate: str) -> str | None:
 def _relationship(subject: str, brick_name: str, value: str, name: str,
                   collections: tuple[str, str]) -> dict[str, Any]:
     """The relationship item of one statement; ``collections``: its source's and its destination's."""
-    triple = f"{subject} {brick_name} {value}"
-    return {"id": str(uuid.uuid5(RELATIONSHIP_NAMESPACE, f"{collections[0]}/{triple}")),
+    return {"id": relationship_id(f"{collections[0]}/{subject} {brick_name} {value}"),
             "sourceEntityId": subject, "destinationEntityId": value, "brickRelationshipType": brick_name,
             "relationshipName": name[:1024], "destinationERCollectionId": collections[1]}
+
+
+def relationship_id(name: str) -> str:
+    """``str(uuid.uuid5(RELATIONSHIP_NAMESPACE, name))``, formatted from the SHA-1 directly: uuid.UUID's checks
+    and conversions took twice the hash's time (EBU3B's 8,387 ids: 0.05 s -> 0.02 s, in the import's mapping)."""
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode()).hexdigest()
+    variant = "89ab"[int(digest[16], 16) & 3]  # RFC 4122's variant: the top two bits of byte 8 are 10
+    return f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-{variant}{digest[17:20]}-{digest[20:32]}"
 
 
 def _count_the_rest(graph: Triples, model: Model, entities: dict[str, str], taken: set) -> None:
@@ -238,10 +265,10 @@ class Client:
             raise ImportFailed(f"registering ERCollection {collection_id}: {answer.message()}")
         return answer.status == 201
 
-    async def submit(self, kind: str, collection_id: str, items: list[dict]) -> str:
+    async def submit(self, kind: str, collection_id: str, body: bytes) -> str:
+        """The transaction id of the job of ``body`` (the items' JSON array)."""
         headers = {**self.headers, "ercollectionid": collection_id, "async": "true",
                    "Content-Type": "application/json"}
-        body = orjson.dumps(items)
         while True:
             answer = await self.transport.request("POST", f"/apollo/er/{kind}", headers, body)
             if answer.status == 202:
@@ -321,7 +348,7 @@ async def send(client: Client, model: Model, advance: Callable[[int], None], sum
     # nothing was in a collection this import registered: no item sent there can be unchanged
     client.fresh = {collection_id for collection_id, new in zip(sorted(model.entities), registered) if new}
     started = time.monotonic()
-    sent = await asyncio.gather(*(_submit(client, "entities", collection_id, items)
+    sent = await asyncio.gather(*(_submit(client, "entities", collection_id, _jobs(items))
                                   for collection_id, items in sorted(model.entities.items())))
     map_rest()
     entity_jobs = {jobs[0][0]: asyncio.get_running_loop().create_future() for jobs in sent if jobs}
@@ -337,17 +364,24 @@ async def _relationships_after(entity_jobs: dict[str, asyncio.Future], client: C
     """The collection's relationships once the entity jobs of every collection they join are complete (their
     item records may still be being read)."""
     ends = {collection_id, *(item["destinationERCollectionId"] for item in items)}
+    jobs = _jobs(items)  # serialised while the service applies the entity jobs
     await asyncio.gather(*(entity_jobs[end] for end in sorted(ends) if end in entity_jobs))
     started = time.monotonic()
-    await _follow(client, summary, "relationships", await _submit(client, "relationships", collection_id, items),
+    await _follow(client, summary, "relationships", await _submit(client, "relationships", collection_id, jobs),
                   advance, started)
 
 
-async def _submit(client: Client, kind: str, collection_id: str, items: list[dict]) -> list[tuple]:
-    """The collection's items of one kind, in jobs of up to JOB_ITEMS: (collection, items, transaction id) each."""
+def _jobs(items: list[dict]) -> list[tuple[list[dict], bytes]]:
+    """The items in jobs of up to JOB_ITEMS, each with its request body."""
     chunks = [items[start:start + JOB_ITEMS] for start in range(0, len(items), JOB_ITEMS)]
-    transaction_ids = await asyncio.gather(*(client.submit(kind, collection_id, chunk) for chunk in chunks))
-    return [(collection_id, chunk, transaction_id) for chunk, transaction_id in zip(chunks, transaction_ids)]
+    return [(chunk, orjson.dumps(chunk)) for chunk in chunks]
+
+
+async def _submit(client: Client, kind: str, collection_id: str, jobs: list[tuple[list[dict], bytes]]
+                  ) -> list[tuple]:
+    """The collection's jobs of one kind sent: (collection, items, transaction id) each."""
+    transaction_ids = await asyncio.gather(*(client.submit(kind, collection_id, body) for _items, body in jobs))
+    return [(collection_id, items, transaction_id) for (items, _body), transaction_id in zip(jobs, transaction_ids)]
 
 
 async def _follow(client: Client, summary: Summary, kind: str, jobs: list[tuple], advance: Callable[[int], None],

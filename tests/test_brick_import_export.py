@@ -10,8 +10,11 @@ import asyncio
 import functools
 import io
 import json
+import os
 import re
 import socket
+import sys
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -22,13 +25,16 @@ from erapi import brick_rdf
 from erapi.app import create_app
 from erapi.brick_cli import export_to
 from erapi.brick_graph import Triples, from_rdflib
-from erapi.brick_import import BRICK_CLASS, Summary, _relationship_name, run_import
+from erapi.brick_import import (
+    BRICK_CLASS, RELATIONSHIP_NAMESPACE, Summary, _relationship_name, relationship_id, run_import,
+)
 from erapi.catalog import load_catalog
 from erapi.keys import storage_key
 from storage_plugins.base import DocumentQuery
 from tests.api_fixtures import make_config, token
 
-DATA = Path(__file__).resolve().parent / "data" / "brick"
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data" / "brick"
 CATALOG = load_catalog()
 SMALL_MODELS = ["goodBuilding.ttl", "building_meter.ttl", "smallOffice_brick_compiled.ttl"]
 BIG_MODEL = "soda_brick.ttl"  # 1,695 entities
@@ -190,6 +196,25 @@ async def test_the_import_command_prints_the_summary_and_exits_non_zero_on_refus
     assert "Entities: 0 written, 0 unchanged, 1 refused" in capsys.readouterr().out
 
 
+async def test_the_import_command_as_its_own_process_prints_the_whole_summary_and_its_status(service):
+    # run as a process, the command ends without the interpreter's teardown (erapi/cli.py): nothing it printed
+    # to a pipe (block-buffered unless PYTHONUNBUFFERED says otherwise) may be lost; the exit status is the summary's
+    buffered = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    command = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "erapi", "import", str(DATA / "goodBuilding.ttl"), "--url", str(service.make_url("")),
+        "--token", token("alice"), "--collection", "m1", "--quiet", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=buffered)
+    printed, errors = await command.communicate()
+    through_aiohttp = await import_model(service, "goodBuilding.ttl", collection="m2")
+    assert (counts_of(printed.decode().splitlines()), errors) == (counts_of(through_aiohttp.lines()), b"")
+    assert command.returncode == (1 if sum(through_aiohttp.refused.values()) else 0)
+    unreachable = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "erapi", "import", str(DATA / "goodBuilding.ttl"), "--url", "http://127.0.0.1:9",
+        "--token", "t", "--quiet", stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=buffered)
+    _, errors = await unreachable.communicate()
+    assert (unreachable.returncode, errors.decode().startswith("erapi import: cannot reach the service")) == (1, True)
+
+
 async def test_the_import_command_shows_why_the_service_refused_or_could_not_be_reached(service, capsys):
     model = str(DATA / "goodBuilding.ttl")
     await service.post("/apollo/collections", json={"collectionId": "m3"},
@@ -347,6 +372,12 @@ async def test_export_refusals(service):
     assert (response.status, (await response.json())["status"]["code"]) == (406, "406")
     response = await service.get("/apollo/er/ercollections/m1/export", headers={**headers, "Accept": "*/*"})
     assert (response.status, await response.text()) == (200, "")
+
+
+def test_relationship_ids_are_the_uuid5_of_their_collection_and_triple():
+    # the ids an earlier version's import gave stay the same: importing the file again writes nothing
+    for name in ("m1/urn:x:ahu BRICK_1_4__feeds urn:x:vav", "bâtiment/http://x.org/b#é BRICK_1_4__hasPart urn:ü", ""):
+        assert relationship_id(name) == str(uuid.uuid5(RELATIONSHIP_NAMESPACE, name))
 
 
 def test_entity_iris_are_ids_that_are_iris_else_under_the_documented_base():
