@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
+import operator
 from collections import Counter
 from typing import Iterable, Iterator, Sequence
 
@@ -111,7 +113,7 @@ class MemoryLogs(LogStore):
         by_id = self._log_by_id.get(collection_id, {})
         batch = by_id.get(record_ids[0]) if record_ids else None
         if (batch is None or len(set(record_ids)) != len(record_ids)
-                or not all(held is batch for held in map(by_id.get, record_ids))):
+                or not all(map(operator.is_, map(by_id.get, record_ids), itertools.repeat(batch)))):
             return None
         positions, states, messages = _positions(batch.ids, record_ids), moves.states, moves.messages
         before = [batch.states[position] for position in positions]
@@ -121,10 +123,11 @@ class MemoryLogs(LogStore):
             states, messages = [states[index] for index in kept], [messages[index] for index in kept]
         entries = {state: batch.entry(LogTransition("", state, "", moves.at).history_entry())
                    for state in dict.fromkeys(states)}
+        held_states, held_messages, histories = batch.states, batch.messages, batch.histories
         for position, state, message in zip(positions, states, messages):
-            batch.states[position] = state
-            batch.messages[position] = message
-            batch.histories[position] = (*batch.histories[position], entries[state])
+            held_states[position] = state
+            held_messages[position] = message
+            histories[position] = (*histories[position], entries[state])
         self._count_moves(collection_id, batch, positions, before, states)
         return len(positions)
 
@@ -196,17 +199,23 @@ def _merged(batches: list[StatusBatch], after: tuple[str, str] | None) -> Iterat
 
 def _positions(ids: Sequence[str], record_ids: Sequence[str]) -> list[int] | range:
     """Where each of ``record_ids`` is in ``ids`` (sorted, holding them all): a range when they follow each other
-    there (the first chunk of a job, with the job's record), else a list."""
+    there (a job chunk's records), or when all but the first do (the chunk's records after the job's own), else
+    each found by bisection."""
+    following = _run(ids, record_ids)
+    if following is not None:
+        return following
+    following = _run(ids, record_ids[1:])
+    if following is not None:
+        return [bisect.bisect_left(ids, record_ids[0]), *following]
+    return [bisect.bisect_left(ids, record_id) for record_id in record_ids]
+
+
+def _run(ids: Sequence[str], record_ids: Sequence[str]) -> range | None:
+    """The positions of ``record_ids`` in ``ids`` when they follow each other there (compared at C speed)."""
+    if not record_ids:
+        return None
     start = bisect.bisect_left(ids, record_ids[0])
-    if tuple(ids[start:start + len(record_ids)]) == tuple(record_ids):
-        return range(start, start + len(record_ids))
-    positions, guess = [], start
-    for record_id in record_ids:  # runs of ids that follow each other, a bisection where one starts
-        if guess >= len(ids) or ids[guess] != record_id:
-            guess = bisect.bisect_left(ids, record_id)
-        positions.append(guess)
-        guess += 1
-    return positions
+    return range(start, start + len(record_ids)) if ids[start:start + len(record_ids)] == tuple(record_ids) else None
 
 
 def _frozen(batch: StatusBatch) -> StatusBatch:
