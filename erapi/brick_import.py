@@ -38,6 +38,7 @@ BRICK_CLASS = re.compile(r"^https?://brickschema\.org/schema/(?:[0-9.]+/)?Brick#
 RELATIONSHIP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://erapi.example/brick-import/relationship")
 _NAMESPACE_BYTES = RELATIONSHIP_NAMESPACE.bytes
 TRACKER_PAGE = 1000
+OPENED_AHEAD = 2  # connections opened while the file is read: the first requests' (StdlibTransport.open_ahead)
 Transport = StdlibTransport | AiohttpTransport
 FINAL_STATES = ("Completed", "Failed")
 # Seconds between two reads of a job's record (_next_poll), from 5 ms to 0.25 s: a long job is read at most four
@@ -443,6 +444,18 @@ async def run_import(path: Path, url: str, token: str, collection: str, catalog:
     quicker start: erapi/brick_http.py). The collections: ``collection``, or one per top-level class (``split``),
     or ``collections_file``'s rules."""
     collection_of = collection_rule(collection, catalog, split=split, path=collections_file)
+    transport = StdlibTransport(url) if session is None else AiohttpTransport(session, url)
+    try:
+        return await _map_and_send(path, transport, token, catalog, collection_of, show_progress)
+    except Unreachable as error:
+        raise ImportFailed(f"cannot reach the service at {error}") from None
+    finally:
+        transport.close()
+
+
+async def _map_and_send(path: Path, transport: Transport, token: str, catalog: Catalog, collection_of: CollectionOf,
+                        show_progress: bool) -> Summary:
+    transport.open_ahead(OPENED_AHEAD)
     started = time.monotonic()
     graph = read_file(path)
     read = time.monotonic()
@@ -461,15 +474,8 @@ async def run_import(path: Path, url: str, token: str, collection: str, catalog:
         summary.seconds["mapping while sending"] = time.monotonic() - mapping_started
         summary.seconds["mapping"] += summary.seconds["mapping while sending"]
 
-    transport = StdlibTransport(url) if session is None else AiohttpTransport(session, url)
-    try:
-        with _progress(f"importing {path.name}", model.count("entities") + len(model.found),
-                       show_progress) as advance:
-            return await send(Client(transport, token), model, advance, summary, map_rest)
-    except Unreachable as error:
-        raise ImportFailed(f"cannot reach the service at {error}") from None
-    finally:
-        transport.close()
+    with _progress(f"importing {path.name}", model.count("entities") + len(model.found), show_progress) as advance:
+        return await send(Client(transport, token), model, advance, summary, map_rest)
 
 
 @contextlib.contextmanager
