@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import tomllib
 from pathlib import Path
 from typing import Callable
 
@@ -87,6 +86,8 @@ def read_rules(path: Path) -> dict:
 
 def _parsed(path: Path, text: str) -> object:
     if path.suffix.lower() == ".toml":
+        import tomllib  # here: 2-3 ms of every import's start otherwise, for an option few use
+
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
