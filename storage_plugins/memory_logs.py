@@ -116,18 +116,15 @@ class MemoryLogs(LogStore):
                 or not all(map(operator.is_, map(by_id.get, record_ids), itertools.repeat(batch)))):
             return None
         positions, states, messages = _positions(batch.ids, record_ids), moves.states, moves.messages
-        before = [batch.states[position] for position in positions]
+        run = _as_run(positions)
+        before = batch.states[run] if run is not None else [batch.states[position] for position in positions]
         if not set(before).issubset(moves.from_states):  # some stay: only the others move
             kept = [index for index, state in enumerate(before) if state in moves.from_states]
             positions, before = [positions[index] for index in kept], [before[index] for index in kept]
             states, messages = [states[index] for index in kept], [messages[index] for index in kept]
         entries = {state: batch.entry(LogTransition("", state, "", moves.at).history_entry())
                    for state in dict.fromkeys(states)}
-        held_states, held_messages, histories = batch.states, batch.messages, batch.histories
-        for position, state, message in zip(positions, states, messages):
-            held_states[position] = state
-            held_messages[position] = message
-            histories[position] = (*histories[position], entries[state])
+        _write_moves(batch, positions, states, messages, entries)
         self._count_moves(collection_id, batch, positions, before, states)
         return len(positions)
 
@@ -195,6 +192,34 @@ def _merged(batches: list[StatusBatch], after: tuple[str, str] | None) -> Iterat
         return ((batch, index) for _, batch, index in following(batches[0]))
     merged = heapq.merge(*(following(batch) for batch in batches), key=lambda entry: entry[0])
     return ((batch, index) for _, batch, index in merged)
+
+
+def _write_moves(batch: StatusBatch, positions: Sequence[int], states: Sequence[str], messages: Sequence[str],
+                 entries: dict[str, int]) -> None:
+    """Each record at ``positions`` to its state and message, its history one entry longer: by slices when the
+    positions follow each other (the usual chunk), else one record at a time."""
+    run = _as_run(positions)
+    if run is not None:
+        batch.states[run] = states
+        batch.messages[run] = messages
+        # the records of a chunk share a few histories: each longer one made once, and shared in turn
+        pairs = list(zip(batch.histories[run], states))
+        longer = {pair: (*pair[0], entries[pair[1]]) for pair in set(pairs)}
+        batch.histories[run] = list(map(longer.__getitem__, pairs))
+        return
+    for position, state, message in zip(positions, states, messages):
+        batch.states[position] = state
+        batch.messages[position] = message
+        batch.histories[position] = (*batch.histories[position], entries[state])
+
+
+def _as_run(positions: Sequence[int]) -> slice | None:
+    """The positions as a slice when they follow each other, in order and each once."""
+    if not positions or positions[-1] - positions[0] != len(positions) - 1:
+        return None
+    if type(positions) is not range and positions != sorted(set(positions)):
+        return None
+    return slice(positions[0], positions[-1] + 1)
 
 
 def _positions(ids: Sequence[str], record_ids: Sequence[str]) -> list[int] | range:
