@@ -33,7 +33,7 @@ from erapi.writes.context import BatchResult, ItemResult, WriteContext, tracker_
 from erapi.writes.entities import upsert_entities
 from erapi.writes.relationships import upsert_relationships
 from erapi.writes.status_records import (
-    add_item_record, add_item_records, item_record_id, new_status_batch, state_entry,
+    add_item_record, add_item_records, new_status_batch, record_ids_of, state_entry,
 )
 from erapi.writes.versioning import first_occurrences
 from storage_plugins.base import Document, LogMoves, LogTransition, Storage
@@ -195,7 +195,7 @@ class JobWorker(BackgroundWorker):
         storage = self.services.storage
         transaction_id, collection_id = chunk["transactionId"], chunk["ercollectionid"]
         now = datetime.now(timezone.utc)
-        record_ids = [item_record_id(transaction_id, index) for index in chunk["indexes"]]  # for both moves
+        record_ids = record_ids_of(transaction_id, chunk["indexes"])  # for both moves
         # the job's record and the chunk's item records, in one call
         await storage.transition_logs(collection_id, LogMoves(
             [job_record_id(transaction_id), *record_ids], ["Processing"] * (len(record_ids) + 1),

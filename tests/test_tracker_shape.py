@@ -13,6 +13,7 @@ import pytest
 from erapi.config import JobsConfig
 from erapi.jobs import JobWorker, Services
 from erapi.keys import acl_key, catalog_key, storage_key
+from erapi.writes.status_records import item_record_id, item_record_ids, record_ids_of
 from tests.api_fixtures import entity, relationship
 
 ENTRY = {"timestamp": "str", "unixTimestamp": "int", "state": "str"}
@@ -167,3 +168,11 @@ async def test_delete_records(site):
         subject = {(record["serviceData"]["entityId"] or record["serviceData"]["relationshipId"]): record
                    for record in records}
         assert found["data"] == [subject[item["id"]]]
+
+
+@pytest.mark.parametrize("indexes", [[0, 1, 2], [98, 99, 100, 101], [3, 7, 4500], [9_998, 9_999, 10_000, 12_345], []])
+def test_record_ids_of_items_are_their_item_record_ids(indexes):
+    # made from suffixes kept once, up to a job's worth: the same ids as formatting each, in and beyond that range
+    assert record_ids_of("t-1", indexes) == [item_record_id("t-1", index) for index in indexes]
+    if indexes:
+        assert item_record_ids("t-1", indexes[0], 3) == [item_record_id("t-1", indexes[0] + n) for n in range(3)]

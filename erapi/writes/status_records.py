@@ -8,7 +8,7 @@ changes an entry once made: a transition appends a new one). Storage takes the b
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from erapi.kinds import ENTITIES, Kind
 from erapi.timestamps import utc_timestamp
@@ -76,14 +76,35 @@ def item_record_id(transaction_id: str, index: int) -> str:
     return f"{transaction_id}.{index:05d}"
 
 
-_SUFFIXES = [item_record_id("", index) for index in range(1024)]  # the ends of the first items' ids, made once
+# the ends of item record ids (".00000", ".00001", ...), made once each as far as writes have needed them, up to
+# the items of a default-sized job: formatting the index is most of the cost of an id
+_SUFFIXES: list[str] = []
+MOST_SUFFIXES = 10_000
 
 
 def item_record_ids(transaction_id: str, first: int, count: int) -> list[str]:
     """``item_record_id`` of the items ``first`` to ``first + count - 1``."""
-    if first + count <= len(_SUFFIXES):
-        return [transaction_id + suffix for suffix in _SUFFIXES[first:first + count]]
-    return [item_record_id(transaction_id, index) for index in range(first, first + count)]
+    return record_ids_of(transaction_id, range(first, first + count))
+
+
+def record_ids_of(transaction_id: str, indexes: Sequence[int]) -> list[str]:
+    """``item_record_id`` of the transaction's items at ``indexes`` (ascending)."""
+    if not indexes or indexes[-1] >= MOST_SUFFIXES:
+        return [item_record_id(transaction_id, index) for index in indexes]
+    suffixes = _suffixes_to(indexes[-1])
+    if indexes[-1] - indexes[0] == len(indexes) - 1:  # the usual case: items that follow each other
+        return [transaction_id + suffix for suffix in suffixes[indexes[0]:indexes[-1] + 1]]
+    return [transaction_id + suffixes[index] for index in indexes]
+
+
+def _suffixes_to(last: int) -> list[str]:
+    """The suffixes up to index ``last`` at least; a longer list replaces the shorter whole (never extended in
+    place: a thread reading it meanwhile sees one or the other)."""
+    global _SUFFIXES
+    suffixes = _SUFFIXES
+    if last >= len(suffixes):
+        suffixes = _SUFFIXES = [*suffixes, *(item_record_id("", index) for index in range(len(suffixes), last + 1))]
+    return suffixes
 
 
 def state_entry(state: str, moment: datetime) -> Document:
