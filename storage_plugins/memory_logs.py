@@ -116,8 +116,8 @@ class MemoryLogs(LogStore):
                 or not all(map(operator.is_, map(by_id.get, record_ids), itertools.repeat(batch)))):
             return None
         positions, states, messages = _positions(batch.ids, record_ids), moves.states, moves.messages
-        run = _as_run(positions)
-        before = batch.states[run] if run is not None else [batch.states[position] for position in positions]
+        together = _as_slice(positions)
+        before = batch.states[together] if together is not None else [batch.states[position] for position in positions]
         if not set(before).issubset(moves.from_states):  # some stay: only the others move
             kept = [index for index, state in enumerate(before) if state in moves.from_states]
             positions, before = [positions[index] for index in kept], [before[index] for index in kept]
@@ -198,14 +198,14 @@ def _write_moves(batch: StatusBatch, positions: Sequence[int], states: Sequence[
                  entries: dict[str, int]) -> None:
     """Each record at ``positions`` to its state and message, its history one entry longer: by slices when the
     positions follow each other (the usual chunk), else one record at a time."""
-    run = _as_run(positions)
-    if run is not None:
-        batch.states[run] = states
-        batch.messages[run] = messages
+    together = _as_slice(positions)
+    if together is not None:
+        batch.states[together] = states
+        batch.messages[together] = messages
         # the records of a chunk share a few histories: each longer one made once, and shared in turn
-        pairs = list(zip(batch.histories[run], states))
+        pairs = list(zip(batch.histories[together], states))
         longer = {pair: (*pair[0], entries[pair[1]]) for pair in set(pairs)}
-        batch.histories[run] = list(map(longer.__getitem__, pairs))
+        batch.histories[together] = list(map(longer.__getitem__, pairs))
         return
     for position, state, message in zip(positions, states, messages):
         batch.states[position] = state
@@ -213,7 +213,7 @@ def _write_moves(batch: StatusBatch, positions: Sequence[int], states: Sequence[
         batch.histories[position] = (*batch.histories[position], entries[state])
 
 
-def _as_run(positions: Sequence[int]) -> slice | None:
+def _as_slice(positions: Sequence[int]) -> slice | None:
     """The positions as a slice when they follow each other, in order and each once."""
     if not positions or positions[-1] - positions[0] != len(positions) - 1:
         return None
@@ -226,16 +226,16 @@ def _positions(ids: Sequence[str], record_ids: Sequence[str]) -> list[int] | ran
     """Where each of ``record_ids`` is in ``ids`` (sorted, holding them all): a range when they follow each other
     there (a job chunk's records), or when all but the first do (the chunk's records after the job's own), else
     each found by bisection."""
-    following = _run(ids, record_ids)
+    following = _following(ids, record_ids)
     if following is not None:
         return following
-    following = _run(ids, record_ids[1:])
+    following = _following(ids, record_ids[1:])
     if following is not None:
         return [bisect.bisect_left(ids, record_ids[0]), *following]
     return [bisect.bisect_left(ids, record_id) for record_id in record_ids]
 
 
-def _run(ids: Sequence[str], record_ids: Sequence[str]) -> range | None:
+def _following(ids: Sequence[str], record_ids: Sequence[str]) -> range | None:
     """The positions of ``record_ids`` in ``ids`` when they follow each other there (compared at C speed)."""
     if not record_ids:
         return None
