@@ -54,9 +54,14 @@ class StdlibTransport:
         self.https = parts.scheme == "https"
         self.netloc, self.prefix = parts.netloc, parts.path.rstrip("/")
         self.idle: list[http.client.HTTPConnection] = []  # list.append/pop are atomic: no lock needed
-        self.closed = False
 
-    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> Answer:
+    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes | None = None, *,
+                      waiting: bool = False) -> Answer:
+        """The service's answer. ``waiting``: nothing else goes on until it comes (the import's first requests),
+        so it is asked from this thread, not handed to one of the pool: starting the pool's first thread was
+        3-8 ms of the import before its first job."""
+        if waiting:
+            return self._request(method, self.prefix + path, headers, body)
         return await asyncio.to_thread(self._request, method, self.prefix + path, headers, body)
 
     def _request(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> Answer:
@@ -83,27 +88,7 @@ class StdlibTransport:
         kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
         return kind(self.netloc, timeout=TIMEOUT_SECONDS)
 
-    def open_ahead(self, count: int) -> None:
-        """Opens ``count`` connections in the background, each in a thread of the pool that will send the
-        requests: while the importer parses and maps, not when its first requests wait for them (a new thread
-        and a connection: 5-7 ms). A connection that cannot be opened is the first request's to report."""
-        loop = asyncio.get_running_loop()
-        for _ in range(count):
-            loop.run_in_executor(None, self._open_one)
-
-    def _open_one(self) -> None:
-        connection = self._connect()
-        try:
-            connection.connect()
-        except Exception:  # noqa: BLE001 - whatever it is, the request that needs a connection says it
-            connection.close()
-            return
-        self.idle.append(connection)
-        if self.closed:  # the import ended while this one was being opened
-            self.close()
-
     def close(self) -> None:
-        self.closed = True
         while self.idle:
             self.idle.pop().close()
 
@@ -124,7 +109,8 @@ class AiohttpTransport:
     def __init__(self, session: Any, url: str) -> None:
         self.session, self.url = session, url.rstrip("/")
 
-    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> Answer:
+    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes | None = None, *,
+                      waiting: bool = False) -> Answer:
         data = None if body is None else io.BytesIO(body)  # aiohttp sends a file-like body in pieces; bytes at once
         try:
             async with self.session.request(method, self.url + path, headers=headers, data=data) as answer:
@@ -132,9 +118,6 @@ class AiohttpTransport:
                               await answer.read())
         except OSError as error:  # aiohttp's connection errors are OSErrors
             raise Unreachable(f"{self.url}: {error}") from None
-
-    def open_ahead(self, count: int) -> None:
-        """The session's connections are the caller's to open."""
 
     def close(self) -> None:
         """The session is the caller's to close."""

@@ -38,7 +38,6 @@ BRICK_CLASS = re.compile(r"^https?://brickschema\.org/schema/(?:[0-9.]+/)?Brick#
 RELATIONSHIP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://erapi.example/brick-import/relationship")
 _NAMESPACE_BYTES = RELATIONSHIP_NAMESPACE.bytes
 TRACKER_PAGE = 1000
-OPENED_AHEAD = 2  # connections opened while the file is read: the first requests' (StdlibTransport.open_ahead)
 Transport = StdlibTransport | AiohttpTransport
 FINAL_STATES = ("Completed", "Failed")
 # Seconds between two reads of a job's record (_next_poll), from 5 ms to 0.25 s: a long job is read at most four
@@ -261,17 +260,17 @@ class Client:
         """Registers the collection unless it exists; True when this call registered it."""
         answer = await self.transport.request(
             "POST", "/apollo/collections", {**self.headers, "Content-Type": "application/json"},
-            orjson.dumps({"collectionId": collection_id, "collectionName": collection_id}))
+            orjson.dumps({"collectionId": collection_id, "collectionName": collection_id}), waiting=True)
         if answer.status not in (201, 409):  # 409: it exists; the writes say whether the caller may use it
             raise ImportFailed(f"registering ERCollection {collection_id}: {answer.message()}")
         return answer.status == 201
 
-    async def submit(self, kind: str, collection_id: str, body: bytes) -> str:
-        """The transaction id of the job of ``body`` (the items' JSON array)."""
+    async def submit(self, kind: str, collection_id: str, body: bytes, waiting: bool = False) -> str:
+        """The transaction id of the job of ``body`` (its items as JSON); ``waiting``: StdlibTransport.request's."""
         headers = {**self.headers, "ercollectionid": collection_id, "async": "true",
                    "Content-Type": "application/json"}
         while True:
-            answer = await self.transport.request("POST", f"/apollo/er/{kind}", headers, body)
+            answer = await self.transport.request("POST", f"/apollo/er/{kind}", headers, body, waiting=waiting)
             if answer.status == 202:
                 return answer.json()["transactionId"]
             if answer.status != 429:
@@ -349,7 +348,7 @@ async def send(client: Client, model: Model, advance: Callable[[int], None], sum
     # nothing was in a collection this import registered: no item sent there can be unchanged
     client.fresh = {collection_id for collection_id, new in zip(sorted(model.entities), registered) if new}
     started = time.monotonic()
-    sent = await asyncio.gather(*(_submit(client, "entities", collection_id, _jobs(items))
+    sent = await asyncio.gather(*(_submit(client, "entities", collection_id, _jobs(items), waiting=True)
                                   for collection_id, items in sorted(model.entities.items())))
     map_rest()
     entity_jobs = {jobs[0][0]: asyncio.get_running_loop().create_future() for jobs in sent if jobs}
@@ -378,10 +377,11 @@ def _jobs(items: list[dict]) -> list[tuple[list[dict], bytes]]:
     return [(chunk, orjson.dumps(chunk)) for chunk in chunks]
 
 
-async def _submit(client: Client, kind: str, collection_id: str, jobs: list[tuple[list[dict], bytes]]
-                  ) -> list[tuple]:
+async def _submit(client: Client, kind: str, collection_id: str, jobs: list[tuple[list[dict], bytes]],
+                  waiting: bool = False) -> list[tuple]:
     """The collection's jobs of one kind sent: (collection, items, transaction id) each."""
-    transaction_ids = await asyncio.gather(*(client.submit(kind, collection_id, body) for _items, body in jobs))
+    transaction_ids = await asyncio.gather(*(client.submit(kind, collection_id, body, waiting)
+                                             for _items, body in jobs))
     return [(collection_id, items, transaction_id) for (items, _body), transaction_id in zip(jobs, transaction_ids)]
 
 
@@ -455,7 +455,6 @@ async def run_import(path: Path, url: str, token: str, collection: str, catalog:
 
 async def _map_and_send(path: Path, transport: Transport, token: str, catalog: Catalog, collection_of: CollectionOf,
                         show_progress: bool) -> Summary:
-    transport.open_ahead(OPENED_AHEAD)
     started = time.monotonic()
     graph = read_file(path)
     read = time.monotonic()
