@@ -34,7 +34,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Sequence
 
-from storage_plugins.common import Document, StorageError
+from storage_plugins.common import Document, Rows, StorageError
 from storage_plugins.documents import VERSION_FIELD
 CHANGE_KINDS = {"entities": "entity", "relationships": "relationship"}
 VOID = "void"
@@ -200,21 +200,7 @@ class Publishes:
         return sequence
 
 
-class _Rows(Sequence[Document]):
-    """Columns read as a sequence of documents: each row (``_row``) a new document, a slice a list of them."""
-
-    __slots__ = ()
-
-    def __getitem__(self, index):  # an int (a slice: a list of rows)
-        if isinstance(index, slice):
-            return [self._row(position) for position in range(*index.indices(len(self)))]
-        return self._row(index)
-
-    def _row(self, index: int) -> Document:
-        raise NotImplementedError
-
-
-class VersionChanges(_Rows):
+class VersionChanges(Rows[Document]):
     """The changes of publishing versions of one kind (``versioned_changes``), a column per field: a plugin that
     keeps change records as columns (the memory plugin) stores them without a document per change. As a sequence,
     each change is a new document (``kind``, ``id``, ``version``, ``operation``, ``document``, ``time``)."""
@@ -234,7 +220,7 @@ class VersionChanges(_Rows):
                 "operation": self.operations[index], "document": self.documents[index], "time": self.time}
 
 
-class NumberedChanges(_Rows):
+class NumberedChanges(Rows[Document]):
     """``VersionChanges`` as records numbered from ``first`` (``sequences``), with their unique ``keys``: the
     columns stay as they are; as a sequence, each record is a new document (the change's fields, then
     ``sequence`` and ``key``)."""

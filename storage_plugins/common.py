@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence, TypeVar
 
 Document = dict[str, Any]
+Row = TypeVar("Row")
+
+
+class Rows(Sequence[Row]):
+    """Columns read as a sequence: each row (``_row``) a new value, a slice a list of them."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index):  # an int (a slice: a list of rows)
+        if isinstance(index, slice):
+            return [self._row(position) for position in range(*index.indices(len(self)))]
+        return self._row(index)
+
+    def _row(self, index: int) -> Row:
+        raise NotImplementedError
 
 
 def query_text(value: Any, what: str) -> str:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Iterable, NamedTuple, Sequence
 
 from storage_plugins import status_batch
-from storage_plugins.common import Document, DuplicateError
+from storage_plugins.common import Document, DuplicateError, Rows
 from storage_plugins.status_batch import StatusBatch
 
 PAGED = {"find_logs": "_find_logs"}  # the paged read, by the name of its primitive (storage_plugins/documents.py)
@@ -55,14 +55,19 @@ class LogTransition(NamedTuple):
     from_states: tuple[str, ...] = ("Requested", "Processing")
 
     def history_entry(self) -> Document:
-        return {
-            "timestamp": self.at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "unixTimestamp": int(self.at.timestamp() * 1000),
-            "state": self.state,
-        }
+        return history_entry(self.state, self.at)
 
 
-class LogMoves(Sequence[LogTransition]):
+def history_entry(state: str, at: datetime) -> Document:
+    """The ``stateHistory`` entry of a move to ``state`` at ``at``."""
+    return {
+        "timestamp": at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "unixTimestamp": int(at.timestamp() * 1000),
+        "state": state,
+    }
+
+
+class LogMoves(Rows[LogTransition]):
     """Many records moved at one moment from the same states: the columns of their transitions (one record id,
     state and message per record). As a sequence, each is a ``LogTransition``; a plugin may read the columns
     instead (the memory plugin moves a job chunk's records a column at a time), with the same outcome."""
@@ -79,9 +84,7 @@ class LogMoves(Sequence[LogTransition]):
     def __len__(self) -> int:
         return len(self.record_ids)
 
-    def __getitem__(self, index):  # an int (a slice: a list of transitions)
-        if isinstance(index, slice):
-            return [self[position] for position in range(*index.indices(len(self)))]
+    def _row(self, index: int) -> LogTransition:
         return LogTransition(self.record_ids[index], self.states[index], self.messages[index], self.at,
                              self.from_states)
 

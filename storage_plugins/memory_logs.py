@@ -23,7 +23,7 @@ from typing import Iterable, Iterator, Sequence
 from sortedcontainers import SortedKeyList
 
 from storage_plugins.common import Document, DuplicateError
-from storage_plugins.logs import LogMoves, LogQuery, LogStore, LogTransition, transitions_that_move
+from storage_plugins.logs import LogMoves, LogQuery, LogStore, LogTransition, history_entry, transitions_that_move
 from storage_plugins.status_batch import StatusBatch
 
 JOB = "Job"  # the requestObject of a job's own record, which the item counts leave out
@@ -122,9 +122,9 @@ class MemoryLogs(LogStore):
             kept = [index for index, state in enumerate(before) if state in moves.from_states]
             positions, before = [positions[index] for index in kept], [before[index] for index in kept]
             states, messages = [states[index] for index in kept], [messages[index] for index in kept]
-        entries = {state: batch.entry(LogTransition("", state, "", moves.at).history_entry())
-                   for state in dict.fromkeys(states)}
-        _write_moves(batch, positions, states, messages, entries)
+            together = _as_slice(positions)
+        entries = {state: batch.entry(history_entry(state, moves.at)) for state in dict.fromkeys(states)}
+        _write_moves(batch, positions, together, states, messages, entries)
         self._count_moves(collection_id, batch, positions, before, states)
         return len(positions)
 
@@ -194,11 +194,10 @@ def _merged(batches: list[StatusBatch], after: tuple[str, str] | None) -> Iterat
     return ((batch, index) for _, batch, index in merged)
 
 
-def _write_moves(batch: StatusBatch, positions: Sequence[int], states: Sequence[str], messages: Sequence[str],
-                 entries: dict[str, int]) -> None:
+def _write_moves(batch: StatusBatch, positions: Sequence[int], together: slice | None, states: Sequence[str],
+                 messages: Sequence[str], entries: dict[str, int]) -> None:
     """Each record at ``positions`` to its state and message, its history one entry longer: by slices when the
-    positions follow each other (the usual chunk), else one record at a time."""
-    together = _as_slice(positions)
+    positions follow each other (``together``: the usual chunk), else one record at a time."""
     if together is not None:
         batch.states[together] = states
         batch.messages[together] = messages

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Sequence
 
+from erapi.config import JobsConfig
 from erapi.kinds import ENTITIES, Kind
 from erapi.timestamps import utc_timestamp
 from erapi.writes.context import BatchResult, WriteContext, tracker_message
@@ -79,7 +80,7 @@ def item_record_id(transaction_id: str, index: int) -> str:
 # the ends of item record ids (".00000", ".00001", ...), made once each as far as writes have needed them, up to
 # the items of a default-sized job: formatting the index is most of the cost of an id
 _SUFFIXES: list[str] = []
-MOST_SUFFIXES = 10_000
+MOST_SUFFIXES = JobsConfig.max_items
 
 
 def item_record_ids(transaction_id: str, first: int, count: int) -> list[str]:
